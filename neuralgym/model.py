@@ -1,0 +1,142 @@
+"""The world model: an action-conditioned next-frame predictor over the last K frames.
+
+Design (see README, "How the world model works"), shaped by what was measured on a
+2-core CPU: a frozen frame is a strong baseline, so the model must copy what does not
+move pixel-exactly and move what does by the right sub-pixel amount.
+
+* It predicts the *change* from the newest frame; static pixels come out unchanged.
+* Its input is the newest frame plus the K-1 frame differences (scaled up), so the
+  velocity of every edge is an explicit input, not something to infer.
+* Frames are folded 4x4 into channels (pixel unshuffle): a 64x64 frame becomes a
+  16x16 grid whose channels keep every pixel, so edges' sub-pixel intensities survive.
+  A 1/8-resolution path gives the whole-scene context (e.g. the pole's angle).
+* Actions enter as a per-channel scale and shift (FiLM) at both resolutions.
+* Heads on the pooled context: reward, termination logit, and the log of the model's
+  own expected squared error (a drift signal: the "error head").
+
+Shapes: B batch, K context, C channels, H x W frame, A action width.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class WorldModelConfig:
+    height: int = 64
+    width: int = 64
+    channels: int = 1  # 1 grayscale, 3 RGB
+    context: int = 4  # K frames and K actions
+    action_dim: int = 2  # one-hot width (discrete) or box dimension
+    patch: int = 4  # pixel-unshuffle factor: the fine grid is H/patch x W/patch
+    fine_width: int = 24  # channels on the fine grid
+    coarse_width: int = 48  # channels on the coarse grid (fine / 2)
+    diff_scale: float = 8.0  # frame differences are small: scale them up at the input
+
+    def validate(self) -> None:
+        if self.height % (2 * self.patch) or self.width % (2 * self.patch):
+            raise ValueError(f"frame size {self.height}x{self.width} must be divisible by {2 * self.patch}")
+        if self.context < 2:
+            raise ValueError(f"context must be >= 2 (motion lives in the history), got {self.context}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class FiLMResBlock(nn.Module):
+    """x + conv(act(conv(act(x) * (1 + scale) + shift))): a residual block whose
+    activations are modulated by the action embedding."""
+
+    def __init__(self, width: int, cond_dim: int, dilation: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(width, width, 3, padding=dilation, dilation=dilation)
+        self.conv2 = nn.Conv2d(width, width, 3, padding=1)
+        self.film = nn.Linear(cond_dim, 2 * width)
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+        nn.init.zeros_(self.film.weight)
+        nn.init.zeros_(self.film.bias)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.film(cond)[:, :, None, None].chunk(2, dim=1)
+        h = self.conv1(F.gelu(x))
+        h = F.gelu(h * (1 + scale) + shift)
+        return x + self.conv2(h)
+
+
+class WorldModel(nn.Module):
+    """Next frame, reward, termination and expected error from K frames and K actions."""
+
+    def __init__(self, config: WorldModelConfig):
+        super().__init__()
+        config.validate()
+        self.config = c = config
+        in_ch = c.channels * c.context * c.patch * c.patch
+        cond = 64
+        self.action_embed = nn.Sequential(nn.Linear(c.context * c.action_dim, cond), nn.GELU(), nn.Linear(cond, cond))
+        self.inp = nn.Conv2d(in_ch, c.fine_width, 1)
+        self.fine_in = FiLMResBlock(c.fine_width, cond)
+        self.down = nn.Conv2d(c.fine_width, c.coarse_width, 3, stride=2, padding=1)
+        self.coarse1 = FiLMResBlock(c.coarse_width, cond, dilation=1)
+        self.coarse2 = FiLMResBlock(c.coarse_width, cond, dilation=2)
+        self.up = nn.Conv2d(c.coarse_width, c.fine_width, 1)
+        self.fine_out = FiLMResBlock(c.fine_width, cond)
+        self.out = nn.Conv2d(c.fine_width, c.channels * c.patch * c.patch, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+        head_in = 2 * c.coarse_width + cond
+        self.heads = nn.Sequential(nn.Linear(head_in, 64), nn.GELU(), nn.Linear(64, 3))  # reward, term logit, log err
+
+    def features(self, frames: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """frames (B, K, C, H, W) in [0, 1]; actions (B, K, A). Returns the fine grid
+        (B, Wf, H/p, W/p), the coarse grid (B, Wc, H/2p, W/2p) and the action code (B, 64)."""
+        c = self.config
+        last = frames[:, -1]  # (B, C, H, W)
+        diffs = (frames[:, 1:] - frames[:, :-1]).flatten(1, 2) * c.diff_scale  # (B, (K-1)C, H, W)
+        x = torch.cat([last, diffs], dim=1)  # (B, KC, H, W)
+        x = F.pixel_unshuffle(x, c.patch)  # (B, KC p^2, H/p, W/p)
+        cond = self.action_embed(actions.flatten(1))  # (B, 64)
+        fine = self.fine_in(self.inp(x), cond)
+        coarse = self.coarse2(self.coarse1(self.down(fine), cond), cond)
+        return fine, coarse, cond
+
+    def forward(self, frames: torch.Tensor, actions: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Returns ``frame`` (B, C, H, W) in [0, 1] (not yet rounded to 8 bits),
+        ``reward`` (B,), ``term_logit`` (B,), ``log_err`` (B,)."""
+        c = self.config
+        fine, coarse, cond = self.features(frames, actions)
+        fine = fine + F.interpolate(self.up(coarse), scale_factor=2, mode="nearest")
+        fine = self.fine_out(fine, cond)
+        delta = F.pixel_shuffle(self.out(F.gelu(fine)), c.patch)  # (B, C, H, W)
+        frame = (frames[:, -1] + delta).clamp(0.0, 1.0)
+        pooled = torch.cat([coarse.mean(dim=(2, 3)), coarse.amax(dim=(2, 3)), cond], dim=1)
+        reward, term_logit, log_err = self.heads(pooled).unbind(dim=1)
+        return {"frame": frame, "reward": reward, "term_logit": term_logit, "log_err": log_err}
+
+    def encode(self, frames: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Flat features of a frame history, for agents (the latent observation mode)."""
+        _, coarse, _ = self.features(frames, actions)
+        return F.adaptive_avg_pool2d(coarse, 4).flatten(1)
+
+
+def quantize(frame: torch.Tensor) -> torch.Tensor:
+    """Round to the 8-bit grid; gradients pass straight through (for training on rollouts)."""
+    return frame + (torch.round(frame * 255.0) / 255.0 - frame).detach()
+
+
+def count_flops(model: WorldModel, batch: int = 1) -> int:
+    """FLOPs of one forward pass per predicted frame, counted by torch's flop counter."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    c = model.config
+    frames = torch.zeros(batch, c.context, c.channels, c.height, c.width)
+    actions = torch.zeros(batch, c.context, c.action_dim)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(frames, actions)
+    return math.ceil(counter.get_total_flops() / batch)

@@ -1,0 +1,136 @@
+"""The real source env seen through a world's preprocessing (``neuralgym/<World>-real-v0``).
+
+Its observation and action spaces are exactly the dream's, so an agent trained in the
+dream runs here unchanged, and ``neuralgym eval`` can run both in lockstep.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import cv2
+import gymnasium as gym
+import numpy as np
+
+from neuralgym.spec import PreprocessSpec, WorldSpec, get_spec
+from neuralgym.spaces import action_space_for, observation_space_for, to_source_action, validate_action
+
+
+def preprocess_frame(frame: np.ndarray, pp: PreprocessSpec) -> np.ndarray:
+    """Crop, resize (area-averaged, so sub-pixel positions survive as edge intensities)
+    and convert colour. Returns a new uint8 array of shape (H, W, C)."""
+    if frame.ndim != 3 or frame.shape[2] != 3:
+        raise ValueError(f"expected an RGB source frame (H, W, 3), got shape {frame.shape}")
+    if pp.crop is not None:
+        top, bottom, left, right = pp.crop
+        frame = frame[top:bottom, left:right]
+    h, w = pp.size
+    out = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
+    if pp.grayscale:
+        out = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)[:, :, None]
+    return np.ascontiguousarray(out, dtype=np.uint8)
+
+
+class RealWorldEnv(gym.Env):
+    """The source Gymnasium env with the world's preprocessing, frame skip and action set.
+
+    ## Observation space
+    ``Box(0, 255, (H, W, C), uint8)``: the preprocessed frame, the same as the dream's.
+
+    ## Action space
+    The world's own (``Discrete(n)`` mapped to the spec's source actions, or ``Box``).
+
+    ## Rewards, episode end
+    The source env's rewards (summed over skipped frames), its termination, and
+    truncation at the spec's ``max_steps`` (or the source env's own limit).
+
+    ## Arguments
+    ``world``: spec key or name; ``render_mode``: ``"rgb_array"`` or ``"human"``.
+    Extra keyword arguments (``weights``, ``device``, ``drift_policy``) are accepted
+    and ignored so that dream and real ids take the same arguments.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": ["rgb_array", "human"], "render_fps": 30}
+
+    def __init__(self, world: str | WorldSpec = "cartpole", render_mode: str | None = None, **_ignored: Any):
+        self.spec_world = world if isinstance(world, WorldSpec) else get_spec(world)
+        spec = self.spec_world
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+        self.render_mode = render_mode
+        self.metadata = {**self.metadata, "render_fps": spec.play.render_fps}
+        kwargs = dict(spec.source_kwargs)
+        if spec.preprocess.frame_source == "render":
+            kwargs["render_mode"] = "rgb_array"
+        self._source = gym.make(spec.source_id, max_episode_steps=10**9, **kwargs)
+        self.observation_space = observation_space_for(spec)
+        self.action_space = action_space_for(spec)
+        self.context_length = spec.context_length
+        self._obs: np.ndarray | None = None
+        self._t = 0
+        self._viewer = None
+
+    @property
+    def source(self) -> gym.Env:
+        """The wrapped source env (its ``unwrapped`` holds the true state)."""
+        return self._source
+
+    def _frame(self, source_obs: Any) -> np.ndarray:
+        pp = self.spec_world.preprocess
+        raw = self._source.render() if pp.frame_source == "render" else source_obs
+        return preprocess_frame(np.asarray(raw), pp)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        source_seed = int(self.np_random.integers(0, 2**31 - 1))
+        obs, info = self._source.reset(seed=source_seed)
+        self._t = 0
+        self._obs = self._frame(obs)
+        if self.render_mode == "human":
+            self.render()
+        return self._obs.copy(), {"drift": 0.0, "dream_step": 0, "drift_reset": False}
+
+    def step(self, action: Any):
+        if self._obs is None:
+            raise RuntimeError("step() called before reset()")
+        action = validate_action(self.action_space, action)
+        source_action = to_source_action(self.spec_world, action)
+        total = 0.0
+        terminated = truncated = False
+        obs = None
+        for _ in range(self.spec_world.preprocess.frame_skip):
+            obs, reward, terminated, truncated, _ = self._source.step(source_action)
+            total += float(reward)
+            if terminated or truncated:
+                break
+        self._t += 1
+        self._obs = self._frame(obs)
+        truncated = bool(truncated) or self._t >= self.spec_world.max_episode_steps
+        if self.render_mode == "human":
+            self.render()
+        info = {"drift": 0.0, "dream_step": 0, "drift_reset": False}
+        return self._obs.copy(), total, bool(terminated), truncated, info
+
+    def render(self) -> np.ndarray | None:
+        if self._obs is None:
+            raise RuntimeError("render() called before reset()")
+        frame = np.repeat(self._obs, 3, axis=2) if self._obs.shape[2] == 1 else self._obs.copy()
+        if self.render_mode == "human":
+            from neuralgym.viewer import Viewer
+
+            if self._viewer is None:
+                self._viewer = Viewer(f"{self.spec_world.name} (real)", frame.shape[:2])
+            self._viewer.show(frame, self.metadata["render_fps"])
+            return None
+        return frame
+
+    def get_keys_to_action(self) -> dict[tuple[int, ...], Any]:
+        from neuralgym.keys import keys_to_action
+
+        return keys_to_action(self.spec_world)
+
+    def close(self) -> None:
+        if self._viewer is not None:
+            self._viewer.close()
+            self._viewer = None
+        self._source.close()

@@ -1,0 +1,287 @@
+"""World specs: the declarative ``envs/<world>.toml`` files, loaded and validated.
+
+A spec says everything that is world-specific: which real env to model, how its
+frames are preprocessed, the action set, the context length K, play keys, drift
+defaults and the weights file. Nothing else in the pipeline special-cases a world.
+"""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def _data_dir(name: str) -> Path:
+    """``envs/`` and ``weights/`` sit at the repo root in a checkout and inside the
+    package (``neuralgym/_data/``) in an installed wheel."""
+    installed = PACKAGE_DIR / "_data" / name
+    if installed.is_dir():
+        return installed
+    return PACKAGE_DIR.parent / name
+
+
+ENVS_DIR = _data_dir("envs")
+WEIGHTS_DIR = _data_dir("weights")
+
+
+class SpecError(ValueError):
+    """A world spec is missing a field or has a value of the wrong kind."""
+
+
+@dataclass(frozen=True)
+class PreprocessSpec:
+    """How a source frame becomes an observation: crop, resize, colour, frame skip."""
+
+    crop: tuple[int, int, int, int] | None = None  # top, bottom, left, right (source pixels)
+    size: tuple[int, int] = (64, 64)  # height, width
+    grayscale: bool = False
+    frame_skip: int = 1
+    frame_source: str = "render"  # "render": env.render(); "observation": the obs is the frame
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.grayscale else 3
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """The world's action space: ``discrete`` (an index into ``values``) or ``box``."""
+
+    kind: str  # "discrete" | "box"
+    values: tuple[Any, ...] = ()  # discrete: source-env action for each index
+    names: tuple[str, ...] = ()
+    low: tuple[float, ...] = ()  # box
+    high: tuple[float, ...] = ()
+    noop: Any = 0  # what play sends when no key is held
+
+    @property
+    def n(self) -> int:
+        """Discrete: number of actions. Box: dimension."""
+        return len(self.values) if self.kind == "discrete" else len(self.low)
+
+    @property
+    def model_dim(self) -> int:
+        """Width of the action vector the model sees (one-hot or the box vector)."""
+        return self.n
+
+
+@dataclass(frozen=True)
+class DriftSpec:
+    """Defaults of the drift-reset policy (see ``neuralgym.drift``)."""
+
+    policy: str = "truncate"  # "none" | "truncate" | "reanchor"
+    threshold: float = float("inf")
+    max_horizon: int = 0  # 0: no horizon cap
+    hysteresis: int = 2  # consecutive steps above threshold before acting
+
+
+@dataclass(frozen=True)
+class PlaySpec:
+    render_fps: int = 30
+    keymap: dict[str, Any] = field(default_factory=dict)  # key name (or "a+b" combo) -> action
+
+
+@dataclass(frozen=True)
+class WorldSpec:
+    """One world, as declared in ``envs/<key>.toml``."""
+
+    key: str  # file stem, lower case: "cartpole"
+    name: str  # CamelCase id part: "CartPole"
+    source_id: str
+    source_kwargs: dict[str, Any]
+    preprocess: PreprocessSpec
+    actions: ActionSpec
+    context_length: int
+    max_episode_steps: int
+    play: PlaySpec
+    drift: DriftSpec
+    weights_file: str
+    collect_policy: str = "random"
+    path: Path | None = None
+
+    @property
+    def obs_shape(self) -> tuple[int, int, int]:
+        h, w = self.preprocess.size
+        return (h, w, self.preprocess.channels)
+
+    @property
+    def dream_id(self) -> str:
+        return f"neuralgym/{self.name}-v0"
+
+    @property
+    def real_id(self) -> str:
+        return f"neuralgym/{self.name}-real-v0"
+
+    @property
+    def weights_path(self) -> Path:
+        return WEIGHTS_DIR / self.weights_file
+
+
+def _get(table: dict, key: str, kind: type | tuple[type, ...], where: str, default: Any = ...) -> Any:
+    if key not in table:
+        if default is ...:
+            raise SpecError(f"{where}: missing required field '{key}'")
+        return default
+    value = table[key]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float)):
+        name = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise SpecError(f"{where}: field '{key}' must be {name}, got {value!r}")
+    return value
+
+
+def _int_tuple(value: Any, n: int, where: str, key: str) -> tuple[int, ...]:
+    if not isinstance(value, list) or len(value) != n or not all(isinstance(v, int) for v in value):
+        raise SpecError(f"{where}: field '{key}' must be a list of {n} integers, got {value!r}")
+    return tuple(value)
+
+
+def parse_spec(data: dict[str, Any], key: str, path: Path | None = None) -> WorldSpec:
+    """Validate a parsed TOML table and build a :class:`WorldSpec`."""
+    where = str(path or key)
+    name = _get(data, "name", str, where)
+    if not name.isidentifier() or not name[0].isupper():
+        raise SpecError(f"{where}: 'name' must be a CamelCase identifier, got {name!r}")
+
+    src = _get(data, "source", dict, where)
+    source_id = _get(src, "id", str, f"{where} [source]")
+    source_kwargs = _get(src, "kwargs", dict, f"{where} [source]", {})
+
+    pp = _get(data, "preprocess", dict, where, {})
+    w = f"{where} [preprocess]"
+    crop = pp.get("crop")
+    crop_t = _int_tuple(crop, 4, w, "crop") if crop is not None else None
+    if crop_t is not None and (crop_t[0] >= crop_t[1] or crop_t[2] >= crop_t[3] or min(crop_t) < 0):
+        raise SpecError(f"{w}: 'crop' must be [top, bottom, left, right] with top<bottom, left<right")
+    size = _int_tuple(pp.get("size", [64, 64]), 2, w, "size")
+    if min(size) < 36:
+        raise SpecError(f"{w}: 'size' must be at least 36x36 (SB3's CnnPolicy minimum), got {size}")
+    frame_skip = _get(pp, "frame_skip", int, w, 1)
+    if frame_skip < 1:
+        raise SpecError(f"{w}: 'frame_skip' must be >= 1, got {frame_skip}")
+    frame_source = _get(pp, "frame_source", str, w, "render")
+    if frame_source not in ("render", "observation"):
+        raise SpecError(f"{w}: 'frame_source' must be 'render' or 'observation', got {frame_source!r}")
+    preprocess = PreprocessSpec(
+        crop=crop_t,
+        size=(size[0], size[1]),
+        grayscale=_get(pp, "grayscale", bool, w, False),
+        frame_skip=frame_skip,
+        frame_source=frame_source,
+    )
+
+    act = _get(data, "actions", dict, where)
+    w = f"{where} [actions]"
+    kind = _get(act, "kind", str, w)
+    if kind == "discrete":
+        values = _get(act, "values", list, w)
+        if not values:
+            raise SpecError(f"{w}: 'values' must list at least one source action")
+        names = tuple(_get(act, "names", list, w, [str(v) for v in values]))
+        if len(names) != len(values):
+            raise SpecError(f"{w}: 'names' must have one entry per value ({len(values)})")
+        noop = _get(act, "noop", int, w, 0)
+        if not 0 <= noop < len(values):
+            raise SpecError(f"{w}: 'noop' must be an index in [0, {len(values)}), got {noop}")
+        actions = ActionSpec(kind="discrete", values=tuple(values), names=names, noop=noop)
+    elif kind == "box":
+        low = tuple(float(v) for v in _get(act, "low", list, w))
+        high = tuple(float(v) for v in _get(act, "high", list, w))
+        if len(low) != len(high) or not low or any(lo >= hi for lo, hi in zip(low, high)):
+            raise SpecError(f"{w}: 'low' and 'high' must be equal-length lists with low < high")
+        noop = tuple(float(v) for v in _get(act, "noop", list, w, [0.0] * len(low)))
+        if len(noop) != len(low):
+            raise SpecError(f"{w}: 'noop' must have {len(low)} entries")
+        names = tuple(_get(act, "names", list, w, [f"a{i}" for i in range(len(low))]))
+        actions = ActionSpec(kind="box", low=low, high=high, noop=noop, names=names)
+    else:
+        raise SpecError(f"{w}: 'kind' must be 'discrete' or 'box', got {kind!r}")
+
+    model = _get(data, "model", dict, where, {})
+    k = _get(model, "context_length", int, f"{where} [model]", 4)
+    if not 2 <= k <= 32:
+        raise SpecError(f"{where} [model]: 'context_length' must be in [2, 32], got {k}")
+
+    episode = _get(data, "episode", dict, where, {})
+    max_steps = _get(episode, "max_steps", int, f"{where} [episode]", 1000)
+    if max_steps < 1:
+        raise SpecError(f"{where} [episode]: 'max_steps' must be >= 1")
+
+    play = _get(data, "play", dict, where, {})
+    fps = _get(play, "render_fps", int, f"{where} [play]", 30)
+    if fps < 1:
+        raise SpecError(f"{where} [play]: 'render_fps' must be >= 1")
+    keymap = _get(play, "keymap", dict, f"{where} [play]", {})
+
+    drift = _get(data, "drift", dict, where, {})
+    w = f"{where} [drift]"
+    policy = _get(drift, "policy", str, w, "truncate")
+    if policy not in ("none", "truncate", "reanchor"):
+        raise SpecError(f"{w}: 'policy' must be 'none', 'truncate' or 'reanchor', got {policy!r}")
+    drift_spec = DriftSpec(
+        policy=policy,
+        threshold=_get(drift, "threshold", float, w, float("inf")),
+        max_horizon=_get(drift, "max_horizon", int, w, 0),
+        hysteresis=_get(drift, "hysteresis", int, w, 2),
+    )
+
+    weights = _get(data, "weights", dict, where, {})
+    weights_file = _get(weights, "file", str, f"{where} [weights]", f"{key}.safetensors")
+    collect = _get(data, "collect", dict, where, {})
+    collect_policy = _get(collect, "policy", str, f"{where} [collect]", "random")
+
+    return WorldSpec(
+        key=key,
+        name=name,
+        source_id=source_id,
+        source_kwargs=source_kwargs,
+        preprocess=preprocess,
+        actions=actions,
+        context_length=k,
+        max_episode_steps=max_steps,
+        play=PlaySpec(render_fps=fps, keymap=keymap),
+        drift=drift_spec,
+        weights_file=weights_file,
+        collect_policy=collect_policy,
+        path=path,
+    )
+
+
+def load_spec(path: str | Path) -> WorldSpec:
+    """Load one spec file; raises :class:`SpecError` naming the file and the field."""
+    path = Path(path)
+    if not path.is_file():
+        raise SpecError(f"no world spec at {path}")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as e:
+        raise SpecError(f"{path}: not valid TOML: {e}") from e
+    return parse_spec(data, path.stem.lower(), path)
+
+
+def all_specs(envs_dir: Path | None = None) -> dict[str, WorldSpec]:
+    """Every spec in ``envs/``, keyed by its lower-case file stem."""
+    envs_dir = envs_dir or ENVS_DIR
+    return {p.stem.lower(): load_spec(p) for p in sorted(envs_dir.glob("*.toml"))}
+
+
+def get_spec(world: str) -> WorldSpec:
+    """Look a world up by key (``cartpole``), name (``CartPole``) or id."""
+    specs = all_specs()
+    w = world.split("/")[-1].removesuffix("-v0").removesuffix("-real").lower()
+    if w in specs:
+        return specs[w]
+    for spec in specs.values():
+        if spec.name.lower() == w:
+            return spec
+    raise ValueError(f"unknown world {world!r}; expected one of {sorted(specs)}")

@@ -1,0 +1,314 @@
+"""Training a world: rollouts on the model's own predictions, checkpoints, resume, DDP.
+
+One trainer serves a single process and ``torchrun`` alike: under torchrun it joins
+the process group (gloo on CPU, nccl on CUDA), wraps the model in DDP and takes its
+slice of every global batch (see :mod:`neuralgym.windows`); only rank 0 writes logs,
+checkpoints and weights.
+
+The loss follows the anchors: the model is rolled out on its own 8-bit-rounded
+predictions for ``rollout`` steps (growing during training) with gradients through
+the whole rollout, so it learns to live with its own errors; the frame loss is
+scaled so that "nothing moves" costs 1.0; termination is up-weighted because in
+tasks like CartPole the whole return is decided by it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+
+from neuralgym.data import Episode, atomic_write_bytes, load_dataset
+from neuralgym.model import WorldModel, WorldModelConfig, count_flops, quantize
+from neuralgym.spec import WorldSpec
+from neuralgym.weights import save_world
+from neuralgym.windows import Batch, EpochSampler, WindowDataset
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 6000
+    batch_size: int = 32  # global, across all ranks
+    lr: float = 1.5e-3
+    weight_decay: float = 1e-4
+    warmup: int = 200
+    rollout_start: int = 1  # rollout length at step 0 ...
+    rollout_max: int = 8  # ... growing linearly to this by ``rollout_ramp`` of the run
+    rollout_ramp: float = 0.5
+    term_pos_weight: float = 10.0  # rare termination events weigh this much more
+    head_weight: float = 0.1
+    seed: int = 0
+    val_fraction: float = 0.05
+    checkpoint_every: int = 250
+    eval_every: int = 500
+    bank_starts: int = 256
+    bank_anchors: int = 256
+    device: str = "auto"
+    threads: int = 0  # 0: torch's default
+    model: WorldModelConfig = field(default_factory=WorldModelConfig)
+
+    def rollout(self, step: int) -> int:
+        frac = min(1.0, step / max(1.0, self.rollout_ramp * self.steps))
+        return int(round(self.rollout_start + frac * (self.rollout_max - self.rollout_start)))
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` picks CUDA when present; an unknown name is a ValueError."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cpu" or device.startswith("cuda"):
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} requested but CUDA is not available; use 'cpu' or 'auto'")
+        return torch.device(device)
+    raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
+
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def init_distributed(device: torch.device) -> Dist:
+    """Join torchrun's process group when launched by it; otherwise a single process."""
+    if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return Dist()
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if not dist.is_initialized():
+        dist.init_process_group(backend, timeout=timedelta(seconds=int(os.environ.get("NEURALGYM_DIST_TIMEOUT", "300"))))
+    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def rollout_loss(model: torch.nn.Module, batch: Batch, rollout: int, k: int, frame_norm: float,
+                 cfg: TrainConfig, global_batch: int) -> tuple[torch.Tensor, dict[str, float]]:
+    """Roll the model out on its own predictions for ``rollout`` steps and sum the losses.
+
+    Losses are summed and divided by constants (the global batch and the rollout), not
+    by per-rank statistics, so DDP's gradient average equals the single-process one."""
+    ctx = batch.frames[:, :k]
+    denom = float(global_batch * rollout)
+    pos_weight = torch.tensor(cfg.term_pos_weight, device=ctx.device)
+    frame_l = term_l = rew_l = err_l = torch.zeros((), device=ctx.device)
+    for r in range(rollout):
+        out = model(ctx, batch.actions[:, r : r + k])
+        pred = quantize(out["frame"])
+        target = batch.frames[:, k + r]
+        m = batch.mask[:, r]
+        se = (pred - target).pow(2).mean(dim=(1, 2, 3))  # (B,)
+        frame_l = frame_l + (se * m).sum() / frame_norm
+        bce = F.binary_cross_entropy_with_logits(out["term_logit"], batch.terminated[:, r], pos_weight=pos_weight, reduction="none")
+        term_l = term_l + (bce * m).sum()
+        rew_l = rew_l + ((out["reward"] - batch.rewards[:, r]).pow(2) * m).sum()
+        err_l = err_l + ((out["log_err"] - torch.log(se.detach() + 1e-7)).pow(2) * m).sum()
+        ctx = torch.cat([ctx[:, 1:], pred[:, None]], dim=1)
+    loss = (frame_l + cfg.head_weight * (term_l + rew_l + err_l)) / denom
+    stats = {"frame": frame_l.item() / denom, "term": term_l.item() / denom, "reward": rew_l.item() / denom,
+             "err": err_l.item() / denom}
+    return loss, stats
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB per sample between frames in [0, 1] (computed on the 8-bit grid), capped at 100 dB."""
+    a8, b8 = torch.round(a * 255.0), torch.round(b * 255.0)
+    mse = (a8 - b8).pow(2).flatten(1).mean(dim=1)
+    return (10.0 * torch.log10(255.0**2 / mse.clamp(min=1e-10))).clamp(max=100.0)
+
+
+@torch.no_grad()
+def validate(model: WorldModel, ds: WindowDataset, horizons: tuple[int, ...] = (1, 5, 10, 25), n: int = 128,
+             seed: int = 0, device: torch.device = torch.device("cpu")) -> dict[str, float]:
+    """Open-loop rollouts on held-out episodes from K real frames with the recorded
+    actions: PSNR per horizon, for the model and for "nothing moves"."""
+    h_max = max(horizons)
+    k = ds.k
+    # starts with K real frames (past the padding) and h_max real steps ahead
+    ok = np.nonzero((ds.starts + k - 1 + h_max <= ds.ends) & (np.arange(len(ds)) >= 0))[0]
+    ok = ok[np.isin(ds.starts[ok] - (k - 1), ds.starts)]  # the window's first frame is a real frame
+    if len(ok) == 0:
+        return {}
+    ids = np.random.default_rng(seed).choice(ok, size=min(n, len(ok)), replace=False)
+    b = ds.batch(ids, h_max).to(device)
+    ctx = b.frames[:, :k]
+    out: dict[str, float] = {}
+    for r in range(h_max):
+        pred = torch.round(model(ctx, b.actions[:, r : r + k])["frame"] * 255.0) / 255.0
+        ctx = torch.cat([ctx[:, 1:], pred[:, None]], dim=1)
+        h = r + 1
+        if h in horizons:
+            target = b.frames[:, k - 1 + h]
+            p = psnr(pred, target).mean().item()
+            f = psnr(b.frames[:, k - 1], target).mean().item()
+            out[f"psnr@{h}"], out[f"frozen@{h}"], out[f"gain@{h}"] = p, f, p - f
+    return out
+
+
+def split_episodes(episodes: list[Episode], fraction: float, seed: int) -> tuple[list[Episode], list[Episode]]:
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(episodes))
+    n_val = max(1, int(round(fraction * len(episodes)))) if len(episodes) > 1 else 0
+    val = [episodes[i] for i in order[:n_val]]
+    train = [episodes[i] for i in order[n_val:]]
+    return train, val
+
+
+def build_banks(episodes: list[Episode], spec: WorldSpec, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Real reset frames (start bank) and real mid-episode K-frame windows (anchor bank)."""
+    from neuralgym.spaces import encode_actions
+
+    rng = np.random.default_rng(cfg.seed + 1)
+    k = spec.context_length
+    idx = rng.choice(len(episodes), size=min(cfg.bank_starts, len(episodes)), replace=False)
+    starts = np.stack([episodes[i].frames[0] for i in idx])
+    long_eps = [e for e in episodes if len(e) >= k]
+    frames, actions = [], []
+    for _ in range(cfg.bank_anchors if long_eps else 0):
+        e = long_eps[rng.integers(len(long_eps))]
+        t = int(rng.integers(0, len(e) - k + 2))
+        frames.append(e.frames[t : t + k])
+        actions.append(encode_actions(spec, e.actions[t : t + k - 1]))
+    h, w, c = spec.obs_shape
+    a = spec.actions.model_dim
+    anchor_frames = np.stack(frames) if frames else np.zeros((0, k, h, w, c), np.uint8)
+    anchor_actions = np.stack(actions).astype(np.float32) if actions else np.zeros((0, k - 1, a), np.float32)
+    return starts, anchor_frames, anchor_actions
+
+
+def save_checkpoint(path: Path, model: WorldModel, opt: torch.optim.Optimizer, step: int, sampler: EpochSampler,
+                    cfg: TrainConfig, extra: dict[str, Any]) -> None:
+    """Atomic; loaded with ``torch.load(weights_only=True)``, so no pickled code runs."""
+    state = {
+        "model": model.state_dict(),
+        "optimizer": opt.state_dict(),
+        "step": step,
+        "sampler": sampler.state(),
+        "torch_rng": torch.get_rng_state(),
+        "config": json.dumps(asdict(cfg)),
+        "extra": json.dumps(extra),
+    }
+    atomic_write_bytes(path, lambda f: torch.save(state, f))
+
+
+def train(spec: WorldSpec, data_dir: Path, out: Path, run_dir: Path, cfg: TrainConfig, resume: bool = False,
+          progress: bool = True) -> dict[str, Any]:
+    """Train a world on the episodes in ``data_dir``; write ``out`` (safetensors) at the end."""
+    from tqdm import tqdm
+
+    device = resolve_device(cfg.device)
+    ddp = init_distributed(device)
+    if device.type == "cuda":
+        device = torch.device("cuda", ddp.local_rank)
+        torch.cuda.set_device(device)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    if cfg.batch_size % ddp.world_size:
+        raise ValueError(f"batch size {cfg.batch_size} must be divisible by the number of processes {ddp.world_size}")
+    torch.manual_seed(cfg.seed)
+
+    episodes = load_dataset(data_dir, spec)
+    train_eps, val_eps = split_episodes(episodes, cfg.val_fraction, cfg.seed)
+    train_ds = WindowDataset(train_eps, spec)
+    val_ds = WindowDataset(val_eps, spec) if val_eps else None
+    # "nothing moves" one-step MSE over the data: the frame loss is in units of it
+    f = train_ds.frames[train_ds.starts + spec.context_length - 1].float()
+    g = train_ds.frames[np.minimum(train_ds.starts + spec.context_length, train_ds.ends)].float()
+    frame_norm = float(((f - g) / 255.0).pow(2).mean().clamp(min=1e-8))
+
+    mcfg = WorldModelConfig(**{**asdict(cfg.model), "height": spec.obs_shape[0], "width": spec.obs_shape[1],
+                               "channels": spec.obs_shape[2], "context": spec.context_length,
+                               "action_dim": spec.actions.model_dim})
+    model = WorldModel(mcfg).to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    run_dir = Path(run_dir)
+    ckpt_path = run_dir / "checkpoint.pt"
+    step, sampler_state = 0, {"epoch": 0, "position": 0}
+    if resume and ckpt_path.is_file():
+        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        step, sampler_state = int(state["step"]), state["sampler"]
+        torch.set_rng_state(state["torch_rng"])
+    elif resume and ddp.main:
+        print(f"no checkpoint at {ckpt_path}; starting from scratch")
+    sampler = EpochSampler(len(train_ds), cfg.seed, ddp.rank, ddp.world_size, **sampler_state)
+    net: torch.nn.Module = model
+    if ddp.world_size > 1:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+    writer = None
+    if ddp.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(run_dir / "tb"))
+    flops = count_flops(WorldModel(mcfg))
+    t0, samples = time.time(), 0
+    bar = tqdm(total=cfg.steps, initial=step, disable=not (progress and ddp.main), desc=f"train {spec.key}", unit="step")
+    last_val: dict[str, float] = {}
+
+    def lr_at(s: int) -> float:
+        if s < cfg.warmup:
+            return cfg.lr * (s + 1) / cfg.warmup
+        p = (s - cfg.warmup) / max(1, cfg.steps - cfg.warmup)
+        return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
+
+    model.train()
+    while step < cfg.steps:
+        rollout = cfg.rollout(step)
+        ids = sampler.next(cfg.batch_size)
+        batch = train_ds.batch(ids, rollout).to(device)
+        for g_ in opt.param_groups:
+            g_["lr"] = lr_at(step)
+        loss, stats = rollout_loss(net, batch, rollout, spec.context_length, frame_norm, cfg, cfg.batch_size)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower --lr or check the data")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        step += 1
+        samples += len(ids) * rollout * ddp.world_size
+        bar.update(1)
+        if ddp.main:
+            bar.set_postfix(loss=f"{loss.item():.3f}", R=rollout)
+            if step % 20 == 0:
+                writer.add_scalar("loss/total", loss.item(), step)
+                for k_, v in stats.items():
+                    writer.add_scalar(f"loss/{k_}", v, step)
+                writer.add_scalar("train/rollout", rollout, step)
+                writer.add_scalar("train/samples_per_s", samples / (time.time() - t0), step)
+            if val_ds is not None and (step % cfg.eval_every == 0 or step == cfg.steps):
+                model.eval()
+                last_val = validate(model, val_ds, device=device)
+                model.train()
+                for k_, v in last_val.items():
+                    writer.add_scalar(f"val/{k_}", v, step)
+                bar.write(f"step {step}: " + " ".join(f"{k_}={v:.2f}" for k_, v in last_val.items()))
+            if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+                save_checkpoint(ckpt_path, model, opt, step, sampler, cfg, {"world": spec.key})
+    bar.close()
+    elapsed = time.time() - t0
+    result: dict[str, Any] = {"steps": step, "seconds": elapsed, "samples_per_s": samples / max(elapsed, 1e-9),
+                              "flops_per_frame": flops, "world_size": ddp.world_size, **last_val}
+    if ddp.main:
+        starts, anchor_frames, anchor_actions = build_banks(episodes, spec, cfg)
+        save_world(Path(out), model, spec, starts, anchor_frames, anchor_actions,
+                   info={"train": {**asdict(cfg), "model": None}, "result": result})
+        writer.close()
+    if ddp.world_size > 1:
+        dist.barrier()
+    return result

@@ -1,0 +1,117 @@
+"""Shipped worlds: model weights, config and start banks in one safetensors file.
+
+No pickle anywhere: tensors are safetensors, everything else is JSON in its metadata.
+The file holds
+* ``model.*``: the :class:`~neuralgym.model.WorldModel` state dict,
+* ``bank.starts`` (N, H, W, C) uint8: real reset frames (the dream's start contexts),
+* ``bank.frames`` (M, K, H, W, C) uint8 and ``bank.actions`` (M, K-1, A) float32: real
+  mid-episode context windows (what a drift re-anchor swaps in),
+and metadata ``neuralgym.world``, ``neuralgym.config`` (JSON), ``neuralgym.info`` (JSON).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from neuralgym.model import WorldModel, WorldModelConfig
+from neuralgym.spec import WorldSpec
+
+
+class WeightsError(ValueError):
+    """A weights file is missing, corrupt, or made for another world or model shape."""
+
+
+@dataclass
+class World:
+    """A loaded world: the model (in eval mode) and its banks of real contexts."""
+
+    model: WorldModel
+    starts: np.ndarray  # (N, H, W, C) uint8
+    anchor_frames: np.ndarray  # (M, K, H, W, C) uint8
+    anchor_actions: np.ndarray  # (M, K-1, A) float32
+    info: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None
+
+
+def save_world(path: Path, model: WorldModel, spec: WorldSpec, starts: np.ndarray, anchor_frames: np.ndarray,
+               anchor_actions: np.ndarray, info: dict[str, Any] | None = None) -> None:
+    """Write atomically: a crash leaves the previous file intact."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    tensors["bank.starts"] = torch.from_numpy(np.ascontiguousarray(starts, dtype=np.uint8))
+    tensors["bank.frames"] = torch.from_numpy(np.ascontiguousarray(anchor_frames, dtype=np.uint8))
+    tensors["bank.actions"] = torch.from_numpy(np.ascontiguousarray(anchor_actions, dtype=np.float32))
+    metadata = {
+        "neuralgym.world": spec.key,
+        "neuralgym.config": json.dumps(model.config.to_dict()),
+        "neuralgym.info": json.dumps(info or {}),
+        "format": "pt",
+    }
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        save_file(tensors, str(tmp), metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return dict(f.metadata() or {})
+    except (SafetensorError, OSError, ValueError) as e:
+        raise WeightsError(f"{path}: not a readable safetensors file ({e})") from e
+
+
+def load_world(path: str | Path, spec: WorldSpec, device: torch.device | str = "cpu") -> World:
+    """Load and check a world file against ``spec``; raise :class:`WeightsError` naming the file and the mismatch."""
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"weights file {path} does not exist (world {spec.key!r}); train one with "
+                           f"`neuralgym train {spec.key} --data DIR`")
+    meta = read_metadata(path)
+    world = meta.get("neuralgym.world")
+    if world != spec.key:
+        raise WeightsError(f"{path}: weights are for world {world!r}, expected {spec.key!r}")
+    try:
+        config = WorldModelConfig(**json.loads(meta["neuralgym.config"]))
+        info = json.loads(meta.get("neuralgym.info", "{}"))
+    except (KeyError, TypeError, json.JSONDecodeError) as e:
+        raise WeightsError(f"{path}: missing or invalid model config in metadata ({e})") from e
+    expected = (spec.obs_shape[0], spec.obs_shape[1], spec.obs_shape[2], spec.context_length, spec.actions.model_dim)
+    got = (config.height, config.width, config.channels, config.context, config.action_dim)
+    if got != expected:
+        raise WeightsError(f"{path}: model config (H, W, C, K, A) = {got} does not match world {spec.key!r}: {expected}")
+    try:
+        tensors = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError) as e:
+        raise WeightsError(f"{path}: corrupt or truncated safetensors file ({e})") from e
+    model = WorldModel(config)
+    state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as e:
+        raise WeightsError(f"{path}: tensors do not fit the model config: {e}") from e
+    for key in ("bank.starts", "bank.frames", "bank.actions"):
+        if key not in tensors:
+            raise WeightsError(f"{path}: missing tensor {key!r}")
+    starts = tensors["bank.starts"].numpy()
+    if starts.ndim != 4 or starts.shape[1:] != spec.obs_shape or len(starts) == 0:
+        raise WeightsError(f"{path}: start bank of shape {tuple(starts.shape)}, expected (N>0, {spec.obs_shape})")
+    if not all(torch.isfinite(v).all() for k, v in state.items() if v.is_floating_point()):
+        raise WeightsError(f"{path}: model tensors hold NaN or inf")
+    model.eval().to(device)
+    return World(model, starts, tensors["bank.frames"].numpy(), tensors["bank.actions"].numpy(), info, path)
