@@ -1,0 +1,17 @@
+"""neuralgym: learned world models as Gymnasium environments.
+
+``import neuralgym`` registers, for every world spec in ``envs/``:
+
+* ``neuralgym/<World>-v0``: the dream (``gym.make`` and ``gym.make_vec``);
+* ``neuralgym/<World>-real-v0``: the real source env with the same preprocessing and spaces.
+"""
+
+from __future__ import annotations
+
+from neuralgym.registry import register_worlds
+from neuralgym.sb3 import make_sb3_vec_env
+
+__all__ = ["make_sb3_vec_env", "register_worlds"]
+__version__ = "0.1.0"
+
+register_worlds()

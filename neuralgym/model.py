@@ -4,7 +4,10 @@ Design (see README, "How the world model works"), shaped by what was measured on
 2-core CPU: a frozen frame is a strong baseline, so the model must copy what does not
 move pixel-exactly and move what does by the right sub-pixel amount.
 
-* It predicts the *change* from the newest frame; static pixels come out unchanged.
+* Its output is a per-pixel 3x3 filter applied to the newest frame plus a residual
+  (a dynamic-filter output): a sub-pixel shift of an edge is an exact blend of real
+  neighbouring pixels, and the filter starts as the identity, so static pixels come
+  out unchanged.
 * Its input is the newest frame plus the K-1 frame differences (scaled up), so the
   velocity of every edge is an explicit input, not something to infer.
 * Frames are folded 4x4 into channels (pixel unshuffle): a 64x64 frame becomes a
@@ -87,7 +90,8 @@ class WorldModel(nn.Module):
         self.coarse2 = FiLMResBlock(c.coarse_width, cond, dilation=2)
         self.up = nn.Conv2d(c.coarse_width, c.fine_width, 1)
         self.fine_out = FiLMResBlock(c.fine_width, cond)
-        self.out = nn.Conv2d(c.fine_width, c.channels * c.patch * c.patch, 1)
+        # per output pixel: 9 filter taps over the newest frame's 3x3 neighbourhood + 1 residual
+        self.out = nn.Conv2d(c.fine_width, c.channels * 10 * c.patch * c.patch, 1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
         head_in = 2 * c.coarse_width + cond
@@ -113,8 +117,12 @@ class WorldModel(nn.Module):
         fine, coarse, cond = self.features(frames, actions)
         fine = fine + F.interpolate(self.up(coarse), scale_factor=2, mode="nearest")
         fine = self.fine_out(fine, cond)
-        delta = F.pixel_shuffle(self.out(F.gelu(fine)), c.patch)  # (B, C, H, W)
-        frame = (frames[:, -1] + delta).clamp(0.0, 1.0)
+        maps = F.pixel_shuffle(self.out(F.gelu(fine)), c.patch)  # (B, 10C, H, W)
+        b, _, h, w = maps.shape
+        maps = maps.view(b, c.channels, 10, h, w)
+        last = frames[:, -1]  # (B, C, H, W)
+        neigh = F.unfold(F.pad(last, (1, 1, 1, 1), mode="replicate"), 3).view(b, c.channels, 9, h, w)
+        frame = (last + (maps[:, :, :9] * neigh).sum(dim=2) + maps[:, :, 9]).clamp(0.0, 1.0)
         pooled = torch.cat([coarse.mean(dim=(2, 3)), coarse.amax(dim=(2, 3)), cond], dim=1)
         reward, term_logit, log_err = self.heads(pooled).unbind(dim=1)
         return {"frame": frame, "reward": reward, "term_logit": term_logit, "log_err": log_err}

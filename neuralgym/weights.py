@@ -12,6 +12,7 @@ and metadata ``neuralgym.world``, ``neuralgym.config`` (JSON), ``neuralgym.info`
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -91,6 +92,8 @@ def load_world(path: str | Path, spec: WorldSpec, device: torch.device | str = "
         info = json.loads(meta.get("neuralgym.info", "{}"))
     except (KeyError, TypeError, json.JSONDecodeError) as e:
         raise WeightsError(f"{path}: missing or invalid model config in metadata ({e})") from e
+    _check_config(path, config)
+    _check_info(path, info)
     expected = (spec.obs_shape[0], spec.obs_shape[1], spec.obs_shape[2], spec.context_length, spec.actions.model_dim)
     got = (config.height, config.width, config.channels, config.context, config.action_dim)
     if got != expected:
@@ -99,7 +102,10 @@ def load_world(path: str | Path, spec: WorldSpec, device: torch.device | str = "
         tensors = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as e:
         raise WeightsError(f"{path}: corrupt or truncated safetensors file ({e})") from e
-    model = WorldModel(config)
+    try:
+        model = WorldModel(config)
+    except (ValueError, TypeError, RuntimeError, ZeroDivisionError) as e:
+        raise WeightsError(f"{path}: model config {config.to_dict()} does not build a model: {e}") from e
     state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
     try:
         model.load_state_dict(state, strict=True)
@@ -108,10 +114,48 @@ def load_world(path: str | Path, spec: WorldSpec, device: torch.device | str = "
     for key in ("bank.starts", "bank.frames", "bank.actions"):
         if key not in tensors:
             raise WeightsError(f"{path}: missing tensor {key!r}")
-    starts = tensors["bank.starts"].numpy()
-    if starts.ndim != 4 or starts.shape[1:] != spec.obs_shape or len(starts) == 0:
-        raise WeightsError(f"{path}: start bank of shape {tuple(starts.shape)}, expected (N>0, {spec.obs_shape})")
+    k, a = spec.context_length, spec.actions.model_dim
+    starts, frames, actions = (tensors[key] for key in ("bank.starts", "bank.frames", "bank.actions"))
+    if starts.dtype != torch.uint8 or starts.ndim != 4 or tuple(starts.shape[1:]) != spec.obs_shape or len(starts) == 0:
+        raise WeightsError(f"{path}: start bank is {starts.dtype} of shape {tuple(starts.shape)}, "
+                           f"expected uint8 of shape (N>0, {', '.join(map(str, spec.obs_shape))})")
+    if frames.dtype != torch.uint8 or frames.ndim != 5 or tuple(frames.shape[1:]) != (k, *spec.obs_shape):
+        raise WeightsError(f"{path}: anchor frames are {frames.dtype} of shape {tuple(frames.shape)}, "
+                           f"expected uint8 of shape (M, {k}, {', '.join(map(str, spec.obs_shape))})")
+    if (not actions.is_floating_point() or tuple(actions.shape) != (len(frames), k - 1, a)
+            or not torch.isfinite(actions).all()):
+        raise WeightsError(f"{path}: anchor actions are {actions.dtype} of shape {tuple(actions.shape)}, "
+                           f"expected finite floats of shape ({len(frames)}, {k - 1}, {a})")
     if not all(torch.isfinite(v).all() for k, v in state.items() if v.is_floating_point()):
         raise WeightsError(f"{path}: model tensors hold NaN or inf")
     model.eval().to(device)
-    return World(model, starts, tensors["bank.frames"].numpy(), tensors["bank.actions"].numpy(), info, path)
+    return World(model, starts.numpy(), frames.numpy(), actions.float().numpy(), info, path)
+
+
+def _check_config(path: Path, config: WorldModelConfig) -> None:
+    """Every field of the model config has a sane type and value (before a model is built from it)."""
+    for name, value in config.to_dict().items():
+        if name == "diff_scale":
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
+            want = "a finite number > 0"
+        else:
+            ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+            want = "an int >= 1"
+        if not ok:
+            raise WeightsError(f"{path}: model config field {name!r} must be {want}, got {value!r}")
+    try:
+        config.validate()
+    except ValueError as e:
+        raise WeightsError(f"{path}: invalid model config: {e}") from e
+
+
+def _check_info(path: Path, info: Any) -> None:
+    """``neuralgym.info`` is a JSON object; the fields the dream reads from it are sane."""
+    if not isinstance(info, dict):
+        raise WeightsError(f"{path}: metadata 'neuralgym.info' must be a JSON object, got {type(info).__name__}")
+    train = info.get("train", {})
+    if not isinstance(train, dict):
+        raise WeightsError(f"{path}: metadata 'neuralgym.info' field 'train' must be a JSON object, got {train!r}")
+    w = train.get("term_pos_weight", 1.0)
+    if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w <= 0:
+        raise WeightsError(f"{path}: metadata 'neuralgym.info' train.term_pos_weight must be a finite number > 0, got {w!r}")

@@ -1,0 +1,8 @@
+"""``python -m neuralgym ...`` (and ``torchrun -m neuralgym train ...``): the CLI."""
+
+import sys
+
+from neuralgym.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,348 @@
+"""The ``neuralgym`` command: list worlds, collect data, train, and the play/eval/bench faces.
+
+    neuralgym worlds [--json]
+    neuralgym collect WORLD --steps N [--policy random|NAME|PATH.zip] [--out DIR] [--seed S]
+    neuralgym train WORLD [--data DIR] [--steps N] ... [--resume] [--json]
+    neuralgym play | eval | bench WORLD ...
+
+``play``, ``eval`` and ``bench`` live in their own modules (``neuralgym.play``,
+``neuralgym.evaluate``, ``neuralgym.bench``), each with ``add_arguments(parser)`` and
+``main(args) -> int``. They are imported only when their subcommand is the one asked
+for, so ``neuralgym --help`` stays fast and never breaks on one face's import error.
+
+With ``--json`` a command prints exactly one JSON object on stdout; everything else
+(progress bars, log lines) goes to stderr. User errors (unknown world, bad arguments,
+bad data or weights) print one ``error: ...`` line to stderr and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, Iterator, NoReturn, Sequence
+
+EXIT_USAGE = 2
+
+# Subcommands whose code lives in another module: name -> (module, one-line help).
+LAZY_COMMANDS: dict[str, tuple[str, str]] = {
+    "play": ("neuralgym.play", "play a world (dream or --real) in a window, or headless with SDL_VIDEODRIVER=dummy"),
+    "eval": ("neuralgym.evaluate", "run dream and real env in lockstep: fidelity, fidelity gain, drift AUROC"),
+    "bench": ("neuralgym.bench", "dream latency and throughput across batch sizes, beside the real env's"),
+}
+
+
+class CommandError(Exception):
+    """A user-facing failure with a message that needs no traceback."""
+
+
+class Parser(argparse.ArgumentParser):
+    """An argparse parser whose usage errors are one ``error: ...`` line and exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"error: {self.prog}: {message} (see '{self.prog} --help')\n")
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+    if not math.isfinite(value) or value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON: paths as strings, numpy scalars as numbers, NaN/inf as null."""
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Path):
+        return str(value)
+    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def print_json(obj: dict[str, Any]) -> None:
+    """The one JSON object a ``--json`` command prints on stdout."""
+    sys.stdout.write(json.dumps(_jsonable(obj), sort_keys=False) + "\n")
+    sys.stdout.flush()
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr(active: bool) -> Iterator[None]:
+    """While a ``--json`` command works, anything printed goes to stderr, so stdout holds
+    only the final JSON object."""
+    if not active:
+        yield
+        return
+    with contextlib.redirect_stdout(sys.stderr):
+        yield
+
+
+def _is_main_process() -> bool:
+    """Under torchrun only rank 0 reports."""
+    return os.environ.get("RANK", "0") == "0"
+
+
+# ---------------------------------------------------------------------------- worlds
+
+
+def _world_row(spec: Any) -> dict[str, Any]:
+    from neuralgym.spaces import action_space_for
+
+    return {
+        "key": spec.key,
+        "name": spec.name,
+        "dream_id": spec.dream_id,
+        "real_id": spec.real_id,
+        "source_id": spec.source_id,
+        "obs_shape": list(spec.obs_shape),
+        "action_space": str(action_space_for(spec)),
+        "context_length": spec.context_length,
+        "weights_file": str(spec.weights_path),
+        "weights_exist": spec.weights_path.is_file(),
+        "spec_file": str(spec.path) if spec.path else None,
+    }
+
+
+def cmd_worlds(args: argparse.Namespace) -> int:
+    from neuralgym.spec import ENVS_DIR, all_specs
+
+    rows = [_world_row(spec) for spec in all_specs().values()]
+    if args.json:
+        print_json({"envs_dir": str(ENVS_DIR), "worlds": rows})
+        return 0
+    if not rows:
+        print(f"no worlds in {ENVS_DIR}")
+        return 0
+    header = ("key", "dream id", "real id", "obs", "actions", "K", "weights")
+    table = [header] + [
+        (
+            r["key"],
+            r["dream_id"],
+            r["real_id"],
+            "x".join(map(str, r["obs_shape"])),
+            r["action_space"],
+            str(r["context_length"]),
+            f"{Path(r['weights_file']).name} ({'ok' if r['weights_exist'] else 'missing'})",
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    return 0
+
+
+# ---------------------------------------------------------------------------- collect
+
+
+def _dataset_size(data_dir: Path) -> tuple[int, int]:
+    """(episodes, transitions) of the episode files in ``data_dir``."""
+    import numpy as np
+
+    from neuralgym.data import DatasetError, episode_paths
+
+    paths = episode_paths(data_dir)
+    steps = 0
+    for p in paths:
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                steps += len(z["actions"])
+        except Exception as e:  # noqa: BLE001 - any unreadable file is a dataset error
+            raise DatasetError(f"{p}: unreadable episode file ({type(e).__name__}: {e})") from e
+    return len(paths), steps
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    from neuralgym.data import collect
+    from neuralgym.spec import get_spec
+
+    spec = get_spec(args.world)
+    out = Path(args.out) if args.out else Path("data") / spec.key
+    _dataset_size(out)  # an unreadable episode already there is a one-line error, not a traceback
+    with _stdout_to_stderr(args.json):
+        for _ in collect(spec, out, args.steps, policy=args.policy, seed=args.seed, progress=not args.no_progress):
+            pass
+    episodes, steps = _dataset_size(out)
+    summary = {"world": spec.key, "out": str(out), "episodes": episodes, "steps": steps,
+               "policy": args.policy or spec.collect_policy, "seed": args.seed}
+    if args.json:
+        print_json(summary)
+    else:
+        print(f"{out}: {episodes} episodes, {steps} steps of {spec.key}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- train
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from neuralgym.spec import get_spec
+    from neuralgym.train import TrainConfig, train
+
+    spec = get_spec(args.world)
+    data = Path(args.data) if args.data else Path("data") / spec.key
+    out = Path(args.out) if args.out else spec.weights_path
+    run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / spec.key
+    overrides = {
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "rollout_max": args.rollout_max,
+        "seed": args.seed,
+        "device": args.device,
+        "threads": args.threads,
+        "checkpoint_every": args.checkpoint_every,
+    }
+    cfg = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
+    with _stdout_to_stderr(args.json):
+        result = train(spec, data, out, run_dir, cfg, resume=args.resume, progress=not args.no_progress)
+    if not _is_main_process():
+        return 0
+    report = {"world": spec.key, "weights": str(out), "run_dir": str(run_dir), **result}
+    if args.json:
+        print_json(report)
+    else:
+        print(f"wrote {out} after {result['steps']} steps ({result['seconds']:.0f} s; checkpoint in {run_dir})")
+    return 0
+
+
+# ---------------------------------------------------------------------------- parser
+
+
+def _add_world(p: argparse.ArgumentParser) -> None:
+    p.add_argument("world", help="world key, name or id (see `neuralgym worlds`), e.g. cartpole")
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout and nothing else there")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+
+
+def _unavailable(name: str, module: str, reason: BaseException) -> Callable[[argparse.Namespace], int]:
+    def run(_args: argparse.Namespace) -> int:
+        raise CommandError(f"`neuralgym {name}` is unavailable: cannot load {module} "
+                           f"({type(reason).__name__}: {reason})")
+
+    return run
+
+
+def _add_lazy(sub: argparse._SubParsersAction, name: str, load: bool) -> None:
+    """Register a subcommand implemented in another module; import it only if ``load``."""
+    module_name, help_text = LAZY_COMMANDS[name]
+    p = sub.add_parser(name, help=help_text, description=help_text)
+    if not load:
+        p.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+        return
+    try:
+        module = importlib.import_module(module_name)
+        module.add_arguments(p)
+        p.set_defaults(func=module.main)
+    except Exception as e:  # noqa: BLE001 - a broken face must not break the others
+        p.description = f"{help_text}\n\n(unavailable: {type(e).__name__}: {e})"
+        p.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
+        p.set_defaults(func=_unavailable(name, module_name, e))
+
+
+def _selected_command(argv: Sequence[str]) -> str | None:
+    """The subcommand named on the command line (the first non-option word)."""
+    return next((a for a in argv if not a.startswith("-")), None)
+
+
+def build_parser(argv: Sequence[str] = ()) -> Parser:
+    """The full parser; of play/eval/bench only the one named in ``argv`` is imported."""
+    parser = Parser(prog="neuralgym", description="Learned world models as Gymnasium envs.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("worlds", help="list every world in envs/", description="List every world in envs/.")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout and nothing else there")
+    p.set_defaults(func=cmd_worlds)
+
+    p = sub.add_parser("collect", help="collect episodes from the real env (resumable)",
+                       description="Collect episodes from the real env until --out holds --steps transitions. "
+                                   "Rerunning continues where the last run stopped.")
+    _add_world(p)
+    p.add_argument("--steps", type=_positive_int, required=True, help="total transitions the dataset should hold")
+    p.add_argument("--policy", default=None,
+                   help="behaviour policy: 'random', a built-in name, or an SB3 .zip (default: the spec's)")
+    p.add_argument("--out", default=None, help="dataset folder (default: data/<world>)")
+    p.add_argument("--seed", type=int, default=0, help="episode i uses seed + i (default: 0)")
+    _add_common(p)
+    p.set_defaults(func=cmd_collect)
+
+    p = sub.add_parser("train", help="train a world model on collected episodes",
+                       description="Train a world model; writes checkpoints to --run-dir and the world "
+                                   "(safetensors) to --out. Works under `torchrun -m neuralgym train ...`.")
+    _add_world(p)
+    p.add_argument("--data", default=None, help="dataset folder (default: data/<world>)")
+    p.add_argument("--steps", type=_positive_int, default=None, help="optimizer steps")
+    p.add_argument("--batch-size", type=_positive_int, default=None, help="global batch size")
+    p.add_argument("--lr", type=_positive_float, default=None, help="peak learning rate")
+    p.add_argument("--rollout-max", type=_positive_int, default=None,
+                   help="longest rollout on the model's own predictions")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--device", default=None, help="auto | cpu | cuda[:N] (default: auto)")
+    p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--checkpoint-every", type=_positive_int, default=None, help="steps between checkpoints")
+    p.add_argument("--run-dir", default=None, help="checkpoints and TensorBoard logs (default: runs/<world>)")
+    p.add_argument("--out", default=None, help="weights file to write (default: the spec's weights path)")
+    p.add_argument("--resume", action="store_true", help="continue from --run-dir's checkpoint if there is one")
+    _add_common(p)
+    p.set_defaults(func=cmd_train)
+
+    selected = _selected_command(argv)
+    for name in LAZY_COMMANDS:
+        _add_lazy(sub, name, load=name == selected)
+    return parser
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``neuralgym`` console script and ``python -m neuralgym``."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help (0) or a usage error (2, already printed)
+        return int(e.code or 0) if not isinstance(e.code, str) else EXIT_USAGE
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+    except (CommandError, ValueError, OSError, FloatingPointError) as e:
+        # DatasetError, WeightsError and SpecError are ValueErrors: all are the user's to fix.
+        print(f"error: {_one_line(e)}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,238 @@
+"""The dream's engine: N lanes of frame/action history and ONE batched model call per step.
+
+:class:`DreamCore` is the single implementation behind every face of a dream: the
+Gymnasium vector env, the one-lane Gymnasium env and the SB3 VecEnv. It owns
+
+* the history of each lane as device tensors: the last K frames (float in [0, 1],
+  on the 8-bit grid) and the K-1 actions between them;
+* ``step``: validate, one model call for all lanes, 8-bit rounding, seeded sampling
+  of termination, drift scoring and the drift-reset policy, non-finite guards;
+* ``reset_lanes``: new start contexts from the start bank, or prompts of real frames.
+
+It does no autoreset: the faces decide when to reset which lanes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from neuralgym.drift import DriftResetPolicy
+from neuralgym.spaces import action_space_for, encode_actions, observation_space_for, validate_action, validate_action_batch
+from neuralgym.spec import WorldSpec
+from neuralgym.train import resolve_device
+from neuralgym.weights import World, load_world
+
+#: per-step termination probabilities are pushed through sigmoid(logit / temperature)
+DEFAULT_TEMPERATURE = 1.0
+
+
+@dataclass
+class StepResult:
+    frames: torch.Tensor  # (N, C, H, W) uint8 on device: the new observations
+    reward: np.ndarray  # (N,) float32
+    terminated: np.ndarray  # (N,) bool
+    truncated: np.ndarray  # (N,) bool  (time limit, drift reset or non-finite prediction)
+    drift: np.ndarray  # (N,) float32
+    dream_step: np.ndarray  # (N,) int64
+    drift_reset: np.ndarray  # (N,) bool: the drift policy acted on this lane this step
+    nonfinite: np.ndarray  # (N,) bool: the model produced NaN/inf for this lane
+
+
+class DreamCore:
+    """Lanes of a dream of ``spec``'s world. See the module docstring."""
+
+    def __init__(self, spec: WorldSpec, num_envs: int = 1, weights: str | Path | None = None, device: str = "auto",
+                 drift_policy: Any = None, temperature: float = DEFAULT_TEMPERATURE, max_episode_steps: int | None = None):
+        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+            raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
+        if not isinstance(device, str):
+            raise TypeError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not np.isfinite(temperature) or temperature < 0:
+            raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
+        if weights is not None and not isinstance(weights, (str, Path)):
+            raise TypeError(f"weights must be a path to a .safetensors file, got {type(weights).__name__}")
+        self.spec = spec
+        self.num_envs = int(num_envs)
+        self.device = resolve_device(device)
+        self.weights_path = Path(weights) if weights is not None else spec.weights_path
+        self.world: World = load_world(self.weights_path, spec, self.device)
+        self.model = self.world.model
+        self.drift_policy = DriftResetPolicy.resolve(drift_policy, spec.drift)
+        self.temperature = float(temperature)
+        self.max_episode_steps = int(max_episode_steps or spec.max_episode_steps)
+        self.observation_space = observation_space_for(spec)
+        self.action_space = action_space_for(spec)
+        k, (h, w, c), a = spec.context_length, spec.obs_shape, spec.actions.model_dim
+        self.k, self.shape, self.action_dim = k, (h, w, c), a
+        n, dev = self.num_envs, self.device
+        self.frames = torch.zeros(n, k, c, h, w, device=dev)  # float on the 8-bit grid
+        self.actions = torch.zeros(n, k - 1, a, device=dev)  # the K-1 actions between the frames
+        self.t = np.zeros(n, np.int64)
+        self.dream_step = np.zeros(n, np.int64)
+        self.over = np.zeros(n, np.int64)  # consecutive over-threshold steps (drift hysteresis)
+        self.needs_reset = np.ones(n, bool)
+        self.generator = torch.Generator(device=dev)
+        self.generator.manual_seed(0)
+        bank = self.world
+        self._starts = torch.from_numpy(bank.starts).to(dev).permute(0, 3, 1, 2).float().div_(255.0)  # (S, C, H, W)
+        self._anchor_frames = torch.from_numpy(bank.anchor_frames).to(dev).permute(0, 1, 4, 2, 3).float().div_(255.0)
+        self._anchor_actions = torch.from_numpy(bank.anchor_actions).to(dev)
+        self._log_pos_weight = float(np.log(bank.info.get("train", {}).get("term_pos_weight", 1.0)))
+
+    @property
+    def context_length(self) -> int:
+        return self.k
+
+    def seed(self, seed: int) -> None:
+        self.generator.manual_seed(int(seed))
+
+    # ------------------------------------------------------------------ resets
+    def validate_prompt(self, options: dict[str, Any] | None) -> tuple[np.ndarray, np.ndarray] | None:
+        """Check ``reset`` options; return (frames (n, H, W, C) uint8, action codes (n-1, A)) or None."""
+        if options is None:
+            return None
+        if not isinstance(options, dict):
+            raise TypeError(f"reset options must be a dict or None, got {type(options).__name__}")
+        unknown = set(options) - {"frames", "actions", "reset_mask"}
+        if unknown:
+            raise ValueError(f"unknown reset option(s) {sorted(unknown)}; expected 'frames' and optionally 'actions'")
+        if "frames" not in options:
+            if "actions" in options:
+                raise ValueError("reset option 'actions' needs 'frames' as well")
+            return None
+        frames = options["frames"]
+        if not isinstance(frames, np.ndarray):
+            raise TypeError(f"options['frames'] must be a numpy uint8 array of shape (n, {', '.join(map(str, self.shape))}), got {type(frames).__name__}")
+        if frames.dtype != np.uint8:
+            raise TypeError(f"options['frames'] must have dtype uint8 (0..255), got {frames.dtype}")
+        if frames.ndim != 4 or frames.shape[1:] != self.shape:
+            hint = " (one frame? pass frames[None])" if frames.shape == self.shape else ""
+            raise ValueError(f"options['frames'] must have shape (n, {', '.join(map(str, self.shape))}) with 1 <= n <= {self.k}, got {frames.shape}{hint}")
+        n = frames.shape[0]
+        if not 1 <= n <= self.k:
+            raise ValueError(f"options['frames'] must hold 1 to K={self.k} frames, got {n}")
+        actions = options.get("actions")
+        if actions is None:
+            codes = np.zeros((n - 1, self.action_dim), np.float32)
+        else:
+            if isinstance(actions, (str, bytes, dict)):
+                raise TypeError(f"options['actions'] must be a sequence of {n - 1} or {n} actions, got {type(actions).__name__}")
+            try:
+                seq = list(actions)
+            except TypeError as e:
+                raise TypeError(f"options['actions'] must be a sequence of {n - 1} or {n} actions, got {actions!r}") from e
+            if len(seq) not in (n - 1, n):
+                raise ValueError(f"options['actions'] must hold n-1={n - 1} or n={n} actions for {n} frames, got {len(seq)}")
+            seq = [validate_action(self.action_space, a) for a in seq]
+            seq = seq[len(seq) - (n - 1):] if n > 1 else []  # with n actions the first one precedes the prompt
+            codes = encode_actions(self.spec, np.asarray(seq)) if seq else np.zeros((0, self.action_dim), np.float32)
+            codes = codes.reshape(n - 1, self.action_dim)
+        return np.ascontiguousarray(frames), codes
+
+    def reset_lanes(self, lanes: np.ndarray, rng: np.random.Generator, prompt: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """Start ``lanes`` (bool mask or index array) afresh: from ``prompt`` or a random start frame.
+        A prompt of n < K frames is padded in front with its first frame and all-zero action codes."""
+        idx = np.flatnonzero(lanes) if np.asarray(lanes).dtype == bool else np.asarray(lanes, np.int64)
+        if len(idx) == 0:
+            return
+        k = self.k
+        idx_t = torch.as_tensor(idx, device=self.device)
+        if prompt is None:
+            pick = torch.as_tensor(rng.integers(0, len(self._starts), size=len(idx)), device=self.device)
+            first = self._starts[pick]  # (n, C, H, W)
+            self.frames[idx_t] = first[:, None].expand(-1, k, -1, -1, -1)
+            self.actions[idx_t] = 0.0
+        else:
+            frames, codes = prompt
+            f = torch.from_numpy(frames).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)  # (n, C, H, W)
+            pad = k - f.shape[0]
+            f = torch.cat([f[:1].expand(pad, -1, -1, -1), f]) if pad else f
+            a = torch.from_numpy(codes).to(self.device)
+            a = torch.cat([torch.zeros(pad, self.action_dim, device=self.device), a]) if pad else a
+            self.frames[idx_t] = f[None]
+            self.actions[idx_t] = a[None]
+        self.t[idx] = 0
+        self.dream_step[idx] = 0
+        self.over[idx] = 0
+        self.needs_reset[idx] = False
+
+    def reanchor_lanes(self, idx: np.ndarray) -> None:
+        """Swap each lane's context for the nearest real window of the anchor bank
+        (nearest by the newest frame's pixels), keeping its episode going."""
+        if len(idx) == 0 or len(self._anchor_frames) == 0:
+            return
+        idx_t = torch.as_tensor(idx, device=self.device)
+        newest = self.frames[idx_t, -1].flatten(1)  # (n, CHW)
+        bank = self._anchor_frames[:, -1].flatten(1)  # (M, CHW)
+        nearest = torch.cdist(newest, bank).argmin(dim=1)
+        self.frames[idx_t] = self._anchor_frames[nearest]
+        self.actions[idx_t] = self._anchor_actions[nearest]
+        self.dream_step[idx] = 0
+        self.over[idx] = 0
+
+    # ------------------------------------------------------------------- steps
+    def encode(self, actions: Any) -> torch.Tensor:
+        """Validate a batch of actions and return their model codes (N, A) on the device."""
+        return self.codes(validate_action_batch(self.action_space, actions, self.num_envs))
+
+    def codes(self, batch: np.ndarray) -> torch.Tensor:
+        """Model codes (N, A) on the device for an already validated batch of actions."""
+        return torch.from_numpy(encode_actions(self.spec, batch)).to(self.device)
+
+    @torch.no_grad()
+    def step(self, codes: torch.Tensor) -> StepResult:
+        """Advance every lane one step with action codes (N, A): one batched model call."""
+        if self.needs_reset.any():
+            raise RuntimeError(f"lanes {np.flatnonzero(self.needs_reset).tolist()} must be reset before step()")
+        acts = torch.cat([self.actions, codes[:, None]], dim=1)  # (N, K, A)
+        out = self.model(self.frames, acts)
+        frame = torch.round(out["frame"] * 255.0)  # (N, C, H, W) on the 8-bit grid
+        finite = torch.isfinite(frame).flatten(1).all(dim=1) & torch.isfinite(out["term_logit"]) & torch.isfinite(out["reward"])
+        frame = torch.where(finite[:, None, None, None], frame, self.frames[:, -1] * 255.0)
+        logit = torch.nan_to_num(out["term_logit"]) - self._log_pos_weight
+        if self.temperature > 0:
+            p = torch.sigmoid(logit / self.temperature)
+            term = torch.rand(p.shape, generator=self.generator, device=self.device) < p
+        else:
+            term = logit > 0
+        reward = torch.nan_to_num(out["reward"])
+        drift = torch.exp(0.5 * torch.nan_to_num(out["log_err"], nan=20.0).clamp(max=20.0)) * 255.0  # predicted RMSE, grey levels
+        frame_u8 = frame.to(torch.uint8)
+        self.frames = torch.cat([self.frames[:, 1:], (frame / 255.0)[:, None]], dim=1)
+        self.actions = torch.cat([self.actions[:, 1:], codes[:, None]], dim=1)
+        # one host sync for the small per-lane results (the frames stay on the device)
+        small = torch.stack([reward, term.float(), drift, finite.float()], dim=1).cpu().numpy()
+        reward_np, term_np = small[:, 0].astype(np.float32), small[:, 1] > 0.5
+        drift_np, finite_np = small[:, 2].astype(np.float32), small[:, 3] > 0.5
+        self.t += 1
+        self.dream_step += 1
+        act = self.drift_policy.decide(drift_np, self.dream_step, self.over)
+        drift_reset = act & ~term_np & finite_np
+        truncated = (self.t >= self.max_episode_steps) | ~finite_np
+        if self.drift_policy.mode == "truncate":
+            truncated |= drift_reset
+        elif self.drift_policy.mode == "reanchor":
+            self.reanchor_lanes(np.flatnonzero(drift_reset & ~truncated))
+        term_np &= finite_np
+        reward_np[~finite_np] = 0.0
+        self.needs_reset |= term_np | truncated
+        return StepResult(frame_u8, reward_np, term_np, truncated, drift_np, self.dream_step.copy(), drift_reset, ~finite_np)
+
+    def observe(self) -> torch.Tensor:
+        """The newest frame of every lane, (N, C, H, W) uint8 on the device."""
+        return torch.round(self.frames[:, -1] * 255.0).to(torch.uint8)
+
+    @staticmethod
+    def to_numpy(frames: torch.Tensor) -> np.ndarray:
+        """(N, C, H, W) uint8 tensor -> new (N, H, W, C) uint8 numpy array (the one device copy)."""
+        return np.ascontiguousarray(frames.permute(0, 2, 3, 1).cpu().numpy())
+
+    @torch.no_grad()
+    def features(self) -> torch.Tensor:
+        """The model's encoder features of every lane's history (N, F): the latent observation."""
+        return self.model.encode(self.frames, torch.cat([self.actions, torch.zeros_like(self.actions[:, :1])], dim=1))

@@ -1,0 +1,130 @@
+"""``WorldModelEnv``: one dream as a ``gymnasium.Env`` (``gym.make("neuralgym/<World>-v0")``).
+
+It is the batched :class:`~neuralgym.core.DreamCore` with one lane, not a second
+implementation: everything the vector env does per step happens here the same way.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from neuralgym.core import DEFAULT_TEMPERATURE, DreamCore
+from neuralgym.spaces import validate_action
+from neuralgym.spec import WorldSpec, get_spec
+
+
+class WorldModelEnv(gym.Env):
+    """A learned world model of a real env, stepped as a Gymnasium env.
+
+    ## Observation space
+    ``Box(0, 255, (H, W, C), uint8)``: the predicted frame, identical to the
+    ``-real-v0`` env's preprocessed frame (64x64 by default).
+
+    ## Action space
+    The world's own, identical to the ``-real-v0`` env's.
+
+    ## Rewards
+    The model's reward head.
+
+    ## Starting state
+    ``reset()`` draws a real start frame from the world's start bank (seeded by
+    ``np_random``). ``reset(options={"frames": uint8[n, H, W, C], "actions": [...]})``
+    starts from those frames instead (1 <= n <= K = ``context_length``; actions n-1 or
+    n long); fewer than K frames are padded with the first one.
+
+    ## Episode end
+    ``terminated``: sampled from the termination head (``temperature`` scales it; 0
+    thresholds at p = 0.5). ``truncated``: the time limit, the drift-reset policy, or a
+    non-finite prediction (``info["nonfinite"]``). Every step's info holds ``drift``,
+    ``dream_step`` and ``drift_reset``.
+
+    ## Arguments
+    ``world`` (key or spec), ``weights`` (path), ``device`` ("auto", "cpu", "cuda"),
+    ``drift_policy`` ("default", "none", "truncate", "reanchor", dict or
+    :class:`~neuralgym.drift.DriftResetPolicy`), ``temperature``,
+    ``max_episode_steps``, ``render_mode`` ("rgb_array" or "human").
+    """
+
+    metadata: dict[str, Any] = {"render_modes": ["rgb_array", "human"], "render_fps": 30}
+
+    def __init__(self, world: str | WorldSpec = "cartpole", weights: str | Path | None = None, device: str = "auto",
+                 drift_policy: Any = None, temperature: float = DEFAULT_TEMPERATURE,
+                 max_episode_steps: int | None = None, render_mode: str | None = None):
+        spec = world if isinstance(world, WorldSpec) else get_spec(world)
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
+        self.core = DreamCore(spec, 1, weights, device, drift_policy, temperature, max_episode_steps)
+        self.world_spec = spec
+        self.render_mode = render_mode
+        self.metadata = {**self.metadata, "render_fps": spec.play.render_fps}
+        self.observation_space = self.core.observation_space
+        self.action_space = self.core.action_space
+        self._obs: np.ndarray | None = None
+        self._viewer = None
+
+    @property
+    def context_length(self) -> int:
+        return self.core.k
+
+    @property
+    def weights_path(self) -> Path:
+        return self.core.weights_path
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        prompt = self.core.validate_prompt(options)  # validate before anything changes
+        if options and "reset_mask" in options:
+            raise ValueError("reset option 'reset_mask' is for vector envs only")
+        super().reset(seed=seed)
+        if seed is not None:
+            self.core.seed(seed)
+        elif self.core.generator.initial_seed() == 0:
+            self.core.seed(int(self.np_random.integers(2**63 - 1)))
+        self.core.reset_lanes(np.ones(1, bool), self.np_random, prompt)
+        self._obs = DreamCore.to_numpy(self.core.observe())[0]
+        if self.render_mode == "human":
+            self.render()
+        return self._obs.copy(), {"drift": 0.0, "dream_step": 0, "drift_reset": False}
+
+    def step(self, action: Any):
+        if self._obs is None:
+            raise RuntimeError("step() called before reset(): call env.reset() first")
+        if self.core.needs_reset[0]:
+            raise RuntimeError("the episode has ended (terminated or truncated): call env.reset() before step()")
+        codes = self.core.codes(np.asarray([validate_action(self.action_space, action)]))
+        res = self.core.step(codes)
+        self._obs = DreamCore.to_numpy(res.frames)[0]
+        info: dict[str, Any] = {"drift": float(res.drift[0]), "dream_step": int(res.dream_step[0]),
+                                "drift_reset": bool(res.drift_reset[0])}
+        if res.nonfinite[0]:
+            info["nonfinite"] = True
+        if self.render_mode == "human":
+            self.render()
+        return self._obs.copy(), float(res.reward[0]), bool(res.terminated[0]), bool(res.truncated[0]), info
+
+    def render(self) -> np.ndarray | None:
+        if self._obs is None:
+            raise RuntimeError("render() called before reset()")
+        frame = np.repeat(self._obs, 3, axis=2) if self._obs.shape[2] == 1 else self._obs.copy()
+        if self.render_mode == "human":
+            from neuralgym.viewer import Viewer
+
+            if self._viewer is None:
+                self._viewer = Viewer(f"{self.world_spec.name} (dream)", frame.shape[:2])
+            self._viewer.show(frame, self.metadata["render_fps"])
+            return None
+        return frame
+
+    def get_keys_to_action(self) -> dict[tuple[int, ...], Any]:
+        from neuralgym.keys import keys_to_action
+
+        return keys_to_action(self.world_spec)
+
+    def close(self) -> None:
+        if self._viewer is not None:
+            self._viewer.close()
+            self._viewer = None
+

@@ -1,0 +1,209 @@
+"""``neuralgym eval``: the dream against reality, in lockstep, as ARCHITECTURE.md defines it.
+
+Each episode resets the real env (a fresh seed), steps it K-1 times, prompts the dream
+with those K real frames and the K-1 actions between them, then gives both the same
+actions (the world's behaviour policy with 25% random actions) and compares frames:
+
+* Fidelity@h: PSNR (dB, uint8 frames) between dream and real h steps after the prompt;
+* gain@h: Fidelity@h minus the PSNR of "nothing moves" (the prompt's last real frame);
+* drift AUROC: how well ``info["drift"]`` ranks the steps whose PSNR is below a
+  threshold (the median by default, or the world's fidelity threshold) above the rest;
+* termination agreement between the dream's head and the real env.
+
+All dreams run as ONE batched vector env (one model call per step for every episode)
+with ``drift_policy="none"``; each real env steps beside its lane. A lane's record
+stops when either side's episode ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+EVAL_SEED_BASE = 1_000_000  # far from the seeds `collect` uses (seed + episode index)
+PSNR_CAP = 100.0
+
+
+def psnr_u8(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """PSNR in dB over the trailing (H, W, C) axes of uint8 frames, capped at 100 dB."""
+    mse = ((a.astype(np.float64) - b.astype(np.float64)) ** 2).reshape(*a.shape[:-3], -1).mean(axis=-1)
+    return np.minimum(10.0 * np.log10(255.0**2 / np.maximum(mse, 1e-10)), PSNR_CAP)
+
+
+def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
+    """Area under the ROC curve of ``scores`` ranking positives (``labels`` True) first; ties count half."""
+    scores, labels = np.asarray(scores, np.float64), np.asarray(labels, bool)
+    n_pos, n_neg = labels.sum(), (~labels).sum()
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    order = np.argsort(scores, kind="mergesort")
+    ranks = np.empty(len(scores), np.float64)
+    sorted_scores = scores[order]
+    # average ranks over ties
+    uniq, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
+    avg = first + (counts - 1) / 2.0 + 1.0
+    ranks[order] = np.repeat(avg, counts)
+    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
+
+
+@dataclass
+class Lockstep:
+    """Per-step records of a lockstep run: arrays of shape (episodes, horizon), NaN where a lane had ended."""
+
+    psnr: np.ndarray
+    frozen: np.ndarray
+    drift: np.ndarray
+    real_term: np.ndarray  # (E,) step at which the real env terminated (or -1)
+    dream_term: np.ndarray  # (E,) step at which the dream terminated (or -1)
+    seconds: float
+    videos: list[np.ndarray] = field(default_factory=list)  # (T, H, 3W, 3) uint8 real | dream | error
+
+
+def run_lockstep(world: str, episodes: int = 24, horizon: int = 50, seed: int = EVAL_SEED_BASE, weights: str | None = None,
+                 device: str = "auto", epsilon: float = 0.25, video_episodes: int = 1, temperature: float | None = None) -> Lockstep:
+    import neuralgym  # noqa: F401  (registers ids)
+    from neuralgym.policies import policy_factory
+    from neuralgym.spec import get_spec
+
+    spec = get_spec(world)
+    kw: dict[str, Any] = {"device": device, "drift_policy": "none", "max_episode_steps": horizon + spec.context_length + 1}
+    if weights:
+        kw["weights"] = weights
+    if temperature is not None:
+        kw["temperature"] = temperature
+    dream = gym.make_vec(spec.dream_id, num_envs=episodes, **kw)
+    k = dream.unwrapped.context_length if hasattr(dream, "unwrapped") else dream.context_length
+    factory = policy_factory(spec.collect_policy)
+    reals, policies, prompts, prompt_actions, obs = [], [], [], [], []
+    for e in range(episodes):
+        env = gym.make(spec.real_id)
+        o, _ = env.reset(seed=seed + e)
+        frames, acts = [o], []
+        policy = factory(env.unwrapped, np.random.default_rng([seed, e]), epsilon=epsilon)
+        for _ in range(k - 1):
+            a = policy(o)
+            o, _, term, trunc, _ = env.step(a)
+            frames.append(o)
+            acts.append(a)
+        reals.append(env)
+        policies.append(policy)
+        prompts.append(np.stack(frames))
+        prompt_actions.append(acts)
+        obs.append(o)
+    t0 = time.time()
+    # one prompt per lane: reset each lane with its own frames through reset_mask
+    d_obs = None
+    for e in range(episodes):
+        mask = np.zeros(episodes, bool)
+        mask[e] = True
+        d_obs, _ = dream.reset(seed=seed if e == 0 else None, options={"frames": prompts[e], "actions": prompt_actions[e], "reset_mask": mask})
+    shape = (episodes, horizon)
+    rec_psnr, rec_frozen, rec_drift = np.full(shape, np.nan), np.full(shape, np.nan), np.full(shape, np.nan)
+    real_term, dream_term = np.full(episodes, -1), np.full(episodes, -1)
+    alive = np.ones(episodes, bool)
+    anchor = np.stack([p[-1] for p in prompts])
+    videos = [[] for _ in range(min(video_episodes, episodes))]
+    for h in range(horizon):
+        actions = [policies[e](obs[e]) if alive[e] else reals[e].action_space.sample() * 0 for e in range(episodes)]
+        d_obs, _, d_term, d_trunc, info = dream.step(np.asarray(actions))
+        for e in range(episodes):
+            if not alive[e]:
+                continue
+            o, _, term, trunc, _ = reals[e].step(actions[e])
+            obs[e] = o
+            rec_psnr[e, h] = psnr_u8(d_obs[e], o)
+            rec_frozen[e, h] = psnr_u8(anchor[e], o)
+            rec_drift[e, h] = info["drift"][e]
+            if e < len(videos):
+                err = np.abs(d_obs[e].astype(np.int16) - o.astype(np.int16)).astype(np.uint8)
+                row = np.concatenate([o, d_obs[e], 255 - np.minimum(255, err * 4)], axis=1)
+                videos[e].append(np.repeat(row, 3, axis=2) if row.shape[2] == 1 else row)
+            if term and real_term[e] < 0:
+                real_term[e] = h + 1
+            if d_term[e] and dream_term[e] < 0:
+                dream_term[e] = h + 1
+            if term or trunc or d_term[e] or d_trunc[e]:
+                alive[e] = False
+        if not alive.any():
+            break
+    seconds = time.time() - t0
+    for env in reals:
+        env.close()
+    dream.close()
+    return Lockstep(rec_psnr, rec_frozen, rec_drift, real_term, dream_term, seconds, [np.stack(v) for v in videos if v])
+
+
+def summarize(ls: Lockstep, horizons: tuple[int, ...] = (1, 5, 10, 25, 50), threshold: float | None = None) -> dict[str, Any]:
+    """Mean PSNR, frozen PSNR and gain per horizon; drift AUROC; termination agreement."""
+    out: dict[str, Any] = {"episodes": int(ls.psnr.shape[0]), "horizon": int(ls.psnr.shape[1])}
+    for h in horizons:
+        if h > ls.psnr.shape[1]:
+            continue
+        col = ls.psnr[:, h - 1]
+        ok = ~np.isnan(col)
+        if not ok.any():
+            continue
+        out[f"psnr@{h}"] = float(col[ok].mean())
+        out[f"frozen@{h}"] = float(ls.frozen[ok, h - 1].mean())
+        out[f"gain@{h}"] = out[f"psnr@{h}"] - out[f"frozen@{h}"]
+        out[f"n@{h}"] = int(ok.sum())
+    valid = ~np.isnan(ls.psnr)
+    p, d = ls.psnr[valid], ls.drift[valid]
+    thr = float(np.median(p)) if threshold is None else threshold
+    out["drift_threshold_psnr"] = thr
+    out["drift_auroc"] = auroc(d, p < thr)
+    both = (ls.real_term > 0) | (ls.dream_term > 0)
+    out["terminations_real"] = int((ls.real_term > 0).sum())
+    out["terminations_dream"] = int((ls.dream_term > 0).sum())
+    out["termination_agreement"] = float(np.mean(np.abs(ls.real_term[both] - ls.dream_term[both]) <= 2)) if both.any() else float("nan")
+    out["seconds"] = ls.seconds
+    return out
+
+
+def write_gif(path: Path, frames: np.ndarray, fps: int = 25, scale: int = 3) -> None:
+    """frames (T, H, W, 3) uint8 -> an animated GIF (nearest-neighbour upscaled)."""
+    from PIL import Image
+
+    from neuralgym.data import atomic_write_bytes
+
+    big = frames.repeat(scale, axis=1).repeat(scale, axis=2)
+    images = [Image.fromarray(f) for f in big]
+    atomic_write_bytes(Path(path), lambda f: images[0].save(f, format="GIF", save_all=True, append_images=images[1:],
+                                                            duration=int(1000 / fps), loop=0))
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("world", help="world key, e.g. cartpole")
+    p.add_argument("--episodes", type=int, default=24, help="lockstep episodes (>= 20 for the contract metric)")
+    p.add_argument("--horizon", type=int, default=50, help="steps after the prompt")
+    p.add_argument("--seed", type=int, default=EVAL_SEED_BASE, help="first real-env seed (episode e uses seed + e)")
+    p.add_argument("--weights", default=None, help="another weights file for the same world")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--epsilon", type=float, default=0.25, help="fraction of random actions in the behaviour policy")
+    p.add_argument("--threshold", type=float, default=None, help="PSNR below which a step counts as drifted (default: the median)")
+    p.add_argument("--gif", default=None, help="write a side-by-side GIF (real | dream | error) of the first episode here")
+    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.episodes < 1 or args.horizon < 1:
+        raise ValueError("--episodes and --horizon must be >= 1")
+    ls = run_lockstep(args.world, args.episodes, args.horizon, args.seed, args.weights, args.device, args.epsilon)
+    result = summarize(ls, threshold=args.threshold)
+    if args.gif and ls.videos:
+        write_gif(Path(args.gif), ls.videos[0])
+        result["gif"] = str(args.gif)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for key, value in result.items():
+            print(f"{key:>24}: {value:.3f}" if isinstance(value, float) else f"{key:>24}: {value}", file=sys.stdout)
+    return 0

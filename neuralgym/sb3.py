@@ -1,0 +1,123 @@
+"""The stable-baselines3 face: ``make_sb3_vec_env(env_id, n_envs)``.
+
+For a dream id it returns :class:`DreamSB3VecEnv`, an SB3 ``VecEnv`` backed by ONE
+batched dream (not ``n_envs`` copies): lanes that end reset in the same step, with
+``infos[i]["terminal_observation"]`` and ``infos[i]["TimeLimit.truncated"]`` so PPO
+bootstraps through truncations (time limit and drift resets alike). Any other id gets
+SB3's usual ``DummyVecEnv`` of ``gym.make(env_id)``. Observations are HWC uint8, which
+SB3 transposes for ``CnnPolicy`` by itself.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
+
+from neuralgym.core import DreamCore
+from neuralgym.spec import get_spec
+
+
+def is_dream_id(env_id: str) -> bool:
+    return env_id.startswith("neuralgym/") and env_id.endswith("-v0") and not env_id.endswith("-real-v0")
+
+
+def make_sb3_vec_env(env_id: str, n_envs: int = 1, seed: int | None = None, **kwargs: Any) -> VecEnv:
+    """An SB3 VecEnv of ``n_envs`` lanes of ``env_id``. ``kwargs`` go to the env
+    (``weights``, ``device``, ``drift_policy``, ``temperature``...)."""
+    import neuralgym  # noqa: F401  (registers the ids)
+
+    if isinstance(n_envs, bool) or not isinstance(n_envs, (int, np.integer)) or n_envs < 1:
+        raise ValueError(f"n_envs must be an int >= 1, got {n_envs!r}")
+    if env_id not in gym.registry:
+        raise ValueError(f"unknown env id {env_id!r}; `neuralgym worlds` lists the registered ones")
+    if is_dream_id(env_id):
+        env: VecEnv = DreamSB3VecEnv(get_spec(env_id).key, n_envs, **kwargs)
+    else:
+        env = DummyVecEnv([lambda: gym.make(env_id, **kwargs) for _ in range(n_envs)])
+    if seed is not None:
+        env.seed(seed)
+    return env
+
+
+class DreamSB3VecEnv(VecEnv):
+    """``n_envs`` dream lanes as an SB3 ``VecEnv`` with same-step autoreset."""
+
+    def __init__(self, world: str, n_envs: int = 1, render_mode: str | None = None, **kwargs: Any):
+        self.core = DreamCore(get_spec(world), n_envs, **kwargs)
+        self.render_mode = render_mode
+        self.metadata = {"render_modes": ["rgb_array"], "render_fps": self.core.spec.play.render_fps}
+        super().__init__(n_envs, self.core.observation_space, self.core.action_space)
+        self._actions: np.ndarray | None = None
+        self._rng = np.random.default_rng()
+        self._last: np.ndarray | None = None
+
+    @property
+    def context_length(self) -> int:
+        return self.core.k
+
+    def reset(self) -> np.ndarray:
+        seed = self._seeds[0] if self._seeds and self._seeds[0] is not None else None
+        if seed is not None:
+            self._rng = np.random.default_rng(seed)
+            self.core.seed(seed)
+        self._reset_seeds()
+        self.core.reset_lanes(np.ones(self.num_envs, bool), self._rng)
+        self._last = DreamCore.to_numpy(self.core.observe())
+        self.reset_infos = [{} for _ in range(self.num_envs)]
+        return self._last.copy()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        self._actions = actions
+
+    def step_wait(self):
+        if self._last is None:
+            raise RuntimeError("step() called before reset()")
+        codes = self.core.encode(self._actions)
+        res = self.core.step(codes)
+        obs = DreamCore.to_numpy(res.frames)
+        dones = res.terminated | res.truncated
+        infos: list[dict[str, Any]] = [
+            {"drift": float(res.drift[i]), "dream_step": int(res.dream_step[i]), "drift_reset": bool(res.drift_reset[i])}
+            for i in range(self.num_envs)
+        ]
+        if dones.any():
+            for i in np.flatnonzero(dones):
+                infos[i]["terminal_observation"] = obs[i].copy()
+                infos[i]["TimeLimit.truncated"] = bool(res.truncated[i] and not res.terminated[i])
+            self.core.reset_lanes(dones, self._rng)
+            fresh = DreamCore.to_numpy(self.core.observe())
+            obs[dones] = fresh[dones]
+        self._last = obs
+        return obs.copy(), res.reward.astype(np.float32), dones, infos
+
+    def close(self) -> None:
+        self._last = None
+
+    def get_images(self) -> Sequence[np.ndarray | None]:
+        if self._last is None:
+            return [None] * self.num_envs
+        return [np.repeat(f, 3, axis=2) if f.shape[2] == 1 else f.copy() for f in self._last]
+
+    def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
+        if attr_name == "render_mode":
+            return [self.render_mode for _ in self._get_indices(indices)]
+        value = getattr(self.core, attr_name) if hasattr(self.core, attr_name) else getattr(self, attr_name)
+        return [value for _ in self._get_indices(indices)]
+
+    def set_attr(self, attr_name: str, value: Any, indices: Any = None) -> None:
+        setattr(self.core, attr_name, value)
+
+    def env_method(self, method_name: str, *method_args: Any, indices: Any = None, **method_kwargs: Any) -> list[Any]:
+        method = getattr(self.core, method_name)
+        return [method(*method_args, **method_kwargs) for _ in self._get_indices(indices)]
+
+    def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
+        return [False for _ in self._get_indices(indices)]
+
+    @torch.no_grad()
+    def features(self) -> np.ndarray:
+        return self.core.features().cpu().numpy()

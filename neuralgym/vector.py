@@ -1,0 +1,163 @@
+"""``DreamVectorEnv``: the native batched dream (``gym.make_vec("neuralgym/<World>-v0", num_envs=N)``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from neuralgym.core import DEFAULT_TEMPERATURE, DreamCore
+from neuralgym.spec import WorldSpec, get_spec
+
+
+class DreamVectorEnv(VectorEnv):
+    """N dreams of one world, advanced by ONE batched forward pass per ``step``.
+
+    ## Observation space
+    ``Box(0, 255, (num_envs, H, W, C), uint8)``: each lane's newest predicted frame.
+    With ``obs_backend="torch"`` observations stay on the device as uint8 torch tensors.
+
+    ## Action space
+    The world's action space batched: ``MultiDiscrete`` or a batched ``Box``.
+
+    ## Rewards and episode end
+    Reward from the model's reward head. ``terminated`` is sampled from its termination
+    head (``temperature`` 0 thresholds it at p = 0.5). ``truncated`` comes from the time
+    limit, the drift-reset policy, or a non-finite prediction (``info["nonfinite"]``).
+
+    ## Autoreset
+    ``autoreset_mode`` ``NEXT_STEP`` (gymnasium's default: the step after an episode
+    ends resets that lane and ignores its action) or ``SAME_STEP`` (the lane resets
+    in the step that ended it; its last frame is in ``info["final_obs"]``).
+
+    ## Info
+    ``drift`` (float, N), ``dream_step`` (int, N), ``drift_reset`` (bool, N).
+
+    ## Arguments
+    ``world`` (key or spec), ``num_envs``, ``weights`` (path), ``device`` ("auto",
+    "cpu", "cuda"), ``drift_policy`` (see :class:`~neuralgym.drift.DriftResetPolicy`),
+    ``temperature``, ``max_episode_steps``, ``render_mode`` ("rgb_array"), ``obs_backend``.
+    """
+
+    metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 30, "autoreset_mode": AutoresetMode.NEXT_STEP}
+
+    def __init__(self, world: str | WorldSpec = "cartpole", num_envs: int = 1, weights: str | Path | None = None,
+                 device: str = "auto", drift_policy: Any = None, temperature: float = DEFAULT_TEMPERATURE,
+                 max_episode_steps: int | None = None, render_mode: str | None = None,
+                 autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP, obs_backend: str = "numpy"):
+        spec = world if isinstance(world, WorldSpec) else get_spec(world)
+        if render_mode not in (None, "rgb_array"):
+            raise ValueError(f"render_mode for a vector dream must be 'rgb_array' or None, got {render_mode!r}")
+        if obs_backend not in ("numpy", "torch"):
+            raise ValueError(f"obs_backend must be 'numpy' or 'torch', got {obs_backend!r}")
+        try:
+            autoreset_mode = AutoresetMode(autoreset_mode)
+        except ValueError as e:
+            raise ValueError(f"autoreset_mode must be AutoresetMode.NEXT_STEP or SAME_STEP, got {autoreset_mode!r}") from e
+        if autoreset_mode not in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP):
+            raise ValueError(f"autoreset_mode must be NEXT_STEP or SAME_STEP, got {autoreset_mode}")
+        self.core = DreamCore(spec, num_envs, weights, device, drift_policy, temperature, max_episode_steps)
+        self.world_spec = spec
+        self.num_envs = self.core.num_envs
+        self.render_mode = render_mode
+        self.obs_backend = obs_backend
+        self.metadata = {**self.metadata, "render_fps": spec.play.render_fps, "autoreset_mode": autoreset_mode}
+        self.single_observation_space = self.core.observation_space
+        self.single_action_space = self.core.action_space
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self._autoreset = np.zeros(self.num_envs, bool)  # NEXT_STEP: lanes to reset on the next step
+        self._last_obs: torch.Tensor | None = None
+
+    @property
+    def context_length(self) -> int:
+        return self.core.k
+
+    @property
+    def weights_path(self) -> Path:
+        return self.core.weights_path
+
+    @property
+    def device(self) -> torch.device:
+        return self.core.device
+
+    def _obs(self, frames: torch.Tensor) -> Any:
+        self._last_obs = frames
+        return frames.permute(0, 2, 3, 1).contiguous() if self.obs_backend == "torch" else DreamCore.to_numpy(frames)
+
+    def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None):
+        if isinstance(seed, (list, tuple)):  # gymnasium allows a list of per-env seeds: fold them into one
+            seed = int(np.random.SeedSequence([0 if s is None else int(s) for s in seed]).generate_state(1)[0])
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
+            raise TypeError(f"seed must be an int or None, got {seed!r}")
+        prompt = self.core.validate_prompt(options)
+        mask = np.ones(self.num_envs, bool)
+        if options and "reset_mask" in options:
+            mask = np.asarray(options["reset_mask"])
+            if mask.shape != (self.num_envs,) or mask.dtype != bool:
+                raise ValueError(f"options['reset_mask'] must be a bool array of shape ({self.num_envs},), got {mask!r}")
+        super().reset(seed=seed)  # seeds self._np_random
+        if seed is not None:
+            self.core.seed(int(seed))
+        elif self.core.generator.initial_seed() == 0 and self._np_random_seed is not None:
+            self.core.seed(int(self.np_random.integers(2**63 - 1)))
+        self.core.reset_lanes(mask, self.np_random, prompt)
+        self._autoreset[mask] = False
+        n = self.num_envs
+        info = {"drift": np.zeros(n, np.float32), "dream_step": np.zeros(n, np.int64), "drift_reset": np.zeros(n, bool)}
+        return self._obs(self.core.observe()), info
+
+    def step(self, actions: Any):
+        if self._last_obs is None:
+            raise RuntimeError("step() called before reset()")
+        codes = self.core.encode(actions)  # validates first: a bad batch changes nothing
+        mode = self.metadata["autoreset_mode"]
+        # NEXT_STEP: lanes whose episode ended last step restart now, ignoring their action;
+        # they still ride along in the one batched model call and are overwritten after it
+        ended_now = self._autoreset.copy()
+        self.core.needs_reset[ended_now] = False
+        res = self.core.step(codes)
+        frames = res.frames
+        reward, terminated, truncated = res.reward, res.terminated, res.truncated
+        info: dict[str, Any] = {"drift": res.drift, "dream_step": res.dream_step, "drift_reset": res.drift_reset}
+        if res.nonfinite.any():
+            info["nonfinite"] = res.nonfinite
+        if ended_now.any():  # NEXT_STEP: the reset lanes report their start frame, nothing else
+            self.core.reset_lanes(ended_now, self.np_random)
+            frames = torch.where(torch.as_tensor(ended_now, device=self.device)[:, None, None, None], self.core.observe(), frames)
+            reward, terminated, truncated = reward.copy(), terminated.copy(), truncated.copy()
+            reward[ended_now], terminated[ended_now], truncated[ended_now] = 0.0, False, False
+            for key in ("drift", "drift_reset"):
+                info[key] = info[key].copy()
+                info[key][ended_now] = 0
+            info["dream_step"] = self.core.dream_step.copy()
+        done = terminated | truncated
+        if mode == AutoresetMode.NEXT_STEP:
+            self._autoreset = done
+        elif done.any():
+            final = self._obs(frames) if self.obs_backend == "numpy" else frames.permute(0, 2, 3, 1).contiguous()
+            info["final_obs"] = np.array([final[i] if done[i] else None for i in range(self.num_envs)], dtype=object)
+            info["_final_obs"] = done.copy()
+            info["final_info"] = {k: v.copy() for k, v in info.items() if not k.startswith(("final", "_final"))}
+            info["_final_info"] = done.copy()
+            self.core.reset_lanes(done, self.np_random)
+            frames = torch.where(torch.as_tensor(done, device=self.device)[:, None, None, None], self.core.observe(), frames)
+        return self._obs(frames), reward, terminated, truncated, info
+
+    def render(self) -> tuple[np.ndarray, ...] | None:
+        if self.render_mode != "rgb_array":
+            return None
+        if self._last_obs is None:
+            raise RuntimeError("render() called before reset()")
+        frames = DreamCore.to_numpy(self._last_obs)
+        if frames.shape[-1] == 1:
+            frames = np.repeat(frames, 3, axis=-1)
+        return tuple(frames)
+
+    def close_extras(self, **kwargs: Any) -> None:
+        self._last_obs = None
