@@ -8,10 +8,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from neuralgym.registry import register_worlds
-from neuralgym.sb3 import make_sb3_vec_env
 
 __all__ = ["make_sb3_vec_env", "register_worlds"]
 __version__ = "0.1.0"
 
 register_worlds()
+
+
+def __getattr__(name: str) -> Any:
+    # stable-baselines3 (and torch) load on first use, not on `import neuralgym`
+    if name == "make_sb3_vec_env":
+        from neuralgym.sb3 import make_sb3_vec_env
+
+        return make_sb3_vec_env
+    raise AttributeError(f"module 'neuralgym' has no attribute {name!r}")

@@ -174,7 +174,8 @@ def _dataset_size(data_dir: Path) -> tuple[int, int]:
             with np.load(p, allow_pickle=False) as z:
                 steps += len(z["actions"])
         except Exception as e:  # noqa: BLE001 - any unreadable file is a dataset error
-            raise DatasetError(f"{p}: unreadable episode file ({type(e).__name__}: {e})") from e
+            raise DatasetError(f"{p}: unreadable episode file ({type(e).__name__}: {e}); "
+                               "delete it and rerun collect") from e
     return len(paths), steps
 
 

@@ -37,7 +37,8 @@ class StepResult:
     reward: np.ndarray  # (N,) float32
     terminated: np.ndarray  # (N,) bool
     truncated: np.ndarray  # (N,) bool  (time limit, drift reset or non-finite prediction)
-    drift: np.ndarray  # (N,) float32
+    drift: np.ndarray  # (N,) float32: accumulated predicted RMSE since the context was last real
+    drift_step: np.ndarray  # (N,) float32: this step's predicted RMSE (the error head)
     dream_step: np.ndarray  # (N,) int64
     drift_reset: np.ndarray  # (N,) bool: the drift policy acted on this lane this step
     nonfinite: np.ndarray  # (N,) bool: the model produced NaN/inf for this lane
@@ -64,7 +65,10 @@ class DreamCore:
         self.model = self.world.model
         self.drift_policy = DriftResetPolicy.resolve(drift_policy, spec.drift)
         self.temperature = float(temperature)
-        self.max_episode_steps = int(max_episode_steps or spec.max_episode_steps)
+        if max_episode_steps is not None and (isinstance(max_episode_steps, bool) or not isinstance(max_episode_steps, (int, np.integer))
+                                              or max_episode_steps < 1):
+            raise ValueError(f"max_episode_steps must be an int >= 1 or None, got {max_episode_steps!r}")
+        self.max_episode_steps = int(max_episode_steps if max_episode_steps is not None else spec.max_episode_steps)
         self.observation_space = observation_space_for(spec)
         self.action_space = action_space_for(spec)
         k, (h, w, c), a = spec.context_length, spec.obs_shape, spec.actions.model_dim
@@ -75,6 +79,7 @@ class DreamCore:
         self.t = np.zeros(n, np.int64)
         self.dream_step = np.zeros(n, np.int64)
         self.over = np.zeros(n, np.int64)  # consecutive over-threshold steps (drift hysteresis)
+        self.drift_sq = np.zeros(n, np.float64)  # sum of squared predicted per-step errors since last real
         self.needs_reset = np.ones(n, bool)
         self.generator = torch.Generator(device=dev)
         self.generator.manual_seed(0)
@@ -100,7 +105,7 @@ class DreamCore:
             raise TypeError(f"reset options must be a dict or None, got {type(options).__name__}")
         unknown = set(options) - {"frames", "actions", "reset_mask"}
         if unknown:
-            raise ValueError(f"unknown reset option(s) {sorted(unknown)}; expected 'frames' and optionally 'actions'")
+            raise ValueError(f"unknown reset option(s) {sorted(map(repr, unknown))}; expected 'frames' and optionally 'actions'")
         if "frames" not in options:
             if "actions" in options:
                 raise ValueError("reset option 'actions' needs 'frames' as well")
@@ -159,6 +164,7 @@ class DreamCore:
         self.t[idx] = 0
         self.dream_step[idx] = 0
         self.over[idx] = 0
+        self.drift_sq[idx] = 0.0
         self.needs_reset[idx] = False
 
     def reanchor_lanes(self, idx: np.ndarray) -> None:
@@ -174,6 +180,7 @@ class DreamCore:
         self.actions[idx_t] = self._anchor_actions[nearest]
         self.dream_step[idx] = 0
         self.over[idx] = 0
+        self.drift_sq[idx] = 0.0
 
     # ------------------------------------------------------------------- steps
     def encode(self, actions: Any) -> torch.Tensor:
@@ -191,7 +198,7 @@ class DreamCore:
             raise RuntimeError(f"lanes {np.flatnonzero(self.needs_reset).tolist()} must be reset before step()")
         acts = torch.cat([self.actions, codes[:, None]], dim=1)  # (N, K, A)
         out = self.model(self.frames, acts)
-        frame = torch.round(out["frame"] * 255.0)  # (N, C, H, W) on the 8-bit grid
+        frame = torch.round(out["frame"].clamp(0.0, 1.0) * 255.0)  # (N, C, H, W) on the 8-bit grid (clamp keeps NaN)
         finite = torch.isfinite(frame).flatten(1).all(dim=1) & torch.isfinite(out["term_logit"]) & torch.isfinite(out["reward"])
         frame = torch.where(finite[:, None, None, None], frame, self.frames[:, -1] * 255.0)
         logit = torch.nan_to_num(out["term_logit"]) - self._log_pos_weight
@@ -202,13 +209,18 @@ class DreamCore:
             term = logit > 0
         reward = torch.nan_to_num(out["reward"])
         drift = torch.exp(0.5 * torch.nan_to_num(out["log_err"], nan=20.0).clamp(max=20.0)) * 255.0  # predicted RMSE, grey levels
+        drift = torch.where(finite, drift, torch.full_like(drift, 255.0))
         frame_u8 = frame.to(torch.uint8)
         self.frames = torch.cat([self.frames[:, 1:], (frame / 255.0)[:, None]], dim=1)
         self.actions = torch.cat([self.actions[:, 1:], codes[:, None]], dim=1)
         # one host sync for the small per-lane results (the frames stay on the device)
         small = torch.stack([reward, term.float(), drift, finite.float()], dim=1).cpu().numpy()
         reward_np, term_np = small[:, 0].astype(np.float32), small[:, 1] > 0.5
-        drift_np, finite_np = small[:, 2].astype(np.float32), small[:, 3] > 0.5
+        step_err, finite_np = small[:, 2].astype(np.float32), small[:, 3] > 0.5
+        # errors compound: the drift score is the root of the summed squared predicted
+        # per-step errors since the context was last real (reset or re-anchor)
+        self.drift_sq += np.square(step_err.astype(np.float64))
+        drift_np = np.sqrt(self.drift_sq).astype(np.float32)
         self.t += 1
         self.dream_step += 1
         act = self.drift_policy.decide(drift_np, self.dream_step, self.over)
@@ -221,7 +233,8 @@ class DreamCore:
         term_np &= finite_np
         reward_np[~finite_np] = 0.0
         self.needs_reset |= term_np | truncated
-        return StepResult(frame_u8, reward_np, term_np, truncated, drift_np, self.dream_step.copy(), drift_reset, ~finite_np)
+        return StepResult(frame_u8, reward_np, term_np, truncated, drift_np, step_err, self.dream_step.copy(), drift_reset,
+                          ~finite_np)
 
     def observe(self) -> torch.Tensor:
         """The newest frame of every lane, (N, C, H, W) uint8 on the device."""

@@ -167,8 +167,7 @@ def collect(
     existing = episode_paths(out_dir)
     done_steps = 0
     for p in existing:
-        with np.load(p, allow_pickle=False) as z:
-            done_steps += len(z["actions"])
+        done_steps += len(load_episode(p, spec.key))  # verifies: never extend a corrupt dataset silently
     next_index = 1 + max((int(EPISODE_RE.match(p.name).group(1)) for p in existing), default=-1)
     factory = policy_factory(policy or spec.collect_policy)
     env = RealWorldEnv(spec)

@@ -1,7 +1,10 @@
 """Drift: what to do when a dream has left the data it was trained on.
 
-The per-step drift score comes from the world model's error head: the model's own
-estimate of the RMS error (in 8-bit grey levels) of the frame it just predicted.
+The drift score comes from the world model's error head, the model's own estimate of
+the RMS error (in 8-bit grey levels) of each frame it predicts: errors compound, so
+``info["drift"]`` is the root of the summed squared per-step estimates since the
+context was last real (``info["drift_step"]`` is this step's estimate alone). The
+README's drift table compares it with the alternatives on lockstep data.
 :class:`DriftResetPolicy` turns scores into actions, vectorised over lanes:
 
 * ``"none"``: never act (the score is still reported in ``info["drift"]``);

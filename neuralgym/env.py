@@ -13,7 +13,7 @@ import gymnasium as gym
 import numpy as np
 
 from neuralgym.core import DEFAULT_TEMPERATURE, DreamCore
-from neuralgym.spaces import validate_action
+from neuralgym.spaces import ResetNeededError, check_seed, torch_seed, validate_action
 from neuralgym.spec import WorldSpec, get_spec
 
 
@@ -65,6 +65,7 @@ class WorldModelEnv(gym.Env):
         self.action_space = self.core.action_space
         self._obs: np.ndarray | None = None
         self._viewer = None
+        self._torch_seeded = False
 
     @property
     def context_length(self) -> int:
@@ -75,29 +76,29 @@ class WorldModelEnv(gym.Env):
         return self.core.weights_path
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        prompt = self.core.validate_prompt(options)  # validate before anything changes
+        seed = check_seed(seed)  # validate everything before anything changes
+        prompt = self.core.validate_prompt(options)
         if options and "reset_mask" in options:
             raise ValueError("reset option 'reset_mask' is for vector envs only")
         super().reset(seed=seed)
-        if seed is not None:
-            self.core.seed(seed)
-        elif self.core.generator.initial_seed() == 0:
-            self.core.seed(int(self.np_random.integers(2**63 - 1)))
+        if seed is not None or not self._torch_seeded:  # the torch generator follows np_random
+            self.core.seed(torch_seed(self.np_random))
+            self._torch_seeded = True
         self.core.reset_lanes(np.ones(1, bool), self.np_random, prompt)
         self._obs = DreamCore.to_numpy(self.core.observe())[0]
         if self.render_mode == "human":
             self.render()
-        return self._obs.copy(), {"drift": 0.0, "dream_step": 0, "drift_reset": False}
+        return self._obs.copy(), {"drift": 0.0, "drift_step": 0.0, "dream_step": 0, "drift_reset": False}
 
     def step(self, action: Any):
         if self._obs is None:
-            raise RuntimeError("step() called before reset(): call env.reset() first")
+            raise ResetNeededError("step() called before reset(): call env.reset() first")
         if self.core.needs_reset[0]:
-            raise RuntimeError("the episode has ended (terminated or truncated): call env.reset() before step()")
+            raise ResetNeededError("the episode has ended (terminated or truncated): call env.reset() before step()")
         codes = self.core.codes(np.asarray([validate_action(self.action_space, action)]))
         res = self.core.step(codes)
         self._obs = DreamCore.to_numpy(res.frames)[0]
-        info: dict[str, Any] = {"drift": float(res.drift[0]), "dream_step": int(res.dream_step[0]),
+        info: dict[str, Any] = {"drift": float(res.drift[0]), "drift_step": float(res.drift_step[0]), "dream_step": int(res.dream_step[0]),
                                 "drift_reset": bool(res.drift_reset[0])}
         if res.nonfinite[0]:
             info["nonfinite"] = True
@@ -107,7 +108,7 @@ class WorldModelEnv(gym.Env):
 
     def render(self) -> np.ndarray | None:
         if self._obs is None:
-            raise RuntimeError("render() called before reset()")
+            raise ResetNeededError("render() called before reset(): call env.reset() first")
         frame = np.repeat(self._obs, 3, axis=2) if self._obs.shape[2] == 1 else self._obs.copy()
         if self.render_mode == "human":
             from neuralgym.viewer import Viewer

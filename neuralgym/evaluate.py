@@ -7,7 +7,9 @@ actions (the world's behaviour policy with 25% random actions) and compares fram
 * Fidelity@h: PSNR (dB, uint8 frames) between dream and real h steps after the prompt;
 * gain@h: Fidelity@h minus the PSNR of "nothing moves" (the prompt's last real frame);
 * drift AUROC: how well ``info["drift"]`` ranks the steps whose PSNR is below a
-  threshold (the median by default, or the world's fidelity threshold) above the rest;
+  threshold (the median by default, or the world's fidelity threshold) above the rest,
+  beside the same for the other candidate scores (this step's error-head estimate
+  ``info["drift_step"]``, and the bare count of dreamt steps);
 * termination agreement between the dream's head and the real env.
 
 All dreams run as ONE batched vector env (one model call per step for every episode)
@@ -61,6 +63,7 @@ class Lockstep:
     psnr: np.ndarray
     frozen: np.ndarray
     drift: np.ndarray
+    drift_step: np.ndarray
     real_term: np.ndarray  # (E,) step at which the real env terminated (or -1)
     dream_term: np.ndarray  # (E,) step at which the dream terminated (or -1)
     seconds: float
@@ -106,7 +109,7 @@ def run_lockstep(world: str, episodes: int = 24, horizon: int = 50, seed: int = 
         mask[e] = True
         d_obs, _ = dream.reset(seed=seed if e == 0 else None, options={"frames": prompts[e], "actions": prompt_actions[e], "reset_mask": mask})
     shape = (episodes, horizon)
-    rec_psnr, rec_frozen, rec_drift = np.full(shape, np.nan), np.full(shape, np.nan), np.full(shape, np.nan)
+    rec_psnr, rec_frozen, rec_drift, rec_step = (np.full(shape, np.nan) for _ in range(4))
     real_term, dream_term = np.full(episodes, -1), np.full(episodes, -1)
     alive = np.ones(episodes, bool)
     anchor = np.stack([p[-1] for p in prompts])
@@ -122,6 +125,7 @@ def run_lockstep(world: str, episodes: int = 24, horizon: int = 50, seed: int = 
             rec_psnr[e, h] = psnr_u8(d_obs[e], o)
             rec_frozen[e, h] = psnr_u8(anchor[e], o)
             rec_drift[e, h] = info["drift"][e]
+            rec_step[e, h] = info["drift_step"][e]
             if e < len(videos):
                 err = np.abs(d_obs[e].astype(np.int16) - o.astype(np.int16)).astype(np.uint8)
                 row = np.concatenate([o, d_obs[e], 255 - np.minimum(255, err * 4)], axis=1)
@@ -138,7 +142,7 @@ def run_lockstep(world: str, episodes: int = 24, horizon: int = 50, seed: int = 
     for env in reals:
         env.close()
     dream.close()
-    return Lockstep(rec_psnr, rec_frozen, rec_drift, real_term, dream_term, seconds, [np.stack(v) for v in videos if v])
+    return Lockstep(rec_psnr, rec_frozen, rec_drift, rec_step, real_term, dream_term, seconds, [np.stack(v) for v in videos if v])
 
 
 def summarize(ls: Lockstep, horizons: tuple[int, ...] = (1, 5, 10, 25, 50), threshold: float | None = None) -> dict[str, Any]:
@@ -156,10 +160,14 @@ def summarize(ls: Lockstep, horizons: tuple[int, ...] = (1, 5, 10, 25, 50), thre
         out[f"gain@{h}"] = out[f"psnr@{h}"] - out[f"frozen@{h}"]
         out[f"n@{h}"] = int(ok.sum())
     valid = ~np.isnan(ls.psnr)
-    p, d = ls.psnr[valid], ls.drift[valid]
+    p = ls.psnr[valid]
     thr = float(np.median(p)) if threshold is None else threshold
     out["drift_threshold_psnr"] = thr
-    out["drift_auroc"] = auroc(d, p < thr)
+    horizon_index = np.broadcast_to(np.arange(1, ls.psnr.shape[1] + 1), ls.psnr.shape)
+    candidates = {"drift": ls.drift, "drift_step": ls.drift_step, "dream_step": horizon_index}
+    for name, score in candidates.items():
+        out[f"auroc_{name}"] = auroc(score[valid], p < thr)
+    out["drift_auroc"] = out["auroc_drift"]
     both = (ls.real_term > 0) | (ls.dream_term > 0)
     out["terminations_real"] = int((ls.real_term > 0).sum())
     out["terminations_dream"] = int((ls.dream_term > 0).sum())

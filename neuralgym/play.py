@@ -9,10 +9,11 @@ Controls: Esc quit, Space pause (P when the keymap uses Space), ``.`` single ste
 while paused, Enter reset, Tab switch dream <-> real, R start/stop recording, F12
 screenshot, F1 help. A control whose key the keymap uses is left to the keymap.
 
-Recording (``--record PATH.mp4`` from the start, or R): the scaled game frame *without*
-the HUD (``--record-hud``: the whole window), one video frame per env step (and per
-reset), at the world's ``render_fps``, so the video plays at game speed whatever
-``--fps`` was and the footage is what the agent saw. Paused time is not recorded.
+Recording (``--record PATH.mp4`` from the start, or R): the whole window as the
+player sees it, game and HUD (``--record-game-only``: just the scaled game frame,
+what the agent saw), one video frame per env step (and per reset), at the world's
+``render_fps``, so the video plays at game speed whatever ``--fps`` was. Paused
+time is not recorded.
 
 Headless: with ``SDL_VIDEODRIVER=dummy`` it runs without a display; ``--max-frames``
 ends it. At exit it prints one summary line (frames, achieved fps, frame times).
@@ -21,11 +22,13 @@ ends it. At exit it prints one summary line (frames, achieved fps, frame times).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import os
 import sys
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -66,6 +69,10 @@ BACKGROUND = (22, 22, 26)
 
 class EnvUnavailable(RuntimeError):
     """The dream or real env of a world cannot be made (not registered, no weights...)."""
+
+
+class RecordError(ValueError):
+    """The mp4 file cannot be written."""
 
 
 # --------------------------------------------------------------------------- pure logic
@@ -344,13 +351,16 @@ class Recorder:
     """mp4 through OpenCV ('mp4v'): RGB frames in, one video frame each."""
 
     def __init__(self, path: Path, fps: float, size_wh: tuple[int, int]):
-        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise RecordError(f"could not create the folder of {path}: {e}") from e
         self.path = path
         self.frames = 0
         self._size = size_wh
         self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), size_wh)
         if not self._writer.isOpened():
-            raise ValueError(f"could not open {path} for writing an mp4 video")
+            raise RecordError(f"could not open {path} for writing an mp4 video")
 
     def write(self, rgb: np.ndarray) -> None:
         self._writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
@@ -443,18 +453,22 @@ def _mp4(text: str) -> Path:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of ``neuralgym play``."""
-    parser.add_argument("world", metavar="WORLD", help="world to play, e.g. cartpole (see `neuralgym worlds`)")
-    parser.add_argument("--real", action="store_true", help="play the real env instead of the dream")
-    parser.add_argument("--fps", type=_positive(float), help="frames (env steps) per second; default: the world's render_fps")
-    parser.add_argument("--scale", type=_positive(int), default=8, help="integer upscaling of the observation (default 8)")
-    parser.add_argument("--record", type=_mp4, metavar="PATH.mp4", help="record the game frames (no HUD) from the start")
-    parser.add_argument("--record-hud", action="store_true", help="record the whole window (game and HUD), not just the game")
-    parser.add_argument("--max-frames", type=_positive(int), metavar="N", help="quit after N frames (ends headless runs)")
-    parser.add_argument("--seed", type=int, help="seed of the first reset")
-    parser.add_argument("--weights", help="dream: another weights file for the world")
-    parser.add_argument("--device", help="dream: auto, cpu or cuda (default: the env's)")
-    parser.add_argument("--drift-policy", help="dream: override the drift-reset policy (e.g. none)")
-    parser.add_argument("--screenshot", type=Path, help=argparse.SUPPRESS)  # save the window at exit
+    add = parser.add_argument
+    add("world", metavar="WORLD", help="world to play, e.g. cartpole (see `neuralgym worlds`)")
+    add("--real", action="store_true", help="play the real env instead of the dream")
+    add("--fps", type=_positive(float), help="frames (env steps) per second; default: the world's render_fps")
+    add("--scale", type=_positive(int), default=8, help="integer upscaling of the observation (default 8)")
+    add("--record", type=_mp4, metavar="PATH.mp4", help="record the game frames (no HUD) from the start")
+    add("--record-game-only", dest="record_hud", action="store_false",
+        help="record only the scaled game frame, without the HUD (default: the whole window, as the player sees it)")
+    add("--max-frames", type=_positive(int), metavar="N", help="quit after N frames (ends headless runs)")
+    add("--seed", type=int, help="seed of the first reset")
+    add("--weights", help="dream: another weights file for the world")
+    add("--device", help="dream: auto, cpu or cuda (default: the env's)")
+    add("--drift-policy", help="dream: override the drift-reset policy (e.g. none)")
+    add("--threads", type=_positive(int), default=1,
+        help="torch CPU threads (default 1: a batch-1 step gains little from more, and loses a lot on busy cores)")
+    add("--screenshot", type=Path, help=argparse.SUPPRESS)  # save the window at exit
 
 
 def _parse(args: argparse.Namespace | Sequence[str] | None) -> argparse.Namespace:
@@ -540,8 +554,12 @@ def _apply(command: str, loop: _Loop, session: Session, window: PlayWindow, args
             loop.say(f"saved {loop.recordings[-1][0].name}")
         else:
             path = args.record if args.record and not loop.recordings else default_path(session.spec.key, ".mp4")
-            _start_recording(loop, path, session, window, args)
-            loop.say(f"recording {path.name}")
+            try:
+                _start_recording(loop, path, session, window, args)
+                loop.say(f"recording {path.name}")
+            except RecordError as e:
+                loop.say("recording failed (see terminal)", 5.0)
+                print(f"neuralgym play: {e}", file=sys.stderr)
     elif command == "screenshot":
         path = default_path(session.spec.key, ".png")
         window.save(path)
@@ -578,15 +596,32 @@ def _hud(session: Session, loop: _Loop, stats: FrameStats, fps: float, action: A
     )
 
 
-def summary_line(spec: WorldSpec, dream: bool, s: dict[str, float], target_fps: float, recordings: list[tuple[Path, int]]) -> str:
+def summary_line(
+    spec: WorldSpec, dream: bool, s: dict[str, float], target_fps: float, recordings: list[tuple[Path, int]]
+) -> str:
+    """The one line printed at exit."""
     line = (
-        f"neuralgym play: {spec.name} {'dream' if dream else 'real'}: {s['frames']} frames in {s['seconds']:.2f} s, "
+        f"neuralgym play: {spec.name} {'dream' if dream else 'real'}: "
+        f"{s['frames']} frames in {s['seconds']:.2f} s, "
         f"{s['fps']:.1f} fps (target {target_fps:g}), frame time mean {s['frame_ms_mean']:.2f} ms "
         f"p99 {s['frame_ms_p99']:.2f} ms, work mean {s['work_ms_mean']:.2f} ms p99 {s['work_ms_p99']:.2f} ms"
     )
     for path, n in recordings:
         line += f"; recorded {n} frames to {path}"
     return line
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """torch's CPU thread count for the duration (main may run inside a longer process)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
@@ -600,8 +635,37 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
     except Exception as e:
         print(f"neuralgym play: {e}", file=sys.stderr)
         return 2
+    with _torch_threads(args.threads):
+        return _run(args, spec, pg, bindings, controls, control_rows)
+
+
+def headless_demo(spec: WorldSpec, args: argparse.Namespace, reason: str) -> int:
+    """No display at all: instead of a window, write a short side-by-side GIF of the
+    real env and the dream in lockstep (real | dream | error), and say where it is."""
+    from neuralgym.evaluate import run_lockstep, summarize, write_gif
+
+    frames = min(args.max_frames or 150, 500)
+    path = Path(f"{spec.key}_dream_vs_real.gif")
+    print(f"neuralgym play: no display ({reason}); writing {frames} lockstep frames of real | dream | error "
+          f"to {path} instead", file=sys.stderr)
+    ls = run_lockstep(spec.key, episodes=1, horizon=frames, seed=args.seed if args.seed is not None else 0,
+                      weights=args.weights, device=args.device or "auto")
+    if not ls.videos:
+        print("neuralgym play: the episode ended before any frame was recorded", file=sys.stderr)
+        return 1
+    write_gif(path, ls.videos[0], fps=spec.play.render_fps)
+    s = summarize(ls, horizons=(1, 10, 25))
+    psnr = ", ".join(f"h={h}: {s[f'psnr@{h}']:.1f} dB" for h in (1, 10, 25) if f"psnr@{h}" in s)
+    print(f"wrote {path.resolve()} ({len(ls.videos[0])} frames; dream vs real PSNR {psnr})")
+    return 0
+
+
+def _run(args: argparse.Namespace, spec: WorldSpec, pg: Any, bindings: list[Binding],
+         controls: dict[int, str], control_rows: list[tuple[str, str]]) -> int:
+    """Make the env and the window, then the loop: poll keys, step, draw, record, pace."""
     fps = float(args.fps or spec.play.render_fps)
-    dream_kwargs = {k: v for k, v in (("weights", args.weights), ("device", args.device), ("drift_policy", args.drift_policy)) if v}
+    options = {"weights": args.weights, "device": args.device, "drift_policy": args.drift_policy}
+    dream_kwargs = {k: v for k, v in options.items() if v}
     try:
         session = Session(spec, dream=not args.real, seed=args.seed, dream_kwargs=dream_kwargs)
     except EnvUnavailable as e:
@@ -612,7 +676,10 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
         window = PlayWindow(f"neuralgym: {spec.name}", (w * args.scale, h * args.scale))
     except pg.error as e:
         session.close()
-        print(f"neuralgym play: cannot open a window ({e}); to run headless set SDL_VIDEODRIVER=dummy and pass --max-frames", file=sys.stderr)
+        if not os.environ.get("SDL_VIDEODRIVER"):
+            return headless_demo(spec, args, reason=str(e))
+        hint = "to run headless set SDL_VIDEODRIVER=dummy and pass --max-frames"
+        print(f"neuralgym play: cannot open a window ({e}); {hint}", file=sys.stderr)
         return 1
     if pg.display.get_driver() in ("dummy", "offscreen") and not args.max_frames:
         print("neuralgym play: headless with no --max-frames: stop it with Ctrl-C", file=sys.stderr)
@@ -635,7 +702,8 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
                 session.advance(action)
                 loop.step_once = False
             game = upscale(session.frame, args.scale)
-            window.draw(game, _hud(session, loop, stats, fps, action), help_rows if loop.show_help else None)
+            hud = _hud(session, loop, stats, fps, action)
+            window.draw(game, hud, help_rows if loop.show_help else None)
             if loop.recorder and loop.recorded is not session.frame:  # each new game frame once
                 loop.recorder.write(window.snapshot() if args.record_hud else game)
                 loop.recorded = session.frame
@@ -646,6 +714,9 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
                 break
     except KeyboardInterrupt:
         status = 130
+    except RecordError as e:
+        print(f"neuralgym play: {e}", file=sys.stderr)
+        status = 1
     finally:
         _stop_recording(loop)
         if args.screenshot:

@@ -6,14 +6,19 @@ dream runs here unchanged, and ``neuralgym eval`` can run both in lockstep.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-import cv2
-import gymnasium as gym
-import numpy as np
+# Source envs (CartPole's renderer, play's window) initialise SDL, which by default
+# swallows SIGINT/SIGTERM: Ctrl-C and `kill` would no longer stop a collection run.
+os.environ.setdefault("SDL_NO_SIGNAL_HANDLERS", "1")
+
+import cv2  # noqa: E402
+import gymnasium as gym  # noqa: E402
+import numpy as np  # noqa: E402
 
 from neuralgym.spec import PreprocessSpec, WorldSpec, get_spec
-from neuralgym.spaces import action_space_for, observation_space_for, to_source_action, validate_action
+from neuralgym.spaces import ResetNeededError, action_space_for, observation_space_for, to_source_action, validate_action
 
 
 def preprocess_frame(frame: np.ndarray, pp: PreprocessSpec) -> np.ndarray:
@@ -92,7 +97,7 @@ class RealWorldEnv(gym.Env):
 
     def step(self, action: Any):
         if self._obs is None:
-            raise RuntimeError("step() called before reset()")
+            raise ResetNeededError("step() called before reset(): call env.reset() first")
         action = validate_action(self.action_space, action)
         source_action = to_source_action(self.spec_world, action)
         total = 0.0
@@ -113,7 +118,7 @@ class RealWorldEnv(gym.Env):
 
     def render(self) -> np.ndarray | None:
         if self._obs is None:
-            raise RuntimeError("render() called before reset()")
+            raise ResetNeededError("render() called before reset(): call env.reset() first")
         frame = np.repeat(self._obs, 3, axis=2) if self._obs.shape[2] == 1 else self._obs.copy()
         if self.render_mode == "human":
             from neuralgym.viewer import Viewer

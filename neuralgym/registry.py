@@ -18,8 +18,10 @@ def register_worlds() -> list[str]:
                 entry_point="neuralgym.env:WorldModelEnv",
                 vector_entry_point="neuralgym.vector:DreamVectorEnv",
                 kwargs={"world": key},
-            )
+                disable_env_checker=True,  # we validate every input ourselves (and the passive
+            )                              # checker of gymnasium 1.4 breaks after a rejected first reset)
         if spec.real_id not in gym.registry:
-            gym.register(id=spec.real_id, entry_point="neuralgym.real:RealWorldEnv", kwargs={"world": key})
+            gym.register(id=spec.real_id, entry_point="neuralgym.real:RealWorldEnv", kwargs={"world": key},
+                         disable_env_checker=True)
         ids += [spec.dream_id, spec.real_id]
     return ids

@@ -25,11 +25,41 @@ def action_space_for(spec: WorldSpec) -> gym.spaces.Space:
     return gym.spaces.Box(np.array(a.low, np.float32), np.array(a.high, np.float32), dtype=np.float32)
 
 
+class ResetNeededError(gym.error.ResetNeeded, RuntimeError, ValueError):
+    """``step()``/``render()`` before ``reset()``, or ``step()`` after the episode ended.
+
+    It is gymnasium's :class:`~gymnasium.error.ResetNeeded` (what ``gym.make``'s
+    order-enforcing wrapper raises), a ``RuntimeError`` and a ``ValueError``, so callers
+    catching any of the three catch it."""
+
+
+def check_seed(seed: Any) -> int | None:
+    """A ``reset(seed=...)`` value: None or an int >= 0 (numpy ints too; bools are not seeds)."""
+    if seed is None:
+        return None
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
+        raise TypeError(f"seed must be an int >= 0 or None, got {seed!r} ({type(seed).__name__})")
+    if seed < 0:
+        raise ValueError(f"seed must be an int >= 0 or None, got {seed}")
+    return int(seed)
+
+
+def torch_seed(np_random: np.random.Generator) -> int:
+    """A seed for a torch generator drawn from a (seeded) numpy generator: any int
+    seed a user passes (even >= 2**64) maps to one torch can take, deterministically."""
+    return int(np_random.integers(2**63 - 1))
+
+
 def validate_action(space: gym.spaces.Space, action: Any) -> Any:
-    """Return the action as a clean Python int / float32 vector, or raise naming what was expected."""
+    """Return the action as a clean Python int / float32 vector, or raise naming what was expected.
+
+    Discrete: an int in ``[0, n)``; numpy ints, 0-d or one-element 1-d arrays (what
+    SB3's ``predict`` returns) and integral floats (``1.0``) are accepted; bools, NaN,
+    non-integral floats, strings and arrays of any other shape are not.
+    Box: numbers (not bools or strings) of the space's shape, finite and within bounds."""
     if isinstance(space, gym.spaces.Discrete):
         if isinstance(action, np.ndarray):
-            if action.size != 1:
+            if action.size != 1 or action.ndim > 1:
                 raise ValueError(f"expected one discrete action (an int in [0, {space.n})), got an array of shape {action.shape}")
             action = action.reshape(()).item()
         if isinstance(action, (bool, np.bool_)) or not isinstance(action, numbers.Integral):
@@ -42,10 +72,7 @@ def validate_action(space: gym.spaces.Space, action: Any) -> Any:
             raise ValueError(f"expected a discrete action in [0, {space.n}), got {action}")
         return action
     assert isinstance(space, gym.spaces.Box)
-    try:
-        arr = np.asarray(action, dtype=np.float32)
-    except (TypeError, ValueError) as e:
-        raise TypeError(f"expected a continuous action of shape {space.shape}, got {action!r}") from e
+    arr = _numeric_array(action, f"a continuous action of shape {space.shape}")
     if arr.shape != space.shape:
         raise ValueError(f"expected a continuous action of shape {space.shape}, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
@@ -76,12 +103,7 @@ def validate_action_batch(space: gym.spaces.Space, actions: Any, num_envs: int) 
             raise ValueError(f"expected discrete actions in [0, {space.n}), got {arr}")
         return arr.astype(np.int64)
     assert isinstance(space, gym.spaces.Box)
-    if actions is None or isinstance(actions, (str, bytes)):
-        raise TypeError(f"expected continuous actions of shape ({num_envs}, {space.shape[0]}), got {actions!r}")
-    try:
-        arr = np.asarray(actions, dtype=np.float32)
-    except (TypeError, ValueError) as e:
-        raise TypeError(f"expected continuous actions of shape ({num_envs}, {space.shape[0]}), got {actions!r}") from e
+    arr = _numeric_array(actions, f"continuous actions of shape {(num_envs, *space.shape)}")
     if arr.shape != (num_envs, *space.shape):
         raise ValueError(f"expected continuous actions of shape {(num_envs, *space.shape)}, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
@@ -89,6 +111,19 @@ def validate_action_batch(space: gym.spaces.Space, actions: Any, num_envs: int) 
     if np.any(arr < space.low - 1e-6) or np.any(arr > space.high + 1e-6):
         raise ValueError(f"expected continuous actions within [{space.low}, {space.high}], got {arr}")
     return np.clip(arr, space.low, space.high)
+
+
+def _numeric_array(value: Any, expected: str) -> np.ndarray:
+    """``value`` as a float32 array if it holds plain numbers (ints or floats), else TypeError."""
+    if value is None or isinstance(value, (str, bytes)):
+        raise TypeError(f"expected {expected}, got {value!r}")
+    try:
+        raw = np.asarray(value)
+    except (TypeError, ValueError) as e:  # ragged nesting
+        raise TypeError(f"expected {expected}, got {value!r}") from e
+    if raw.dtype.kind not in "iuf":
+        raise TypeError(f"expected {expected} of numbers, got dtype {raw.dtype} ({value!r})")
+    return raw.astype(np.float32)
 
 
 def to_source_action(spec: WorldSpec, action: Any) -> Any:

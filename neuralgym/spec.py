@@ -23,9 +23,8 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 def _data_dir(name: str) -> Path:
     """``envs/`` and ``weights/`` sit at the repo root in a checkout and inside the
     package (``neuralgym/_data/``) in an installed wheel."""
-    installed = PACKAGE_DIR / "_data" / name
-    if installed.is_dir():
-        return installed
+    if (PACKAGE_DIR / "_data").is_dir():
+        return PACKAGE_DIR / "_data" / name
     return PACKAGE_DIR.parent / name
 
 

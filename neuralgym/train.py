@@ -15,9 +15,11 @@ return is decided by it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
@@ -50,7 +52,8 @@ class TrainConfig:
     head_weight: float = 0.1
     log_eps: float = 1e-6  # the frame loss flattens out below this MSE (60 dB PSNR)
     seed: int = 0
-    val_fraction: float = 0.05
+    val_fraction: float = 0.05  # 0: no validation
+    val_samples: int = 128  # held-out windows per validation
     checkpoint_every: int = 250
     eval_every: int = 500
     bank_starts: int = 256
@@ -80,30 +83,67 @@ class Dist:
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
+    owns_group: bool = False  # we created the process group, so we destroy it at the end
 
     @property
     def main(self) -> bool:
         return self.rank == 0
 
 
+def dist_timeout() -> timedelta:
+    """How long a collective waits for a silent rank before the job fails: env
+    ``NEURALGYM_DIST_TIMEOUT`` (seconds, default 300)."""
+    text = os.environ.get("NEURALGYM_DIST_TIMEOUT", "300")
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = float("nan")
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ValueError(f"NEURALGYM_DIST_TIMEOUT must be a positive number of seconds, got {text!r}")
+    return timedelta(seconds=seconds)
+
+
 def init_distributed(device: torch.device) -> Dist:
     """Join torchrun's process group when launched by it; otherwise a single process."""
     if "RANK" not in os.environ or int(os.environ.get("WORLD_SIZE", "1")) <= 1:
         return Dist()
-    backend = "nccl" if device.type == "cuda" else "gloo"
-    if not dist.is_initialized():
-        dist.init_process_group(backend, timeout=timedelta(seconds=int(os.environ.get("NEURALGYM_DIST_TIMEOUT", "300"))))
-    return Dist(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device.type == "cuda":
+        torch.cuda.set_device(local_rank)  # before NCCL starts: each rank owns one GPU
+    owns = not dist.is_initialized()
+    if owns:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=dist_timeout())
+    return Dist(dist.get_rank(), dist.get_world_size(), local_rank, owns)
+
+
+def check_same_on_all_ranks(ddp: Dist, what: dict[str, Any]) -> None:
+    """Every rank must train the same thing: the same config and the same data. A mismatch
+    (another --steps on one node, a stale dataset copy on another) would otherwise
+    desynchronise the collectives and hang, or silently train on another global batch;
+    here it is one clear error on every rank."""
+    if ddp.world_size <= 1:
+        return
+    mine = json.dumps(what, sort_keys=True, default=str)
+    everyone: list[Any] = [None] * ddp.world_size
+    dist.all_gather_object(everyone, mine)
+    bad = [r for r, theirs in enumerate(everyone) if theirs != everyone[0]]
+    if bad:
+        theirs = json.loads(everyone[bad[0]])
+        diff = {k: (v, theirs.get(k)) for k, v in json.loads(everyone[0]).items() if theirs.get(k) != v}
+        raise ValueError(f"ranks disagree on the training setup: rank {bad[0]} differs from rank 0 in "
+                         f"{diff} (rank 0's value first); every node needs the same command line and data")
 
 
 def rollout_loss(model: torch.nn.Module, batch: Batch, rollout: int, k: int, cfg: TrainConfig,
-                 global_batch: int) -> tuple[torch.Tensor, dict[str, float]]:
+                 rank_batch: int) -> tuple[torch.Tensor, dict[str, float]]:
     """Roll the model out on its own predictions for ``rollout`` steps and sum the losses.
 
-    Losses are summed and divided by constants (the global batch and the rollout), not
-    by per-rank statistics, so DDP's gradient average equals the single-process one."""
+    Losses are summed and divided by constants (this rank's share of the global batch,
+    i.e. global batch / world size, and the rollout), never by per-rank statistics such
+    as the mask count: DDP *averages* the ranks' gradients, so the result is exactly the
+    single-process gradient of the mean over the global batch."""
     ctx = batch.frames[:, :k]
-    denom = float(global_batch * rollout)
+    denom = float(rank_batch * rollout)
     pos_weight = torch.tensor(cfg.term_pos_weight, device=ctx.device)
     frame_l = term_l = rew_l = err_l = torch.zeros((), device=ctx.device)
     for r in range(rollout):
@@ -124,6 +164,18 @@ def rollout_loss(model: torch.nn.Module, batch: Batch, rollout: int, k: int, cfg
     stats = {"frame": frame_l.item() / denom, "term": term_l.item() / denom, "reward": rew_l.item() / denom,
              "err": err_l.item() / denom}
     return loss, stats
+
+
+def global_mean(ddp: Dist, loss: torch.Tensor, stats: dict[str, float],
+                device: torch.device) -> tuple[float, dict[str, float]]:
+    """The loss and its parts averaged over the ranks: the global batch's numbers, which
+    are what a single process with the same global batch would log."""
+    if ddp.world_size <= 1:
+        return loss.item(), stats
+    t = torch.tensor([loss.item(), *stats.values()], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    t = (t / ddp.world_size).tolist()
+    return t[0], dict(zip(stats, t[1:]))
 
 
 def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -164,7 +216,7 @@ def validate(model: WorldModel, ds: WindowDataset, horizons: tuple[int, ...] = (
 def split_episodes(episodes: list[Episode], fraction: float, seed: int) -> tuple[list[Episode], list[Episode]]:
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(episodes))
-    n_val = max(1, int(round(fraction * len(episodes)))) if len(episodes) > 1 else 0
+    n_val = min(len(episodes) - 1, max(1, int(round(fraction * len(episodes))))) if fraction > 0 and len(episodes) > 1 else 0
     val = [episodes[i] for i in order[:n_val]]
     train = [episodes[i] for i in order[n_val:]]
     return train, val
@@ -235,14 +287,30 @@ def train(spec: WorldSpec, data_dir: Path, out: Path, run_dir: Path, cfg: TrainC
     run_dir = Path(run_dir)
     ckpt_path = run_dir / "checkpoint.pt"
     step, sampler_state = 0, {"epoch": 0, "position": 0}
-    if resume and ckpt_path.is_file():
-        state = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    # Rank 0 (the only writer) reads the checkpoint and sends it to the others, so resume
+    # also works where the run dir is not shared between nodes.
+    state = torch.load(ckpt_path, map_location="cpu", weights_only=True) if resume and ddp.main and ckpt_path.is_file() else None
+    if ddp.world_size > 1:
+        box = [state]
+        dist.broadcast_object_list(box, src=0)
+        state = box[0]
+    if len(train_ds) < cfg.batch_size:
+        raise ValueError(f"the training split has {len(train_ds)} windows, fewer than the global batch "
+                         f"{cfg.batch_size}: collect more data or lower --batch-size")
+    if ddp.world_size > 1:
+        digest = hashlib.sha256()
+        for ep in episodes:
+            digest.update(np.ascontiguousarray(ep.actions).tobytes() + np.ascontiguousarray(ep.rewards).tobytes())
+        check_same_on_all_ranks(ddp, {"world": spec.key, "episodes": len(episodes), "windows": len(train_ds),
+                                      "data": digest.hexdigest(),
+                                      "config": {k: v for k, v in asdict(cfg).items() if k not in ("device", "threads")}})
+    if state is not None:
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         step, sampler_state = int(state["step"]), state["sampler"]
         torch.set_rng_state(state["torch_rng"])
     elif resume and ddp.main:
-        print(f"no checkpoint at {ckpt_path}; starting from scratch")
+        print(f"no checkpoint at {ckpt_path}; starting from scratch", file=sys.stderr)
     sampler = EpochSampler(len(train_ds), cfg.seed, ddp.rank, ddp.world_size, **sampler_state)
     net: torch.nn.Module = model
     if ddp.world_size > 1:
@@ -255,7 +323,7 @@ def train(spec: WorldSpec, data_dir: Path, out: Path, run_dir: Path, cfg: TrainC
 
         writer = SummaryWriter(str(run_dir / "tb"))
     flops = count_flops(WorldModel(mcfg))
-    t0, samples = time.time(), 0
+    t0, samples, loss_value = time.time(), 0, None
     bar = tqdm(total=cfg.steps, initial=step, disable=not (progress and ddp.main), desc=f"train {spec.key}", unit="step")
     last_val: dict[str, float] = {}
 
@@ -272,9 +340,11 @@ def train(spec: WorldSpec, data_dir: Path, out: Path, run_dir: Path, cfg: TrainC
         batch = train_ds.batch(ids, rollout).to(device)
         for g_ in opt.param_groups:
             g_["lr"] = lr_at(step)
-        loss, stats = rollout_loss(net, batch, rollout, spec.context_length, cfg, cfg.batch_size)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"loss became {loss.item()} at step {step}; lower --lr or check the data")
+        # each rank's loss is the mean over its slice; DDP averages the slices' gradients
+        loss, stats = rollout_loss(net, batch, rollout, spec.context_length, cfg, cfg.batch_size // ddp.world_size)
+        loss_value, stats = global_mean(ddp, loss, stats, device)  # the same numbers on every rank
+        if not math.isfinite(loss_value):
+            raise FloatingPointError(f"loss became {loss_value} at step {step}; lower --lr or check the data")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -283,31 +353,34 @@ def train(spec: WorldSpec, data_dir: Path, out: Path, run_dir: Path, cfg: TrainC
         samples += len(ids) * rollout * ddp.world_size
         bar.update(1)
         if ddp.main:
-            bar.set_postfix(loss=f"{loss.item():.3f}", R=rollout)
+            bar.set_postfix(loss=f"{loss_value:.3f}", R=rollout)
             if step % 20 == 0:
-                writer.add_scalar("loss/total", loss.item(), step)
+                writer.add_scalar("loss/total", loss_value, step)
                 for k_, v in stats.items():
                     writer.add_scalar(f"loss/{k_}", v, step)
                 writer.add_scalar("train/rollout", rollout, step)
                 writer.add_scalar("train/samples_per_s", samples / (time.time() - t0), step)
             if val_ds is not None and (step % cfg.eval_every == 0 or step == cfg.steps):
                 model.eval()
-                last_val = validate(model, val_ds, device=device)
+                last_val = validate(model, val_ds, n=cfg.val_samples, device=device)
                 model.train()
                 for k_, v in last_val.items():
                     writer.add_scalar(f"val/{k_}", v, step)
-                bar.write(f"step {step}: " + " ".join(f"{k_}={v:.2f}" for k_, v in last_val.items()))
+                bar.write(f"step {step} ({time.time() - t0:.0f} s): " + " ".join(f"{k_}={v:.2f}" for k_, v in last_val.items()),
+                          file=sys.stderr)
             if step % cfg.checkpoint_every == 0 or step == cfg.steps:
                 save_checkpoint(ckpt_path, model, opt, step, sampler, cfg, {"world": spec.key})
     bar.close()
     elapsed = time.time() - t0
     result: dict[str, Any] = {"steps": step, "seconds": elapsed, "samples_per_s": samples / max(elapsed, 1e-9),
-                              "flops_per_frame": flops, "world_size": ddp.world_size, **last_val}
+                              "flops_per_frame": flops, "world_size": ddp.world_size, "loss": loss_value, **last_val}
     if ddp.main:
         starts, anchor_frames, anchor_actions = build_banks(episodes, spec, cfg)
         save_world(Path(out), model, spec, starts, anchor_frames, anchor_actions,
                    info={"train": {**asdict(cfg), "model": None}, "result": result})
         writer.close()
     if ddp.world_size > 1:
-        dist.barrier()
+        dist.barrier()  # no rank exits (ending the job) before rank 0 has written the world
+    if ddp.owns_group:
+        dist.destroy_process_group()
     return result

@@ -12,6 +12,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from neuralgym.core import DEFAULT_TEMPERATURE, DreamCore
+from neuralgym.spaces import ResetNeededError, check_seed, torch_seed
 from neuralgym.spec import WorldSpec, get_spec
 
 
@@ -73,6 +74,7 @@ class DreamVectorEnv(VectorEnv):
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self._autoreset = np.zeros(self.num_envs, bool)  # NEXT_STEP: lanes to reset on the next step
         self._last_obs: torch.Tensor | None = None
+        self._torch_seeded = False
 
     @property
     def context_length(self) -> int:
@@ -91,30 +93,40 @@ class DreamVectorEnv(VectorEnv):
         return frames.permute(0, 2, 3, 1).contiguous() if self.obs_backend == "torch" else DreamCore.to_numpy(frames)
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None):
+        # validate everything before anything changes
         if isinstance(seed, (list, tuple)):  # gymnasium allows a list of per-env seeds: fold them into one
-            seed = int(np.random.SeedSequence([0 if s is None else int(s) for s in seed]).generate_state(1)[0])
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-            raise TypeError(f"seed must be an int or None, got {seed!r}")
+            if len(seed) != self.num_envs:
+                raise ValueError(f"a list of seeds must hold num_envs={self.num_envs} seeds, got {len(seed)}")
+            seeds = [check_seed(s) for s in seed]
+            seed = None if all(s is None for s in seeds) else int(
+                np.random.SeedSequence([0 if s is None else s for s in seeds]).generate_state(1)[0])
+        seed = check_seed(seed)
         prompt = self.core.validate_prompt(options)
         mask = np.ones(self.num_envs, bool)
         if options and "reset_mask" in options:
-            mask = np.asarray(options["reset_mask"])
+            try:
+                mask = np.asarray(options["reset_mask"])
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"options['reset_mask'] must be a bool array of shape ({self.num_envs},)") from e
             if mask.shape != (self.num_envs,) or mask.dtype != bool:
                 raise ValueError(f"options['reset_mask'] must be a bool array of shape ({self.num_envs},), got {mask!r}")
         super().reset(seed=seed)  # seeds self._np_random
-        if seed is not None:
-            self.core.seed(int(seed))
-        elif self.core.generator.initial_seed() == 0 and self._np_random_seed is not None:
-            self.core.seed(int(self.np_random.integers(2**63 - 1)))
+        if seed is not None or not self._torch_seeded:  # the torch generator follows np_random
+            self.core.seed(torch_seed(self.np_random))
+            self._torch_seeded = True
         self.core.reset_lanes(mask, self.np_random, prompt)
         self._autoreset[mask] = False
         n = self.num_envs
-        info = {"drift": np.zeros(n, np.float32), "dream_step": np.zeros(n, np.int64), "drift_reset": np.zeros(n, bool)}
+        info = {"drift": np.zeros(n, np.float32), "drift_step": np.zeros(n, np.float32), "dream_step": np.zeros(n, np.int64),
+                "drift_reset": np.zeros(n, bool)}
         return self._obs(self.core.observe()), info
 
     def step(self, actions: Any):
         if self._last_obs is None:
-            raise RuntimeError("step() called before reset()")
+            raise ResetNeededError("step() called before reset(): call env.reset() first")
+        never_reset = self.core.needs_reset & ~self._autoreset
+        if never_reset.any():  # only after reset(options={"reset_mask": ...}) left lanes unstarted
+            raise ResetNeededError(f"lanes {np.flatnonzero(never_reset).tolist()} were never reset: reset them before step()")
         codes = self.core.encode(actions)  # validates first: a bad batch changes nothing
         mode = self.metadata["autoreset_mode"]
         # NEXT_STEP: lanes whose episode ended last step restart now, ignoring their action;
@@ -124,15 +136,17 @@ class DreamVectorEnv(VectorEnv):
         res = self.core.step(codes)
         frames = res.frames
         reward, terminated, truncated = res.reward, res.terminated, res.truncated
-        info: dict[str, Any] = {"drift": res.drift, "dream_step": res.dream_step, "drift_reset": res.drift_reset}
-        if res.nonfinite.any():
-            info["nonfinite"] = res.nonfinite
+        info: dict[str, Any] = {"drift": res.drift, "drift_step": res.drift_step, "dream_step": res.dream_step,
+                                "drift_reset": res.drift_reset}
+        nonfinite = res.nonfinite & ~ended_now  # a lane restarting now reports its fresh start
+        if nonfinite.any():
+            info["nonfinite"] = nonfinite
         if ended_now.any():  # NEXT_STEP: the reset lanes report their start frame, nothing else
             self.core.reset_lanes(ended_now, self.np_random)
             frames = torch.where(torch.as_tensor(ended_now, device=self.device)[:, None, None, None], self.core.observe(), frames)
             reward, terminated, truncated = reward.copy(), terminated.copy(), truncated.copy()
             reward[ended_now], terminated[ended_now], truncated[ended_now] = 0.0, False, False
-            for key in ("drift", "drift_reset"):
+            for key in ("drift", "drift_step", "drift_reset"):
                 info[key] = info[key].copy()
                 info[key][ended_now] = 0
             info["dream_step"] = self.core.dream_step.copy()
@@ -140,8 +154,11 @@ class DreamVectorEnv(VectorEnv):
         if mode == AutoresetMode.NEXT_STEP:
             self._autoreset = done
         elif done.any():
-            final = self._obs(frames) if self.obs_backend == "numpy" else frames.permute(0, 2, 3, 1).contiguous()
-            info["final_obs"] = np.array([final[i] if done[i] else None for i in range(self.num_envs)], dtype=object)
+            final = DreamCore.to_numpy(frames) if self.obs_backend == "numpy" else frames.permute(0, 2, 3, 1).contiguous()
+            final_obs = np.full(self.num_envs, None, dtype=object)  # (N,) of frames, not (N, H, W, C) of objects
+            for i in np.flatnonzero(done):
+                final_obs[i] = final[i]
+            info["final_obs"] = final_obs
             info["_final_obs"] = done.copy()
             info["final_info"] = {k: v.copy() for k, v in info.items() if not k.startswith(("final", "_final"))}
             info["_final_info"] = done.copy()
@@ -153,7 +170,7 @@ class DreamVectorEnv(VectorEnv):
         if self.render_mode != "rgb_array":
             return None
         if self._last_obs is None:
-            raise RuntimeError("render() called before reset()")
+            raise ResetNeededError("render() called before reset(): call env.reset() first")
         frames = DreamCore.to_numpy(self._last_obs)
         if frames.shape[-1] == 1:
             frames = np.repeat(frames, 3, axis=-1)

@@ -85,12 +85,17 @@ class Viewer:
     def __init__(self, title: str, frame_hw: tuple[int, int], scale: int | None = None):
         self._pg = require_pygame()
         self.scale = scale or default_scale(frame_hw)
-        h, w = frame_hw
-        self._pg.display.init()
-        self._pg.display.set_caption(title)
-        self.screen = self._pg.display.set_mode((w * self.scale, h * self.scale))
+        self.title = title
+        self._size = (frame_hw[1] * self.scale, frame_hw[0] * self.scale)
+        self.screen = self._open()
         self.closed = False
         self._pacer: Pacer | None = None
+
+    def _open(self):
+        """(Re)open the window: pygame has one display, and another viewer's close() shuts it."""
+        self._pg.display.init()
+        self._pg.display.set_caption(self.title)
+        return self._pg.display.set_mode(self._size)
 
     def poll(self) -> None:
         """Handle window events so the window stays responsive."""
@@ -101,6 +106,8 @@ class Viewer:
 
     def show(self, frame: np.ndarray, fps: float | None = None) -> None:
         """Draw an (H, W, 3) uint8 frame, then pace to ``fps`` (no pacing if None)."""
+        if not self._pg.display.get_init() or self._pg.display.get_surface() is not self.screen:
+            self.screen = self._open()
         self.poll()
         if self.closed:
             return

@@ -1,0 +1,35 @@
+"""Ship the repo-root ``envs/`` and ``weights/`` inside the package.
+
+In a checkout, ``neuralgym.spec`` reads ``envs/`` and ``weights/`` from the repo root.
+An installed wheel has no repo root, so the build copies them to
+``neuralgym/_data/{envs,weights}``, which ``neuralgym.spec`` looks for first. An
+editable install keeps reading the checkout's folders, so nothing is copied there.
+Everything else about the package lives in ``pyproject.toml``.
+"""
+
+import shutil
+from pathlib import Path
+
+from setuptools import setup
+from setuptools.command.build_py import build_py
+
+ROOT = Path(__file__).resolve().parent
+SHIPPED = {"envs": ("*.toml",), "weights": ("*.safetensors", "*.json")}
+
+
+class BuildPyWithWorlds(build_py):
+    def run(self) -> None:
+        super().run()
+        if getattr(self, "editable_mode", False):
+            return
+        data_root = Path(self.build_lib) / "neuralgym" / "_data"
+        shutil.rmtree(data_root, ignore_errors=True)  # no stale worlds from an earlier build
+        for folder, patterns in SHIPPED.items():
+            target = data_root / folder
+            self.mkpath(str(target))
+            for pattern in patterns:
+                for src in sorted((ROOT / folder).glob(pattern)):
+                    self.copy_file(str(src), str(target / src.name))
+
+
+setup(cmdclass={"build_py": BuildPyWithWorlds})

@@ -1,0 +1,118 @@
+"""The world model: shapes and ranges, its compute budget, the 8-bit quantizer."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from neuralgym.model import WorldModel, WorldModelConfig, count_flops, quantize
+
+GRAY_K4 = WorldModelConfig()  # 64x64x1, K=4, two discrete actions: CartPole's shape
+RGB = WorldModelConfig(height=48, width=80, channels=3, context=3, action_dim=5)
+
+
+def inputs(c: WorldModelConfig, batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    frames = torch.rand(batch, c.context, c.channels, c.height, c.width, generator=g)
+    actions = torch.rand(batch, c.context, c.action_dim, generator=g)
+    return frames, actions
+
+
+def perturbed(c: WorldModelConfig, seed: int = 0) -> WorldModel:
+    """A model with every weight random (the zero-initialised output layers would
+    otherwise hide shape and range bugs behind an exact copy of the last frame)."""
+    torch.manual_seed(seed)
+    model = WorldModel(c)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model.eval()
+
+
+@pytest.mark.parametrize("config", [GRAY_K4, RGB], ids=["gray-k4", "rgb-k3"])
+def test_forward_shapes_and_range(config: WorldModelConfig) -> None:
+    model = perturbed(config)
+    frames, actions = inputs(config, batch=3)
+    with torch.no_grad():
+        out = model(frames, actions)
+    assert out["frame"].shape == (3, config.channels, config.height, config.width)
+    for key in ("reward", "term_logit", "log_err"):
+        assert out[key].shape == (3,), key
+    assert all(torch.isfinite(v).all() for v in out.values())
+    assert out["frame"].min() >= 0.0 and out["frame"].max() <= 1.0
+    assert not torch.equal(out["frame"], frames[:, -1])  # it predicts, not just copies
+
+
+def test_fresh_model_copies_the_last_frame() -> None:
+    """At initialisation the predicted change is zero: static pixels come out unchanged."""
+    torch.manual_seed(0)
+    model = WorldModel(GRAY_K4).eval()
+    frames, actions = inputs(GRAY_K4, batch=2)
+    with torch.no_grad():
+        assert torch.equal(model(frames, actions)["frame"], frames[:, -1])
+
+
+def test_actions_condition_the_prediction() -> None:
+    model = perturbed(GRAY_K4)
+    frames, _ = inputs(GRAY_K4, batch=1)
+    left = torch.tensor([[[1.0, 0.0]] * GRAY_K4.context])
+    right = torch.tensor([[[0.0, 1.0]] * GRAY_K4.context])
+    with torch.no_grad():
+        assert not torch.allclose(model(frames, left)["frame"], model(frames, right)["frame"])
+
+
+def test_batch_elements_are_independent() -> None:
+    model = perturbed(GRAY_K4)
+    frames, actions = inputs(GRAY_K4, batch=4)
+    with torch.no_grad():
+        full = model(frames, actions)["frame"]
+        one = model(frames[2:3], actions[2:3])["frame"]
+    torch.testing.assert_close(full[2:3], one, atol=1e-5, rtol=1e-5)
+
+
+def test_default_config_fits_the_compute_budget() -> None:
+    flops = count_flops(WorldModel(WorldModelConfig()))
+    assert 1e6 < flops < 30e6, flops
+
+
+@pytest.mark.parametrize("config", [GRAY_K4, RGB], ids=["gray-k4", "rgb-k3"])
+def test_encode_shape(config: WorldModelConfig) -> None:
+    model = perturbed(config)
+    frames, actions = inputs(config, batch=2)
+    with torch.no_grad():
+        z = model.encode(frames, actions)
+    assert z.shape == (2, config.coarse_width * 16) and torch.isfinite(z).all()
+
+
+def test_quantize_rounds_to_8_bits_and_passes_gradients() -> None:
+    x = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(1)).requires_grad_(True)
+    q = quantize(x)
+    levels = q.detach() * 255.0
+    torch.testing.assert_close(levels, torch.round(levels), atol=1e-4, rtol=0)
+    assert (q.detach() - x.detach()).abs().max() <= 0.5 / 255.0 + 1e-6
+    (q * torch.arange(64.0).reshape(1, 1, 8, 8)).sum().backward()
+    torch.testing.assert_close(x.grad, torch.arange(64.0).reshape(1, 1, 8, 8).expand(2, 1, 8, 8))
+
+
+def test_gradients_reach_every_parameter() -> None:
+    model = perturbed(GRAY_K4).train()
+    frames, actions = inputs(GRAY_K4, batch=2)
+    out = model(frames, actions)
+    loss = out["frame"].square().mean() + sum(out[k].square().mean() for k in ("reward", "term_logit", "log_err"))
+    loss.backward()
+    missing = [n for n, p in model.named_parameters() if p.grad is None or not p.grad.abs().sum() > 0]
+    assert not missing, missing
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [WorldModelConfig(height=60), WorldModelConfig(width=36), WorldModelConfig(context=1)],
+    ids=["height", "width", "context"],
+)
+def test_config_validation(bad: WorldModelConfig) -> None:
+    with pytest.raises(ValueError):
+        WorldModel(bad)
+
+
+def test_config_roundtrips_through_a_dict() -> None:
+    assert WorldModelConfig(**RGB.to_dict()) == RGB

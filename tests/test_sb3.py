@@ -1,0 +1,194 @@
+"""Issue 3 acceptance, SB3 face: ``neuralgym.make_sb3_vec_env(env_id, n)`` is one batched
+dream behind SB3's ``VecEnv`` API, with same-step resets that PPO can bootstrap through."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from stable_baselines3 import PPO
+from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecFrameStack, VecMonitor
+
+import neuralgym
+from neuralgym.sb3 import DreamSB3VecEnv
+from neuralgym.spec import WorldSpec, all_specs
+
+SPECS = [all_specs()[k] for k in sorted(all_specs())]
+WORLDS = [pytest.param(s, id=s.key, marks=pytest.mark.skipif(not s.weights_path.is_file(), reason=f"no weights file {s.weights_path}"))
+          for s in SPECS]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def actions_for(env: VecEnv, seed: int, steps: int) -> list[np.ndarray]:
+    space = gym.vector.utils.batch_space(env.action_space, env.num_envs)
+    space.seed(seed)
+    return [np.asarray(space.sample()) for _ in range(steps)]
+
+
+def is_start_frame(env: DreamSB3VecEnv, frame: np.ndarray) -> bool:
+    return bool(np.all(env.core.world.starts == frame, axis=(1, 2, 3)).any())
+
+
+@pytest.mark.parametrize("spec", WORLDS)
+def test_make_sb3_vec_env_is_one_batched_dream(spec: WorldSpec) -> None:
+    env = neuralgym.make_sb3_vec_env(spec.dream_id, 4)
+    assert isinstance(env, VecEnv) and isinstance(env, DreamSB3VecEnv)
+    assert env.num_envs == 4 and env.core.num_envs == 4  # one core with 4 lanes, not 4 envs
+    dream = gym.make(spec.dream_id)
+    assert env.observation_space == dream.observation_space and env.action_space == dream.action_space
+    obs = env.reset()
+    assert isinstance(obs, np.ndarray) and obs.shape == (4, *spec.obs_shape) and obs.dtype == np.uint8
+    calls = []
+    inner = env.core.model.forward
+    env.core.model.forward = lambda f, a: (calls.append(f.shape[0]), inner(f, a))[1]
+    for acts in actions_for(env, 0, 3):
+        obs, rewards, dones, infos = env.step(acts)
+        assert obs.shape == (4, *spec.obs_shape) and obs.dtype == np.uint8
+        assert rewards.shape == (4,) and rewards.dtype == np.float32 and np.all(np.isfinite(rewards))
+        assert dones.shape == (4,) and dones.dtype == bool
+        assert len(infos) == 4 and all({"drift", "dream_step", "drift_reset"} <= set(i) for i in infos)
+    assert calls == [4, 4, 4]
+    assert env.get_attr("context_length") == [spec.context_length] * 4
+
+
+@pytest.mark.parametrize("spec", WORLDS)
+def test_time_limit_truncation_gives_terminal_observation(spec: WorldSpec) -> None:
+    env = neuralgym.make_sb3_vec_env(spec.dream_id, 4, seed=0, max_episode_steps=5)
+    obs = env.reset()
+    truncated_seen = 0
+    for t, acts in enumerate(actions_for(env, 0, 5), start=1):
+        prev = obs
+        obs, rewards, dones, infos = env.step(acts)
+        for i in range(4):
+            if not dones[i]:
+                assert "terminal_observation" not in infos[i]
+                continue
+            term = infos[i]["terminal_observation"]
+            assert term.shape == spec.obs_shape and term.dtype == np.uint8
+            assert "TimeLimit.truncated" in infos[i]
+            assert is_start_frame(env, obs[i])  # same-step reset: obs is already the next episode's
+            if t == 5 and infos[i]["TimeLimit.truncated"]:
+                truncated_seen += 1
+        assert prev.shape == obs.shape
+    assert truncated_seen >= 1  # at step 5 every lane not terminated before is truncated
+
+
+@pytest.mark.parametrize("spec", WORLDS)
+def test_termination_is_not_a_time_limit_truncation(spec: WorldSpec) -> None:
+    env = neuralgym.make_sb3_vec_env(spec.dream_id, 3, seed=1)
+    env.reset()
+    model = env.core.model
+    inner = model.forward
+
+    def always_terminate(frames, actions):
+        out = dict(inner(frames, actions))
+        out["term_logit"] = torch.full_like(out["term_logit"], 60.0)  # p(terminate) ~ 1
+        return out
+
+    model.forward = always_terminate
+    obs, rewards, dones, infos = env.step(actions_for(env, 1, 1)[0])
+    assert dones.all()
+    for i in range(3):
+        assert infos[i]["TimeLimit.truncated"] is False
+        assert infos[i]["terminal_observation"].shape == spec.obs_shape
+    model.forward = inner
+    obs, rewards, dones, infos = env.step(actions_for(env, 2, 1)[0])  # the lanes restarted and run on
+    assert obs.shape == (3, *spec.obs_shape)
+
+
+@pytest.mark.parametrize("spec", WORLDS)
+def test_seeded_sb3_env_is_deterministic(spec: WorldSpec) -> None:
+    runs = []
+    for _ in range(2):
+        env = neuralgym.make_sb3_vec_env(spec.dream_id, 2, seed=5, max_episode_steps=4)
+        seq = [env.reset()]
+        for acts in actions_for(env, 5, 10):
+            obs, rew, dones, _ = env.step(acts)
+            seq += [obs, rew, dones]
+        runs.append(seq)
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("spec", WORLDS)
+def test_set_options_prompts_the_next_reset(spec: WorldSpec) -> None:
+    real = gym.make(spec.real_id)
+    frame, _ = real.reset(seed=3)
+    real.close()
+    env = neuralgym.make_sb3_vec_env(spec.dream_id, 2, seed=0)
+    env.set_options([{"frames": frame[None]}, {}])
+    obs = env.reset()
+    np.testing.assert_array_equal(obs[0], frame)
+    assert is_start_frame(env, obs[1])
+    obs = env.reset()  # options apply once
+    assert is_start_frame(env, obs[0])
+
+
+@pytest.mark.parametrize("spec", WORLDS)
+def test_works_under_vec_monitor_and_frame_stack(spec: WorldSpec) -> None:
+    base = neuralgym.make_sb3_vec_env(spec.dream_id, 4, seed=2, max_episode_steps=5)
+    env = VecFrameStack(VecMonitor(base), n_stack=4)
+    h, w, c = spec.obs_shape
+    obs = env.reset()
+    assert obs.shape == (4, h, w, 4 * c) and obs.dtype == np.uint8
+    episodes = []
+    for acts in actions_for(base, 2, 6):
+        obs, rewards, dones, infos = env.step(acts)
+        assert obs.shape == (4, h, w, 4 * c)
+        for i in np.flatnonzero(dones):
+            assert infos[i]["terminal_observation"].shape == (h, w, 4 * c)
+            episodes.append(infos[i]["episode"])
+    assert episodes and all(1 <= e["l"] <= 5 and np.isfinite(e["r"]) for e in episodes)
+    env.close()
+
+
+@pytest.mark.parametrize("spec", WORLDS)
+def test_ppo_cnn_policy_learns_in_the_dream(spec: WorldSpec) -> None:
+    env = neuralgym.make_sb3_vec_env(spec.dream_id, 4, seed=0)
+    model = PPO("CnnPolicy", env, n_steps=32, batch_size=64, n_epochs=1, seed=0, device="cpu", verbose=0)
+    model.learn(256)
+    assert model.num_timesteps >= 256
+    # the agent trained in the dream runs unchanged in the real env
+    real = neuralgym.make_sb3_vec_env(spec.real_id, 2, seed=0)
+    obs = real.reset()
+    for _ in range(3):
+        actions, _ = model.predict(obs, deterministic=True)
+        obs, rewards, dones, infos = real.step(actions)
+        assert obs.shape == (2, *spec.obs_shape)
+    real.close()
+
+
+@pytest.mark.parametrize("spec", WORLDS)
+def test_make_sb3_vec_env_for_the_real_id(spec: WorldSpec) -> None:
+    env = neuralgym.make_sb3_vec_env(spec.real_id, 2, seed=1, max_episode_steps=5)
+    assert isinstance(env, DummyVecEnv) and env.num_envs == 2
+    assert env.observation_space == gym.make(spec.dream_id).observation_space
+    obs = env.reset()
+    assert obs.shape == (2, *spec.obs_shape) and obs.dtype == np.uint8
+    done_seen = False
+    for acts in actions_for(env, 1, 5):
+        obs, rewards, dones, infos = env.step(acts)
+        for i in np.flatnonzero(dones):
+            done_seen = True
+            assert "terminal_observation" in infos[i] and "TimeLimit.truncated" in infos[i]
+    assert done_seen
+    env.close()
+
+
+@pytest.mark.parametrize("spec", WORLDS)
+def test_sb3_render_rgb_array(spec: WorldSpec) -> None:
+    env = neuralgym.make_sb3_vec_env(spec.dream_id, 2, seed=0, render_mode="rgb_array")
+    assert env.render_mode == "rgb_array"
+    env.reset()
+    images = env.get_images()
+    assert len(images) == 2 and all(im.shape == (*spec.obs_shape[:2], 3) and im.dtype == np.uint8 for im in images)
+    tiled = env.render()
+    assert tiled.ndim == 3 and tiled.shape[2] == 3

@@ -1,0 +1,183 @@
+"""Training end to end on a tiny dataset: weights, checkpoints, exact resume, bad data,
+and ``neuralgym train --json``."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from unittest import mock
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import neuralgym.train as train_mod
+from neuralgym.cli import main as cli_main
+from neuralgym.data import DatasetError
+from neuralgym.spec import WorldSpec
+from neuralgym.train import TrainConfig, train
+from neuralgym.weights import load_world
+
+TINY = dict(batch_size=8, rollout_max=2, device="cpu", threads=2, eval_every=10**6)
+
+
+@dataclass
+class Run:
+    weights: Path
+    run_dir: Path
+    result: dict
+
+
+def model_tensors(path: Path) -> dict[str, torch.Tensor]:
+    return {k: v for k, v in load_file(str(path)).items() if k.startswith("model.")}
+
+
+def checkpoint(run_dir: Path) -> dict:
+    return torch.load(run_dir / "checkpoint.pt", map_location="cpu", weights_only=True)
+
+
+def run_train(spec: WorldSpec, data: Path, root: Path, resume: bool = False, **cfg) -> Run:
+    out, run_dir = root / "world.safetensors", root / "run"
+    result = train(spec, data, out, run_dir, TrainConfig(**{**TINY, **cfg}), resume=resume, progress=False)
+    return Run(out, run_dir, result)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def cheap_validation():
+    """``validate`` rolls 128 held-out windows 25 steps open loop: seconds on a busy
+    2-core CPU, for every run here. Eight windows exercise the same code."""
+    original = train_mod.validate
+    with mock.patch.object(train_mod, "validate", lambda *a, **k: original(*a, **{**k, "n": 8})):
+        yield
+
+
+@pytest.fixture(scope="module")
+def fresh_run(tmp_path_factory: pytest.TempPathFactory, cartpole_spec: WorldSpec, tiny_dataset: Path) -> Run:
+    """8 steps from scratch, checkpointing every 4; keeps a copy of the step-4 checkpoint."""
+    root = tmp_path_factory.mktemp("fresh")
+    save = train_mod.save_checkpoint
+
+    def save_and_keep(path: Path, *args, **kwargs) -> None:
+        save(path, *args, **kwargs)
+        step = checkpoint(Path(path).parent)["step"]
+        shutil.copy(path, Path(path).with_name(f"checkpoint_step{step}.pt"))
+
+    with mock.patch.object(train_mod, "save_checkpoint", save_and_keep):
+        return run_train(cartpole_spec, tiny_dataset, root, steps=8, checkpoint_every=4)
+
+
+def test_end_to_end_writes_a_loadable_world(fresh_run: Run, cartpole_spec: WorldSpec) -> None:
+    assert fresh_run.result["steps"] == 8
+    assert fresh_run.result["flops_per_frame"] < 30e6
+    world = load_world(fresh_run.weights, cartpole_spec)
+    c = world.model.config
+    assert (c.height, c.width, c.channels, c.context, c.action_dim) == (64, 64, 1, 4, 2)
+    assert world.starts.ndim == 4 and world.starts.shape[1:] == (64, 64, 1) and len(world.starts) > 0
+    assert world.starts.dtype == np.uint8
+    assert world.anchor_frames.shape[1:] == (4, 64, 64, 1)
+    assert world.anchor_actions.shape[1:] == (3, 2) and len(world.anchor_actions) == len(world.anchor_frames)
+    assert not world.model.training
+    frames = torch.from_numpy(world.anchor_frames[:2]).permute(0, 1, 4, 2, 3).float() / 255.0
+    with torch.no_grad():
+        out = world.model(frames, torch.zeros(2, 4, 2))
+    assert out["frame"].shape == (2, 1, 64, 64)
+    assert fresh_run.weights.stat().st_size < 20 * 2**20  # shipped worlds stay small
+
+
+def test_training_changes_the_weights(fresh_run: Run, cartpole_spec: WorldSpec, tiny_dataset: Path,
+                                      tmp_path: Path) -> None:
+    zero = run_train(cartpole_spec, tiny_dataset, tmp_path, steps=1)
+    trained, barely = model_tensors(fresh_run.weights), model_tensors(zero.weights)
+    assert any(not torch.equal(trained[k], barely[k]) for k in trained)
+
+
+def test_checkpoint_records_the_step(fresh_run: Run) -> None:
+    state = checkpoint(fresh_run.run_dir)
+    assert state["step"] == 8
+    assert state["sampler"]["position"] > 0 or state["sampler"]["epoch"] > 0
+    assert json.loads(state["config"])["steps"] == 8
+    assert (fresh_run.run_dir / "checkpoint_step4.pt").is_file()
+    assert (fresh_run.run_dir / "tb").is_dir()  # TensorBoard logs
+
+
+def test_resume_continues_from_the_checkpoint(fresh_run: Run, cartpole_spec: WorldSpec, tiny_dataset: Path,
+                                              tmp_path: Path) -> None:
+    first = run_train(cartpole_spec, tiny_dataset, tmp_path, steps=4)
+    assert checkpoint(first.run_dir)["step"] == 4
+    four = model_tensors(first.weights)
+    resumed = run_train(cartpole_spec, tiny_dataset, tmp_path, resume=True, steps=8)
+    assert resumed.result["steps"] == 8
+    assert checkpoint(resumed.run_dir)["step"] == 8
+    after = model_tensors(resumed.weights)
+    assert any(not torch.equal(after[k], four[k]) for k in after)  # it trained further
+    # Had --resume been ignored, this would be an 8-step run from scratch: fresh_run's weights.
+    fresh = model_tensors(fresh_run.weights)
+    assert any(not torch.equal(after[k], fresh[k]) for k in after)
+
+
+def test_resume_reproduces_an_uninterrupted_run(fresh_run: Run, cartpole_spec: WorldSpec, tiny_dataset: Path,
+                                                tmp_path: Path) -> None:
+    """Stop at step 4 and resume with the same config: the result is the uninterrupted run's."""
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    shutil.copy(fresh_run.run_dir / "checkpoint_step4.pt", run_dir / "checkpoint.pt")
+    resumed = run_train(cartpole_spec, tiny_dataset, tmp_path, resume=True, steps=8, checkpoint_every=4)
+    assert resumed.result["steps"] == 8
+    fresh, after = model_tensors(fresh_run.weights), model_tensors(resumed.weights)
+    assert fresh.keys() == after.keys()
+    for k in fresh:
+        torch.testing.assert_close(after[k], fresh[k], atol=1e-6, rtol=1e-5, msg=k)
+
+
+def test_resume_without_checkpoint_starts_from_scratch(cartpole_spec: WorldSpec, tiny_dataset: Path,
+                                                       tmp_path: Path) -> None:
+    run = run_train(cartpole_spec, tiny_dataset, tmp_path, resume=True, steps=2)
+    assert run.result["steps"] == 2 and checkpoint(run.run_dir)["step"] == 2
+
+
+@pytest.mark.parametrize("kind", ["empty", "missing", "corrupt"])
+def test_bad_data_dir_raises_dataset_error(kind: str, cartpole_spec: WorldSpec, tiny_dataset: Path,
+                                           tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    if kind != "missing":
+        data.mkdir()
+    if kind == "corrupt":
+        for p in sorted(tiny_dataset.glob("episode_*.npz"))[:3]:
+            shutil.copy(p, data / p.name)
+        (data / "episode_000001.npz").write_bytes(b"garbage")
+    with pytest.raises(DatasetError, match="episode_000001.npz" if kind == "corrupt" else "no episode files"):
+        run_train(cartpole_spec, data, tmp_path / "out", steps=1)
+    assert not (tmp_path / "out" / "world.safetensors").exists()
+
+
+def test_cli_train_json(tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out, run_dir = tmp_path / "w.safetensors", tmp_path / "run"
+    argv = ["train", "cartpole", "--data", str(tiny_dataset), "--steps", "2", "--batch-size", "4", "--rollout-max",
+            "1", "--device", "cpu", "--threads", "2", "--run-dir", str(run_dir), "--out", str(out), "--json"]
+    assert cli_main(argv) == 0
+    stdout = capsys.readouterr().out
+    report = json.loads(stdout)  # one JSON object, nothing else: progress and logs went to stderr
+    assert stdout.count("\n") == 1
+    assert report["steps"] == 2 and report["world"] == "cartpole" and report["weights"] == str(out)
+    assert out.is_file() and (run_dir / "checkpoint.pt").is_file()
+    # --resume with --steps 3 picks the checkpoint up
+    assert cli_main([*argv[:5], "3", *argv[6:], "--resume"]) == 0
+    assert json.loads(capsys.readouterr().out)["steps"] == 3 and checkpoint(run_dir)["step"] == 3
+
+
+def test_cli_train_bad_data_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli_main(["train", "cartpole", "--data", str(tmp_path), "--steps", "1", "--device", "cpu",
+                     "--run-dir", str(tmp_path / "run"), "--out", str(tmp_path / "w.safetensors")])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: no episode files (episode_NNNNNN.npz) in {tmp_path}"]
+
+
+def test_cli_train_bad_device(tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = cli_main(["train", "cartpole", "--data", str(tiny_dataset), "--device", "tpu",
+                     "--run-dir", str(tmp_path / "run"), "--out", str(tmp_path / "w.safetensors")])
+    assert code == 2
+    assert "device" in capsys.readouterr().err
