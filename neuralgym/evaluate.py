@@ -71,13 +71,14 @@ class Lockstep:
 
 
 def run_lockstep(world: str, episodes: int = 24, horizon: int = 50, seed: int = EVAL_SEED_BASE, weights: str | None = None,
-                 device: str = "auto", epsilon: float = 0.25, video_episodes: int = 1, temperature: float | None = None) -> Lockstep:
+                 device: str = "auto", epsilon: float = 0.25, video_episodes: int = 1, temperature: float | None = None,
+                 drift_policy: str = "none") -> Lockstep:
     import neuralgym  # noqa: F401  (registers ids)
     from neuralgym.policies import policy_factory
     from neuralgym.spec import get_spec
 
     spec = get_spec(world)
-    kw: dict[str, Any] = {"device": device, "drift_policy": "none", "max_episode_steps": horizon + spec.context_length + 1}
+    kw: dict[str, Any] = {"device": device, "drift_policy": drift_policy, "max_episode_steps": horizon + spec.context_length + 1}
     if weights:
         kw["weights"] = weights
     if temperature is not None:
@@ -145,8 +146,23 @@ def run_lockstep(world: str, episodes: int = 24, horizon: int = 50, seed: int = 
     return Lockstep(rec_psnr, rec_frozen, rec_drift, rec_step, real_term, dream_term, seconds, [np.stack(v) for v in videos if v])
 
 
-def summarize(ls: Lockstep, horizons: tuple[int, ...] = (1, 5, 10, 25, 50), threshold: float | None = None) -> dict[str, Any]:
-    """Mean PSNR, frozen PSNR and gain per horizon; drift AUROC; termination agreement."""
+def calibrate_threshold(drift: np.ndarray, off: np.ndarray) -> float:
+    """The drift threshold that best separates "off" steps from the rest (Youden's J =
+    true-positive rate minus false-positive rate, maximal)."""
+    order = np.argsort(-drift)
+    d, o = drift[order], off[order]
+    tpr = np.cumsum(o) / max(1, o.sum())
+    fpr = np.cumsum(~o) / max(1, (~o).sum())
+    j = tpr - fpr
+    last_of_tie = np.r_[d[1:] != d[:-1], True]  # a threshold sits between distinct scores
+    best = int(np.argmax(np.where(last_of_tie, j, -np.inf)))
+    return float(d[best] if best + 1 >= len(d) else 0.5 * (d[best] + d[best + 1]))
+
+
+def summarize(ls: Lockstep, horizons: tuple[int, ...] = (1, 5, 10, 25, 50), threshold: float | None = None,
+              fidelity_psnr: float = 30.0) -> dict[str, Any]:
+    """Mean PSNR, frozen PSNR and gain per horizon; drift AUROC per candidate score;
+    the fraction of dream frames below ``fidelity_psnr``; termination agreement."""
     out: dict[str, Any] = {"episodes": int(ls.psnr.shape[0]), "horizon": int(ls.psnr.shape[1])}
     for h in horizons:
         if h > ls.psnr.shape[1]:
@@ -168,6 +184,12 @@ def summarize(ls: Lockstep, horizons: tuple[int, ...] = (1, 5, 10, 25, 50), thre
     for name, score in candidates.items():
         out[f"auroc_{name}"] = auroc(score[valid], p < thr)
     out["drift_auroc"] = out["auroc_drift"]
+    off = p < fidelity_psnr
+    out["fidelity_psnr"] = fidelity_psnr
+    out["frames"] = int(valid.sum())
+    out["frac_off"] = float(off.mean())
+    out["auroc_drift_vs_fidelity"] = auroc(ls.drift[valid], off)
+    out["calibrated_drift_threshold"] = calibrate_threshold(ls.drift[valid], off) if 0 < off.sum() < len(off) else float("nan")
     both = (ls.real_term > 0) | (ls.dream_term > 0)
     out["terminations_real"] = int((ls.real_term > 0).sum())
     out["terminations_dream"] = int((ls.dream_term > 0).sum())
@@ -197,6 +219,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--epsilon", type=float, default=0.25, help="fraction of random actions in the behaviour policy")
     p.add_argument("--threshold", type=float, default=None, help="PSNR below which a step counts as drifted (default: the median)")
+    p.add_argument("--drift-policy", default="none", help="the dream's drift policy: none (default: the metric), default, truncate, reanchor")
     p.add_argument("--gif", default=None, help="write a side-by-side GIF (real | dream | error) of the first episode here")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
@@ -204,8 +227,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     if args.episodes < 1 or args.horizon < 1:
         raise ValueError("--episodes and --horizon must be >= 1")
-    ls = run_lockstep(args.world, args.episodes, args.horizon, args.seed, args.weights, args.device, args.epsilon)
-    result = summarize(ls, threshold=args.threshold)
+    from neuralgym.spec import get_spec
+
+    spec = get_spec(args.world)
+    ls = run_lockstep(args.world, args.episodes, args.horizon, args.seed, args.weights, args.device, args.epsilon,
+                      drift_policy=args.drift_policy)
+    result = summarize(ls, threshold=args.threshold, fidelity_psnr=spec.drift.fidelity_psnr)
     if args.gif and ls.videos:
         write_gif(Path(args.gif), ls.videos[0])
         result["gif"] = str(args.gif)

@@ -14,8 +14,8 @@ move pixel-exactly and move what does by the right sub-pixel amount.
   16x16 grid whose channels keep every pixel, so edges' sub-pixel intensities survive.
   A 1/8-resolution path gives the whole-scene context (e.g. the pole's angle).
 * Actions enter as a per-channel scale and shift (FiLM) at both resolutions.
-* Heads on the pooled context: reward, termination logit, and the log of the model's
-  own expected squared error (a drift signal: the "error head").
+* Heads on the context pooled to a 4x4 grid: reward, termination logit, and the log of
+  the model's own expected squared error (a drift signal: the "error head").
 
 Shapes: B batch, K context, C channels, H x W frame, A action width.
 """
@@ -94,7 +94,9 @@ class WorldModel(nn.Module):
         self.out = nn.Conv2d(c.fine_width, c.channels * 10 * c.patch * c.patch, 1)
         nn.init.zeros_(self.out.weight)
         nn.init.zeros_(self.out.bias)
-        head_in = 2 * c.coarse_width + cond
+        # the heads see where things are (a 4x4 pooled grid), not just what is there: a
+        # termination is a pole past an angle or a cart past an edge
+        head_in = 16 * c.coarse_width + cond
         self.heads = nn.Sequential(nn.Linear(head_in, 64), nn.GELU(), nn.Linear(64, 3))  # reward, term logit, log err
 
     def features(self, frames: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -123,7 +125,7 @@ class WorldModel(nn.Module):
         last = frames[:, -1]  # (B, C, H, W)
         neigh = F.unfold(F.pad(last, (1, 1, 1, 1), mode="replicate"), 3).view(b, c.channels, 9, h, w)
         frame = (last + (maps[:, :, :9] * neigh).sum(dim=2) + maps[:, :, 9]).clamp(0.0, 1.0)
-        pooled = torch.cat([coarse.mean(dim=(2, 3)), coarse.amax(dim=(2, 3)), cond], dim=1)
+        pooled = torch.cat([F.adaptive_avg_pool2d(coarse, 4).flatten(1), cond], dim=1)
         reward, term_logit, log_err = self.heads(pooled).unbind(dim=1)
         return {"frame": frame, "reward": reward, "term_logit": term_logit, "log_err": log_err}
 

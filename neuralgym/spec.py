@@ -81,6 +81,7 @@ class DriftSpec:
     threshold: float = float("inf")
     max_horizon: int = 0  # 0: no horizon cap
     hysteresis: int = 2  # consecutive steps above threshold before acting
+    fidelity_psnr: float = 30.0  # a dream frame below this PSNR against reality counts as "off"
 
 
 @dataclass(frozen=True)
@@ -232,6 +233,7 @@ def parse_spec(data: dict[str, Any], key: str, path: Path | None = None) -> Worl
         threshold=_get(drift, "threshold", float, w, float("inf")),
         max_horizon=_get(drift, "max_horizon", int, w, 0),
         hysteresis=_get(drift, "hysteresis", int, w, 2),
+        fidelity_psnr=_get(drift, "fidelity_psnr", float, w, 30.0),
     )
 
     weights = _get(data, "weights", dict, where, {})

@@ -15,6 +15,7 @@ return is decided by it.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import math
@@ -48,8 +49,9 @@ class TrainConfig:
     rollout_start: int = 1  # rollout length at step 0 ...
     rollout_max: int = 8  # ... growing linearly to this by ``rollout_ramp`` of the run
     rollout_ramp: float = 0.5
-    term_pos_weight: float = 10.0  # rare termination events weigh this much more
-    head_weight: float = 0.1
+    term_pos_weight: float = 10.0  # rare termination events weigh this much more ...
+    term_weight: float = 1.0  # ... and the termination loss this much against the frame loss
+    head_weight: float = 0.1  # reward and error heads
     log_eps: float = 1e-6  # the frame loss flattens out below this MSE (60 dB PSNR)
     seed: int = 0
     val_fraction: float = 0.05  # 0: no validation
@@ -113,6 +115,9 @@ def init_distributed(device: torch.device) -> Dist:
     owns = not dist.is_initialized()
     if owns:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo", timeout=dist_timeout())
+        # also on an error exit: a process group left to interpreter teardown can abort
+        # the process ("terminate called without an active exception") over its message
+        atexit.register(lambda: dist.destroy_process_group() if dist.is_initialized() else None)
     return Dist(dist.get_rank(), dist.get_world_size(), local_rank, owns)
 
 
@@ -123,15 +128,22 @@ def check_same_on_all_ranks(ddp: Dist, what: dict[str, Any]) -> None:
     here it is one clear error on every rank."""
     if ddp.world_size <= 1:
         return
-    mine = json.dumps(what, sort_keys=True, default=str)
+
+    def flat(d: dict[str, Any], prefix: str = "") -> dict[str, str]:
+        out: dict[str, str] = {}
+        for k, v in d.items():
+            out.update(flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": repr(v)})
+        return out
+
     everyone: list[Any] = [None] * ddp.world_size
-    dist.all_gather_object(everyone, mine)
+    dist.all_gather_object(everyone, flat(what))
     bad = [r for r, theirs in enumerate(everyone) if theirs != everyone[0]]
     if bad:
-        theirs = json.loads(everyone[bad[0]])
-        diff = {k: (v, theirs.get(k)) for k, v in json.loads(everyone[0]).items() if theirs.get(k) != v}
-        raise ValueError(f"ranks disagree on the training setup: rank {bad[0]} differs from rank 0 in "
-                         f"{diff} (rank 0's value first); every node needs the same command line and data")
+        ours, theirs = everyone[0], everyone[bad[0]]
+        diff = ", ".join(f"{k}: {ours.get(k)} vs {theirs.get(k)}" for k in sorted(ours.keys() | theirs.keys())
+                         if ours.get(k) != theirs.get(k))
+        raise ValueError(f"ranks disagree on the training setup: rank 0 vs rank {bad[0]}: {diff}; "
+                         f"every node needs the same command line and the same data")
 
 
 def rollout_loss(model: torch.nn.Module, batch: Batch, rollout: int, k: int, cfg: TrainConfig,
@@ -160,7 +172,7 @@ def rollout_loss(model: torch.nn.Module, batch: Batch, rollout: int, k: int, cfg
         rew_l = rew_l + ((out["reward"] - batch.rewards[:, r]).pow(2) * m).sum()
         err_l = err_l + ((out["log_err"] - torch.log(se.detach() + 1e-7)).pow(2) * m).sum()
         ctx = torch.cat([ctx[:, 1:], pred[:, None]], dim=1)
-    loss = (frame_l + cfg.head_weight * (term_l + rew_l + err_l)) / denom
+    loss = (frame_l + cfg.term_weight * term_l + cfg.head_weight * (rew_l + err_l)) / denom
     stats = {"frame": frame_l.item() / denom, "term": term_l.item() / denom, "reward": rew_l.item() / denom,
              "err": err_l.item() / denom}
     return loss, stats
@@ -336,12 +348,13 @@ def train(spec: WorldSpec, data_dir: Path, out: Path, run_dir: Path, cfg: TrainC
     model.train()
     while step < cfg.steps:
         rollout = cfg.rollout(step)
-        ids = sampler.next(cfg.batch_size)
+        global_batch = cfg.batch_size
+        ids = sampler.next(global_batch)
         batch = train_ds.batch(ids, rollout).to(device)
         for g_ in opt.param_groups:
             g_["lr"] = lr_at(step)
         # each rank's loss is the mean over its slice; DDP averages the slices' gradients
-        loss, stats = rollout_loss(net, batch, rollout, spec.context_length, cfg, cfg.batch_size // ddp.world_size)
+        loss, stats = rollout_loss(net, batch, rollout, spec.context_length, cfg, global_batch // ddp.world_size)
         loss_value, stats = global_mean(ddp, loss, stats, device)  # the same numbers on every rank
         if not math.isfinite(loss_value):
             raise FloatingPointError(f"loss became {loss_value} at step {step}; lower --lr or check the data")
