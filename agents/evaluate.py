@@ -27,7 +27,9 @@ def evaluate(model_path: str, env_id: str, episodes: int, seed: int, determinist
         raise SystemExit(f"error: no agent at {zip_path}")
     meta_path = zip_path.with_suffix(".json")
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {"obs": "pixels"}
-    env = make_env(env_id, meta["obs"], 1, seed, meta.get("weights"), meta.get("temperature"), 0.0, "cpu")
+    # evaluation runs the env as it is (its own drift policy); only the observation pipeline is rebuilt
+    env = make_env(env_id, meta["obs"], 1, seed, meta.get("weights"), meta.get("temperature"), 0.0, "cpu",
+                   meta.get("drift_policy"))
     model = PPO.load(str(zip_path), device="cpu")
     returns, lengths = [], []
     obs = env.reset()

@@ -87,7 +87,11 @@ class DreamCore:
         self._starts = torch.from_numpy(bank.starts).to(dev).permute(0, 3, 1, 2).float().div_(255.0)  # (S, C, H, W)
         self._anchor_frames = torch.from_numpy(bank.anchor_frames).to(dev).permute(0, 1, 4, 2, 3).float().div_(255.0)
         self._anchor_actions = torch.from_numpy(bank.anchor_actions).to(dev)
-        self._log_pos_weight = float(np.log(bank.info.get("train", {}).get("term_pos_weight", 1.0)))
+        # training up-weighted terminations (pos_weight) and drew windows near them more
+        # often (terminal_oversample): both shift the head's logit by their log, removed here
+        train_cfg = bank.info.get("train", {})
+        self._term_logit_offset = float(np.log(train_cfg.get("term_pos_weight", 1.0))
+                                        + np.log(max(1, train_cfg.get("terminal_oversample", 1))))
 
     @property
     def context_length(self) -> int:
@@ -201,7 +205,7 @@ class DreamCore:
         frame = torch.round(out["frame"].clamp(0.0, 1.0) * 255.0)  # (N, C, H, W) on the 8-bit grid (clamp keeps NaN)
         finite = torch.isfinite(frame).flatten(1).all(dim=1) & torch.isfinite(out["term_logit"]) & torch.isfinite(out["reward"])
         frame = torch.where(finite[:, None, None, None], frame, self.frames[:, -1] * 255.0)
-        logit = torch.nan_to_num(out["term_logit"]) - self._log_pos_weight
+        logit = torch.nan_to_num(out["term_logit"]) - self._term_logit_offset
         if self.temperature > 0:
             p = torch.sigmoid(logit / self.temperature)
             term = torch.rand(p.shape, generator=self.generator, device=self.device) < p

@@ -51,6 +51,8 @@ class TrainConfig:
     rollout_ramp: float = 0.5
     term_pos_weight: float = 10.0  # rare termination events weigh this much more ...
     term_weight: float = 1.0  # ... and the termination loss this much against the frame loss
+    terminal_oversample: int = 6  # windows within terminal_window steps of a termination are drawn this often
+    terminal_window: int = 40
     head_weight: float = 0.1  # reward and error heads
     log_eps: float = 1e-6  # the frame loss flattens out below this MSE (60 dB PSNR)
     seed: int = 0
@@ -323,7 +325,8 @@ def train(spec: WorldSpec, data_dir: Path, out: Path, run_dir: Path, cfg: TrainC
         torch.set_rng_state(state["torch_rng"])
     elif resume and ddp.main:
         print(f"no checkpoint at {ckpt_path}; starting from scratch", file=sys.stderr)
-    sampler = EpochSampler(len(train_ds), cfg.seed, ddp.rank, ddp.world_size, **sampler_state)
+    population = train_ds.population(cfg.terminal_oversample, cfg.terminal_window)
+    sampler = EpochSampler(population, cfg.seed, ddp.rank, ddp.world_size, **sampler_state)
     net: torch.nn.Module = model
     if ddp.world_size > 1:
         net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)

@@ -156,6 +156,7 @@ def _check_info(path: Path, info: Any) -> None:
     train = info.get("train", {})
     if not isinstance(train, dict):
         raise WeightsError(f"{path}: metadata 'neuralgym.info' field 'train' must be a JSON object, got {train!r}")
-    w = train.get("term_pos_weight", 1.0)
-    if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w <= 0:
-        raise WeightsError(f"{path}: metadata 'neuralgym.info' train.term_pos_weight must be a finite number > 0, got {w!r}")
+    for key in ("term_pos_weight", "terminal_oversample"):
+        w = train.get(key, 1.0)
+        if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w <= 0:
+            raise WeightsError(f"{path}: metadata 'neuralgym.info' train.{key} must be a finite number > 0, got {w!r}")

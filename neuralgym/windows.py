@@ -66,6 +66,18 @@ class WindowDataset:
     def __len__(self) -> int:
         return len(self.starts)
 
+    def population(self, terminal_oversample: int = 1, terminal_window: int = 40) -> np.ndarray:
+        """Window ids for one epoch: every window once, and the windows whose first target
+        lies within ``terminal_window`` steps of a termination ``terminal_oversample``
+        times. Falls and crashes are rare in any behaviour policy's data, yet they are
+        where the dynamics are least forgiving and what decides an agent's return."""
+        ids = np.arange(len(self.starts))
+        if terminal_oversample <= 1:
+            return ids
+        ends_in_term = self.terminated[self.ends - 1].numpy() > 0.5
+        near = ends_in_term & (self.ends - (self.starts + self.k - 1) <= terminal_window)
+        return np.concatenate([ids, np.repeat(ids[near], terminal_oversample - 1)])
+
     def batch(self, window_ids: np.ndarray, rollout: int) -> Batch:
         k, r = self.k, rollout
         s = torch.from_numpy(self.starts[window_ids])[:, None]
@@ -79,15 +91,20 @@ class WindowDataset:
 
 
 class EpochSampler:
-    """Seeded epoch permutations of window ids; ``next(global_batch)`` gives this rank's part."""
+    """Seeded epoch permutations of window ids; ``next(global_batch)`` gives this rank's part.
 
-    def __init__(self, n: int, seed: int, rank: int = 0, world_size: int = 1, epoch: int = 0, position: int = 0):
-        self.n, self.seed, self.rank, self.world_size = n, seed, rank, world_size
+    ``population`` is the number of windows or the array of window ids of one epoch
+    (ids may repeat, see :meth:`WindowDataset.population`)."""
+
+    def __init__(self, population: int | np.ndarray, seed: int, rank: int = 0, world_size: int = 1, epoch: int = 0,
+                 position: int = 0):
+        self.population = np.arange(population) if np.ndim(population) == 0 else np.asarray(population)
+        self.n, self.seed, self.rank, self.world_size = len(self.population), seed, rank, world_size
         self.epoch, self.position = epoch, position
         self._perm = self._permutation()
 
     def _permutation(self) -> np.ndarray:
-        return np.random.default_rng([self.seed, self.epoch]).permutation(self.n)
+        return self.population[np.random.default_rng([self.seed, self.epoch]).permutation(self.n)]
 
     def next(self, global_batch: int) -> np.ndarray:
         if self.position + global_batch > self.n:

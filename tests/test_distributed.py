@@ -266,3 +266,35 @@ def test_a_killed_job_resumes_where_it_stopped(ddp: Run, tiny_dataset: Path, tmp
     for k in a:
         if k.startswith("model."):
             torch.testing.assert_close(b[k], a[k], rtol=0, atol=PARAM_ATOL, msg=k)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_ranks_that_disagree_fail_together(tiny_dataset: Path, tmp_path: Path) -> None:
+    """Two hand-started ranks (as on two nodes) with different --steps: both stop at once
+    with the same one-line error naming the difference, instead of desynchronising."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    procs = []
+    for rank in (0, 1):
+        cmd = command(1, tiny_dataset, tmp_path, "--steps", str(STEPS + rank))
+        env = child_env(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", RANK=str(rank),
+                        LOCAL_RANK=str(rank))
+        procs.append(subprocess.Popen(cmd, env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True))
+    try:
+        outs = [p.communicate(timeout=LAUNCH_TIMEOUT) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.communicate()
+    for p, (out, err) in zip(procs, outs):
+        assert p.returncode == 2, err[-4000:]
+        assert (f"error: ranks disagree on the training setup: rank 0 vs rank 1: config.steps: {STEPS} vs "
+                f"{STEPS + 1}; every node needs the same command line and the same data") in err.splitlines(), err
+        assert "Traceback" not in err and "terminate called" not in err, err
+    assert not (tmp_path / "run").exists() and not (tmp_path / "w.safetensors").exists()
