@@ -112,9 +112,21 @@ class WorldModel(nn.Module):
         coarse = self.coarse2(self.coarse1(self.down(fine), cond), cond)
         return fine, coarse, cond
 
+    #: on a CPU, inference runs the batch in blocks of this many samples: the full-resolution
+    #: output stage of a large batch no longer fits in cache and throughput halves
+    cpu_block: int = 64
+
     def forward(self, frames: torch.Tensor, actions: torch.Tensor) -> dict[str, torch.Tensor]:
         """Returns ``frame`` (B, C, H, W) in [0, 1] (not yet rounded to 8 bits),
         ``reward`` (B,), ``term_logit`` (B,), ``log_err`` (B,)."""
+        n = frames.shape[0]
+        if n > self.cpu_block and frames.device.type == "cpu" and not torch.is_grad_enabled():
+            parts = [self._forward(frames[i : i + self.cpu_block], actions[i : i + self.cpu_block])
+                     for i in range(0, n, self.cpu_block)]
+            return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+        return self._forward(frames, actions)
+
+    def _forward(self, frames: torch.Tensor, actions: torch.Tensor) -> dict[str, torch.Tensor]:
         c = self.config
         fine, coarse, cond = self.features(frames, actions)
         fine = fine + F.interpolate(self.up(coarse), scale_factor=2, mode="nearest")
@@ -123,8 +135,13 @@ class WorldModel(nn.Module):
         b, _, h, w = maps.shape
         maps = maps.view(b, c.channels, 10, h, w)
         last = frames[:, -1]  # (B, C, H, W)
-        neigh = F.unfold(F.pad(last, (1, 1, 1, 1), mode="replicate"), 3).view(b, c.channels, 9, h, w)
-        frame = (last + (maps[:, :, :9] * neigh).sum(dim=2) + maps[:, :, 9]).clamp(0.0, 1.0)
+        padded = F.pad(last, (1, 1, 1, 1), mode="replicate")  # (B, C, H+2, W+2)
+        # sum over the 3x3 neighbourhood as 9 shifted views (no unfold: 12x less memory traffic)
+        frame = last + maps[:, :, 9]
+        for k in range(9):
+            dy, dx = divmod(k, 3)
+            frame = torch.addcmul(frame, maps[:, :, k], padded[:, :, dy : dy + h, dx : dx + w])
+        frame = frame.clamp(0.0, 1.0)
         pooled = torch.cat([F.adaptive_avg_pool2d(coarse, 4).flatten(1), cond], dim=1)
         reward, term_logit, log_err = self.heads(pooled).unbind(dim=1)
         return {"frame": frame, "reward": reward, "term_logit": term_logit, "log_err": log_err}
