@@ -15,9 +15,10 @@ import numpy as np
 from neuralgym.core import DEFAULT_TEMPERATURE, DreamCore
 from neuralgym.spaces import ResetNeededError, check_seed, torch_seed, validate_action
 from neuralgym.spec import WorldSpec, get_spec
+from neuralgym.viewer import FrameRendering
 
 
-class WorldModelEnv(gym.Env):
+class WorldModelEnv(FrameRendering, gym.Env):
     """A learned world model of a real env, stepped as a Gymnasium env.
 
     ## Observation space
@@ -50,6 +51,7 @@ class WorldModelEnv(gym.Env):
     """
 
     metadata: dict[str, Any] = {"render_modes": ["rgb_array", "human"], "render_fps": 30}
+    _view_title = "(dream)"
 
     def __init__(self, world: str | WorldSpec = "cartpole", weights: str | Path | None = None, device: str = "auto",
                  drift_policy: Any = None, temperature: float = DEFAULT_TEMPERATURE,
@@ -64,7 +66,6 @@ class WorldModelEnv(gym.Env):
         self.observation_space = self.core.observation_space
         self.action_space = self.core.action_space
         self._obs: np.ndarray | None = None
-        self._viewer = None
         self._torch_seeded = False
 
     @property
@@ -106,26 +107,6 @@ class WorldModelEnv(gym.Env):
             self.render()
         return self._obs.copy(), float(res.reward[0]), bool(res.terminated[0]), bool(res.truncated[0]), info
 
-    def render(self) -> np.ndarray | None:
-        if self._obs is None:
-            raise ResetNeededError("render() called before reset(): call env.reset() first")
-        frame = np.repeat(self._obs, 3, axis=2) if self._obs.shape[2] == 1 else self._obs.copy()
-        if self.render_mode == "human":
-            from neuralgym.viewer import Viewer
-
-            if self._viewer is None:
-                self._viewer = Viewer(f"{self.world_spec.name} (dream)", frame.shape[:2])
-            self._viewer.show(frame, self.metadata["render_fps"])
-            return None
-        return frame
-
-    def get_keys_to_action(self) -> dict[tuple[int, ...], Any]:
-        from neuralgym.keys import keys_to_action
-
-        return keys_to_action(self.world_spec)
-
     def close(self) -> None:
-        if self._viewer is not None:
-            self._viewer.close()
-            self._viewer = None
+        self._close_viewer()
 

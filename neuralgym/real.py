@@ -19,6 +19,7 @@ import numpy as np  # noqa: E402
 
 from neuralgym.spec import PreprocessSpec, WorldSpec, get_spec
 from neuralgym.spaces import ResetNeededError, action_space_for, observation_space_for, to_source_action, validate_action
+from neuralgym.viewer import FrameRendering
 
 
 def preprocess_frame(frame: np.ndarray, pp: PreprocessSpec) -> np.ndarray:
@@ -36,7 +37,7 @@ def preprocess_frame(frame: np.ndarray, pp: PreprocessSpec) -> np.ndarray:
     return np.ascontiguousarray(out, dtype=np.uint8)
 
 
-class RealWorldEnv(gym.Env):
+class RealWorldEnv(FrameRendering, gym.Env):
     """The source Gymnasium env with the world's preprocessing, frame skip and action set.
 
     ## Observation space
@@ -56,10 +57,11 @@ class RealWorldEnv(gym.Env):
     """
 
     metadata: dict[str, Any] = {"render_modes": ["rgb_array", "human"], "render_fps": 30}
+    _view_title = "(real)"
 
     def __init__(self, world: str | WorldSpec = "cartpole", render_mode: str | None = None, **_ignored: Any):
         self.spec_world = world if isinstance(world, WorldSpec) else get_spec(world)
-        spec = self.spec_world
+        spec = self.world_spec = self.spec_world  # world_spec: the name the dream env uses too
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
         self.render_mode = render_mode
@@ -73,7 +75,6 @@ class RealWorldEnv(gym.Env):
         self.context_length = spec.context_length
         self._obs: np.ndarray | None = None
         self._t = 0
-        self._viewer = None
 
     @property
     def source(self) -> gym.Env:
@@ -116,26 +117,6 @@ class RealWorldEnv(gym.Env):
         info = {"drift": 0.0, "dream_step": 0, "drift_reset": False}
         return self._obs.copy(), total, bool(terminated), truncated, info
 
-    def render(self) -> np.ndarray | None:
-        if self._obs is None:
-            raise ResetNeededError("render() called before reset(): call env.reset() first")
-        frame = np.repeat(self._obs, 3, axis=2) if self._obs.shape[2] == 1 else self._obs.copy()
-        if self.render_mode == "human":
-            from neuralgym.viewer import Viewer
-
-            if self._viewer is None:
-                self._viewer = Viewer(f"{self.spec_world.name} (real)", frame.shape[:2])
-            self._viewer.show(frame, self.metadata["render_fps"])
-            return None
-        return frame
-
-    def get_keys_to_action(self) -> dict[tuple[int, ...], Any]:
-        from neuralgym.keys import keys_to_action
-
-        return keys_to_action(self.spec_world)
-
     def close(self) -> None:
-        if self._viewer is not None:
-            self._viewer.close()
-            self._viewer = None
+        self._close_viewer()
         self._source.close()
