@@ -639,6 +639,14 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
         return _run(args, spec, pg, bindings, controls, control_rows)
 
 
+def no_display() -> bool:
+    """True on a Linux machine with no X11/Wayland display where the user did not pick an
+    SDL video driver: SDL would quietly render off-screen and nobody would see the game."""
+    if os.environ.get("SDL_VIDEODRIVER") or not sys.platform.startswith("linux"):
+        return False
+    return not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
+
+
 def headless_demo(spec: WorldSpec, args: argparse.Namespace, reason: str) -> int:
     """No display at all: instead of a window, write a short side-by-side GIF of the
     real env and the dream in lockstep (real | dream | error), and say where it is."""
@@ -663,6 +671,8 @@ def headless_demo(spec: WorldSpec, args: argparse.Namespace, reason: str) -> int
 def _run(args: argparse.Namespace, spec: WorldSpec, pg: Any, bindings: list[Binding],
          controls: dict[int, str], control_rows: list[tuple[str, str]]) -> int:
     """Make the env and the window, then the loop: poll keys, step, draw, record, pace."""
+    if no_display():
+        return headless_demo(spec, args, reason="DISPLAY and WAYLAND_DISPLAY are unset")
     fps = float(args.fps or spec.play.render_fps)
     options = {"weights": args.weights, "device": args.device, "drift_policy": args.drift_policy}
     dream_kwargs = {k: v for k, v in options.items() if v}

@@ -6,6 +6,7 @@ import dataclasses
 import math
 import os
 import sys
+from pathlib import Path
 
 os.environ["SDL_VIDEODRIVER"] = "dummy"  # before anything imports pygame
 os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
@@ -270,3 +271,16 @@ def test_missing_dream_weights_is_a_clear_error(tmp_path, capsys):
         assert not session.dream and session.step_count == 1
     finally:
         session.close()
+
+
+def test_no_display_writes_a_dream_vs_real_gif(tmp_path, monkeypatch):
+    """The README's main job on a machine with no display: a GIF instead of an invisible window."""
+    if not Path("weights/cartpole.safetensors").exists() and not (Path(__file__).parents[1] / "weights" / "cartpole.safetensors").exists():
+        pytest.skip("no shipped CartPole weights")
+    for var in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.chdir(tmp_path)
+    assert main(["cartpole", "--max-frames", "20", "--device", "cpu", "--seed", "0"]) == 0
+    gif = tmp_path / "cartpole_dream_vs_real.gif"
+    assert gif.is_file() and gif.stat().st_size > 1000
