@@ -55,3 +55,15 @@ def subprocess_env() -> dict[str, str]:
     env["SDL_VIDEODRIVER"] = "dummy"
     env["OMP_NUM_THREADS"] = "1"
     return env
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tests run on 2 shared cores: one torch thread per test process is several times
+    faster than two fighting over a busy core."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

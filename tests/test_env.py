@@ -17,26 +17,10 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import neuralgym
-from neuralgym.spec import WorldSpec, all_specs
+from neuralgym.spec import WorldSpec
 
-SPECS = [all_specs()[k] for k in sorted(all_specs())]
+from worlds import SPECS, WORLDS
 
-
-def _world_param(spec: WorldSpec):
-    missing = not spec.weights_path.is_file()
-    return pytest.param(spec, id=spec.key, marks=pytest.mark.skipif(missing, reason=f"no weights file {spec.weights_path}"))
-
-
-WORLDS = [_world_param(s) for s in SPECS]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """The test machine has 2 cores and a trainer running: one thread is several times faster."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def make_real(spec: WorldSpec, **kwargs) -> gym.Env:

@@ -27,19 +27,10 @@ from neuralgym.spaces import action_space_for, validate_action
 from neuralgym.spec import WorldSpec, all_specs
 from neuralgym.weights import WeightsError, load_world, save_world
 
-SPECS = [all_specs()[k] for k in sorted(all_specs())]
-WORLDS = [pytest.param(s, id=s.key, marks=pytest.mark.skipif(not s.weights_path.is_file(), reason=f"no weights file {s.weights_path}"))
-          for s in SPECS]
+from worlds import SPECS, WORLDS
 HYPO = settings(max_examples=30, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 REJECT = (ValueError, TypeError)
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def rejected(fn: Callable[..., Any], *args: Any, types: tuple[type[BaseException], ...] = REJECT, **kwargs: Any) -> BaseException:

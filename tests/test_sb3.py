@@ -12,19 +12,10 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecFrameStack,
 
 import neuralgym
 from neuralgym.sb3 import DreamSB3VecEnv
-from neuralgym.spec import WorldSpec, all_specs
+from neuralgym.spec import WorldSpec
 
-SPECS = [all_specs()[k] for k in sorted(all_specs())]
-WORLDS = [pytest.param(s, id=s.key, marks=pytest.mark.skipif(not s.weights_path.is_file(), reason=f"no weights file {s.weights_path}"))
-          for s in SPECS]
+from worlds import SPECS, WORLDS
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def actions_for(env: VecEnv, seed: int, steps: int) -> list[np.ndarray]:

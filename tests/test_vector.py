@@ -13,20 +13,11 @@ import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 import neuralgym  # noqa: F401  (registers the ids)
-from neuralgym.spec import WorldSpec, all_specs
+from neuralgym.spec import WorldSpec
 from neuralgym.vector import DreamVectorEnv
 
-SPECS = [all_specs()[k] for k in sorted(all_specs())]
-WORLDS = [pytest.param(s, id=s.key, marks=pytest.mark.skipif(not s.weights_path.is_file(), reason=f"no weights file {s.weights_path}"))
-          for s in SPECS]
+from worlds import SPECS, WORLDS
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def batch(env: VectorEnv, seed: int, steps: int) -> list[np.ndarray]:
