@@ -248,8 +248,3 @@ class DreamCore:
     def to_numpy(frames: torch.Tensor) -> np.ndarray:
         """(N, C, H, W) uint8 tensor -> new (N, H, W, C) uint8 numpy array (the one device copy)."""
         return np.ascontiguousarray(frames.permute(0, 2, 3, 1).cpu().numpy())
-
-    @torch.no_grad()
-    def features(self) -> torch.Tensor:
-        """The model's encoder features of every lane's history (N, F): the latent observation."""
-        return self.model.encode(self.frames, torch.cat([self.actions, torch.zeros_like(self.actions[:, :1])], dim=1))

@@ -161,7 +161,3 @@ class DreamSB3VecEnv(VecEnv):
 
     def env_is_wrapped(self, wrapper_class: type, indices: Any = None) -> list[bool]:
         return [False for _ in self._get_indices(indices)]
-
-    @torch.no_grad()
-    def features(self) -> np.ndarray:
-        return self.core.features().cpu().numpy()
