@@ -5,7 +5,8 @@
 * the ``-real-v0`` env's frames/s (same preprocessing), measured in the same run, and
   the ratio of each batch size's throughput to it;
 * the model's FLOPs per frame (counted by ``torch.utils.flop_counter``) and the
-  achieved fraction of this device's fp32 matmul peak (measured here, now).
+  achieved fraction of this device's matmul peak in the dream's precision (fp32, or
+  bf16 where ``precision="auto"`` picked it), measured here, now.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from neuralgym.precision import PRECISIONS
+
 DEFAULT_BATCHES = (1, 4, 16, 64, 256, 1024)
 
 
@@ -28,10 +31,10 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def matmul_peak(device: torch.device, n: int = 2048, seconds: float = 1.0) -> float:
-    """Achieved fp32 FLOP/s of an n x n matmul on ``device``: the roofline we compare to."""
-    a = torch.randn(n, n, device=device)
-    b = torch.randn(n, n, device=device)
+def matmul_peak(device: torch.device, n: int = 2048, seconds: float = 1.0, dtype: torch.dtype = torch.float32) -> float:
+    """Achieved FLOP/s of an n x n matmul in ``dtype`` on ``device``: the roofline we compare to."""
+    a = torch.randn(n, n, device=device, dtype=dtype)
+    b = torch.randn(n, n, device=device, dtype=dtype)
     for _ in range(2):
         a @ b
     _sync(device)
@@ -79,8 +82,9 @@ def latency(dream_id: str, device: str, steps: int = 300, **kw: Any) -> dict[str
     return {"p50_ms": float(np.percentile(ms, 50)), "p99_ms": float(np.percentile(ms, 99)), "mean_ms": float(ms.mean())}
 
 
-def throughput(dream_id: str, num_envs: int, device: str, seconds: float = 1.5, **kw: Any) -> float:
-    """Frames/s of ``gym.make_vec(dream_id, num_envs)`` with random actions (autoreset included)."""
+def throughput(dream_id: str, num_envs: int, device: str, seconds: float = 1.5, **kw: Any) -> tuple[float, str]:
+    """Frames/s of ``gym.make_vec(dream_id, num_envs)`` with random actions (autoreset included),
+    and the precision the dream resolved to."""
     env = gym.make_vec(dream_id, num_envs=num_envs, device=device, **kw)
     env.reset(seed=0)
     env.action_space.seed(0)
@@ -95,12 +99,13 @@ def throughput(dream_id: str, num_envs: int, device: str, seconds: float = 1.5, 
         steps += 1
     _sync(dev)
     fps = steps * num_envs / (time.perf_counter() - t0)
+    precision = env.unwrapped.core.precision
     env.close()
-    return fps
+    return fps, precision
 
 
 def run_bench(world: str, device: str = "auto", batches: tuple[int, ...] = DEFAULT_BATCHES, seconds: float = 1.5,
-              obs_backend: str = "numpy") -> dict[str, Any]:
+              obs_backend: str = "numpy", precision: str = "auto", compile: bool = False) -> dict[str, Any]:
     import neuralgym  # noqa: F401
     from neuralgym.model import count_flops
     from neuralgym.spec import get_spec
@@ -108,36 +113,44 @@ def run_bench(world: str, device: str = "auto", batches: tuple[int, ...] = DEFAU
 
     spec = get_spec(world)
     dev = resolve_device(device)
-    probe = gym.make(spec.dream_id, device=device)
+    probe = gym.make(spec.dream_id, device=device, precision=precision)
     flops = count_flops(probe.unwrapped.core.model)
     probe.close()
     result: dict[str, Any] = {
-        "world": spec.key, "device": str(dev), "torch_threads": torch.get_num_threads(),
-        "flops_per_frame": flops, "matmul_peak_flops": matmul_peak(dev),
+        "world": spec.key, "device": str(dev), "precision": precision, "compile": compile,
+        "torch_threads": torch.get_num_threads(), "flops_per_frame": flops, "matmul_peak_flops": matmul_peak(dev),
         "real_fps": real_fps(spec.real_id, seconds=max(1.0, seconds)),
-        "latency": latency(spec.dream_id, device),
+        "latency": latency(spec.dream_id, device, precision=precision, compile=compile),
         "throughput": [],
     }
+    peaks = {"fp32": result["matmul_peak_flops"]}
     for b in batches:
-        fps = throughput(spec.dream_id, b, device, seconds, obs_backend=obs_backend)
+        fps, resolved = throughput(spec.dream_id, b, device, seconds, obs_backend=obs_backend, precision=precision,
+                                   compile=compile)
+        if resolved not in peaks:  # a bf16/fp16 dream is held to the matmul peak of its own precision
+            peaks[resolved] = matmul_peak(dev, dtype={"bf16": torch.bfloat16, "fp16": torch.float16}[resolved])
+            result[f"matmul_peak_flops_{resolved}"] = peaks[resolved]
         result["throughput"].append({
-            "batch": b, "fps": fps, "x_real": fps / result["real_fps"],
-            "roofline_fraction": fps * flops / result["matmul_peak_flops"],
+            "batch": b, "precision": resolved, "fps": fps, "x_real": fps / result["real_fps"],
+            "roofline_fraction": fps * flops / peaks[resolved],
         })
     return result
 
 
 def format_table(r: dict[str, Any]) -> str:
     lines = [
-        f"world {r['world']} on {r['device']} ({r['torch_threads']} threads): {r['flops_per_frame'] / 1e6:.1f} MFLOP/frame, "
-        f"matmul peak {r['matmul_peak_flops'] / 1e9:.0f} GFLOP/s",
+        f"world {r['world']} on {r['device']} ({r['torch_threads']} threads, precision {r['precision']}): "
+        f"{r['flops_per_frame'] / 1e6:.1f} MFLOP/frame, "
+        f"matmul peak {r['matmul_peak_flops'] / 1e9:.0f} GFLOP/s fp32"
+        + "".join(f", {r[k] / 1e9:.0f} {k.rsplit('_', 1)[1]}" for k in r if k.startswith("matmul_peak_flops_"))
+        + (", torch.compile" if r.get("compile") else ""),
         f"real env: {r['real_fps']:.0f} frames/s",
         f"one env step+render: p50 {r['latency']['p50_ms']:.2f} ms, p99 {r['latency']['p99_ms']:.2f} ms",
-        "| batch | dream frames/s | x real | % of matmul peak |",
-        "|---:|---:|---:|---:|",
+        "| batch | precision | dream frames/s | x real | % of matmul peak |",
+        "|---:|---|---:|---:|---:|",
     ]
     for t in r["throughput"]:
-        lines.append(f"| {t['batch']} | {t['fps']:.0f} | {t['x_real']:.2f} | {100 * t['roofline_fraction']:.0f}% |")
+        lines.append(f"| {t['batch']} | {t['precision']} | {t['fps']:.0f} | {t['x_real']:.2f} | {100 * t['roofline_fraction']:.0f}% |")
     return "\n".join(lines)
 
 
@@ -147,6 +160,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batches", default=",".join(map(str, DEFAULT_BATCHES)), help="comma-separated batch sizes")
     p.add_argument("--seconds", type=float, default=1.5, help="seconds per measurement")
     p.add_argument("--obs-backend", default="numpy", choices=["numpy", "torch"], help="observations as numpy arrays or device tensors")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS, help="the dream's inference precision (auto: bf16 where native)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (tens of seconds per batch size first)")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
 
@@ -157,6 +172,6 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError(f"--batches must be comma-separated integers, got {args.batches!r}") from e
     if any(b < 1 for b in batches):
         raise ValueError("--batches must all be >= 1")
-    r = run_bench(args.world, args.device, batches, args.seconds, args.obs_backend)
+    r = run_bench(args.world, args.device, batches, args.seconds, args.obs_backend, args.precision, args.compile)
     print(json.dumps(r) if args.json else format_table(r), file=sys.stdout)
     return 0

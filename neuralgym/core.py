@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from neuralgym.drift import DriftResetPolicy
+from neuralgym.precision import autocast, resolve_precision
 from neuralgym.spaces import action_space_for, encode_actions, observation_space_for, validate_action, validate_action_batch
 from neuralgym.spec import WorldSpec
 from neuralgym.train import resolve_device
@@ -48,7 +49,8 @@ class DreamCore:
     """Lanes of a dream of ``spec``'s world. See the module docstring."""
 
     def __init__(self, spec: WorldSpec, num_envs: int = 1, weights: str | Path | None = None, device: str = "auto",
-                 drift_policy: Any = None, temperature: float = DEFAULT_TEMPERATURE, max_episode_steps: int | None = None):
+                 drift_policy: Any = None, temperature: float = DEFAULT_TEMPERATURE, max_episode_steps: int | None = None,
+                 precision: str = "auto", compile: bool = False):
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
         if not isinstance(device, str):
@@ -60,9 +62,16 @@ class DreamCore:
         self.spec = spec
         self.num_envs = int(num_envs)
         self.device = resolve_device(device)
+        self.precision = resolve_precision(precision, self.device, self.num_envs)
         self.weights_path = Path(weights) if weights is not None else spec.weights_path
         self.world: World = load_world(self.weights_path, spec, self.device)
         self.model = self.world.model
+        if not isinstance(compile, bool):
+            raise TypeError(f"compile must be True or False, got {compile!r}")
+        # torch.compile fuses the elementwise work around the convolutions (on CUDA also
+        # CUDA graphs, "reduce-overhead"); it costs tens of seconds per batch size at first
+        self._predict = self.model if not compile else torch.compile(
+            self.model, dynamic=False, mode="reduce-overhead" if self.device.type == "cuda" else "default")
         self.drift_policy = DriftResetPolicy.resolve(drift_policy, spec.drift)
         self.temperature = float(temperature)
         if max_episode_steps is not None and (isinstance(max_episode_steps, bool) or not isinstance(max_episode_steps, (int, np.integer))
@@ -201,7 +210,9 @@ class DreamCore:
         if self.needs_reset.any():
             raise RuntimeError(f"lanes {np.flatnonzero(self.needs_reset).tolist()} must be reset before step()")
         acts = torch.cat([self.actions, codes[:, None]], dim=1)  # (N, K, A)
-        out = self.model(self.frames, acts)
+        with autocast(self.precision, self.device):
+            out = self._predict(self.frames, acts)
+        out = {k: v.float() for k, v in out.items()}
         frame = torch.round(out["frame"].clamp(0.0, 1.0) * 255.0)  # (N, C, H, W) on the 8-bit grid (clamp keeps NaN)
         finite = torch.isfinite(frame).flatten(1).all(dim=1) & torch.isfinite(out["term_logit"]) & torch.isfinite(out["reward"])
         frame = torch.where(finite[:, None, None, None], frame, self.frames[:, -1] * 255.0)

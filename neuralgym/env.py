@@ -55,11 +55,12 @@ class WorldModelEnv(FrameRendering, gym.Env):
 
     def __init__(self, world: str | WorldSpec = "cartpole", weights: str | Path | None = None, device: str = "auto",
                  drift_policy: Any = None, temperature: float = DEFAULT_TEMPERATURE,
-                 max_episode_steps: int | None = None, render_mode: str | None = None):
+                 max_episode_steps: int | None = None, render_mode: str | None = None, precision: str = "auto",
+                 compile: bool = False):
         spec = world if isinstance(world, WorldSpec) else get_spec(world)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
-        self.core = DreamCore(spec, 1, weights, device, drift_policy, temperature, max_episode_steps)
+        self.core = DreamCore(spec, 1, weights, device, drift_policy, temperature, max_episode_steps, precision, compile)
         self.world_spec = spec
         self.render_mode = render_mode
         self.metadata = {**self.metadata, "render_fps": spec.play.render_fps}

@@ -30,6 +30,8 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from neuralgym.precision import PRECISIONS
+
 EVAL_SEED_BASE = 1_000_000  # far from the seeds `collect` uses (seed + episode index)
 PSNR_CAP = 100.0
 
@@ -72,13 +74,14 @@ class Lockstep:
 
 def run_lockstep(world: str, episodes: int = 24, horizon: int = 50, seed: int = EVAL_SEED_BASE, weights: str | None = None,
                  device: str = "auto", epsilon: float = 0.25, video_episodes: int = 1, temperature: float | None = None,
-                 drift_policy: str = "none") -> Lockstep:
+                 drift_policy: str = "none", precision: str = "auto") -> Lockstep:
     import neuralgym  # noqa: F401  (registers ids)
     from neuralgym.policies import policy_factory
     from neuralgym.spec import get_spec
 
     spec = get_spec(world)
-    kw: dict[str, Any] = {"device": device, "drift_policy": drift_policy, "max_episode_steps": horizon + spec.context_length + 1}
+    kw: dict[str, Any] = {"device": device, "drift_policy": drift_policy, "max_episode_steps": horizon + spec.context_length + 1,
+                          "precision": precision}
     if weights:
         kw["weights"] = weights
     if temperature is not None:
@@ -217,6 +220,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=EVAL_SEED_BASE, help="first real-env seed (episode e uses seed + e)")
     p.add_argument("--weights", default=None, help="another weights file for the same world")
     p.add_argument("--device", default="auto")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS, help="the dream's inference precision (auto: bf16 where native)")
     p.add_argument("--epsilon", type=float, default=0.25, help="fraction of random actions in the behaviour policy")
     p.add_argument("--threshold", type=float, default=None, help="PSNR below which a step counts as drifted (default: the median)")
     p.add_argument("--drift-policy", default="none", help="the dream's drift policy: none (default: the metric), default, truncate, reanchor")
@@ -231,7 +235,7 @@ def main(args: argparse.Namespace) -> int:
 
     spec = get_spec(args.world)
     ls = run_lockstep(args.world, args.episodes, args.horizon, args.seed, args.weights, args.device, args.epsilon,
-                      drift_policy=args.drift_policy)
+                      drift_policy=args.drift_policy, precision=args.precision)
     result = summarize(ls, threshold=args.threshold, fidelity_psnr=spec.drift.fidelity_psnr)
     if args.gif and ls.videos:
         write_gif(Path(args.gif), ls.videos[0])

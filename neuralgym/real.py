@@ -52,7 +52,7 @@ class RealWorldEnv(FrameRendering, gym.Env):
 
     ## Arguments
     ``world``: spec key or name; ``render_mode``: ``"rgb_array"`` or ``"human"``.
-    Extra keyword arguments (``weights``, ``device``, ``drift_policy``) are accepted
+    Extra keyword arguments (``weights``, ``device``, ``drift_policy``, ``precision``...) are accepted
     and ignored so that dream and real ids take the same arguments.
     """
 

@@ -21,6 +21,9 @@ from neuralgym.core import DreamCore
 from neuralgym.spaces import ResetNeededError, check_seed, torch_seed
 from neuralgym.spec import get_spec
 
+#: options of the dream that its real twin does not take (dropped when ``env_id`` is a real id)
+DREAM_ONLY_KWARGS = ("temperature", "uncertainty_penalty", "precision", "compile")
+
 
 def is_dream_id(env_id: str) -> bool:
     return env_id.startswith("neuralgym/") and env_id.endswith("-v0") and not env_id.endswith("-real-v0")
@@ -45,7 +48,7 @@ def make_sb3_vec_env(env_id: str, n_envs: int = 1, seed: int | None = None, obs:
     if is_dream_id(env_id):
         env: VecEnv = DreamSB3VecEnv(get_spec(env_id).key, n_envs, **kwargs)
     else:
-        real_kwargs = {k: v for k, v in kwargs.items() if k not in ("temperature", "uncertainty_penalty")}
+        real_kwargs = {k: v for k, v in kwargs.items() if k not in DREAM_ONLY_KWARGS}
         env = DummyVecEnv([lambda: gym.make(env_id, **real_kwargs) for _ in range(n_envs)])
     if seed is not None:
         env.seed(seed)

@@ -50,7 +50,8 @@ class DreamVectorEnv(VectorEnv):
     def __init__(self, world: str | WorldSpec = "cartpole", num_envs: int = 1, weights: str | Path | None = None,
                  device: str = "auto", drift_policy: Any = None, temperature: float = DEFAULT_TEMPERATURE,
                  max_episode_steps: int | None = None, render_mode: str | None = None,
-                 autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP, obs_backend: str = "numpy"):
+                 autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP, obs_backend: str = "numpy",
+                 precision: str = "auto", compile: bool = False):
         spec = world if isinstance(world, WorldSpec) else get_spec(world)
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode for a vector dream must be 'rgb_array' or None, got {render_mode!r}")
@@ -62,7 +63,7 @@ class DreamVectorEnv(VectorEnv):
             raise ValueError(f"autoreset_mode must be AutoresetMode.NEXT_STEP or SAME_STEP, got {autoreset_mode!r}") from e
         if autoreset_mode not in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP):
             raise ValueError(f"autoreset_mode must be NEXT_STEP or SAME_STEP, got {autoreset_mode}")
-        self.core = DreamCore(spec, num_envs, weights, device, drift_policy, temperature, max_episode_steps)
+        self.core = DreamCore(spec, num_envs, weights, device, drift_policy, temperature, max_episode_steps, precision, compile)
         self.world_spec = spec
         self.num_envs = self.core.num_envs
         self.render_mode = render_mode
