@@ -158,7 +158,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("world", help="world key, e.g. cartpole")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--batches", default=",".join(map(str, DEFAULT_BATCHES)), help="comma-separated batch sizes")
-    p.add_argument("--seconds", type=float, default=1.5, help="seconds per measurement")
+    p.add_argument("--seconds", type=float, default=3.0, help="seconds per measurement (this VM varies: longer is steadier)")
     p.add_argument("--obs-backend", default="numpy", choices=["numpy", "torch"], help="observations as numpy arrays or device tensors")
     p.add_argument("--precision", default="auto", choices=PRECISIONS, help="the dream's inference precision (auto: bf16 where native)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (tens of seconds per batch size first)")
