@@ -219,6 +219,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         "device": args.device,
         "threads": args.threads,
         "checkpoint_every": args.checkpoint_every,
+        "init_from": args.init_from,
+        "heads_only": args.heads_only or None,
     }
     cfg = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
     with _stdout_to_stderr(args.json):
@@ -310,6 +312,9 @@ def build_parser(argv: Sequence[str] = ()) -> Parser:
     p.add_argument("--device", default=None, help="auto | cpu | cuda[:N] (default: auto)")
     p.add_argument("--threads", type=_positive_int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--checkpoint-every", type=_positive_int, default=None, help="steps between checkpoints")
+    p.add_argument("--init-from", default=None, help="start from this world file's tensors (those whose names and shapes fit)")
+    p.add_argument("--heads-only", action="store_true",
+                   help="train only the reward/termination/error heads; every frame prediction stays as it was")
     p.add_argument("--run-dir", default=None, help="checkpoints and TensorBoard logs (default: runs/<world>)")
     p.add_argument("--out", default=None, help="weights file to write (default: the spec's weights path)")
     p.add_argument("--resume", action="store_true", help="continue from --run-dir's checkpoint if there is one")

@@ -64,6 +64,8 @@ class TrainConfig:
     bank_anchors: int = 256
     device: str = "auto"
     threads: int = 0  # 0: torch's default
+    init_from: str | None = None  # a world file whose tensors start the model (those that fit)
+    heads_only: bool = False  # train only the heads (HEAD_PREFIXES): frame predictions stay exactly as they are
     model: WorldModelConfig = field(default_factory=WorldModelConfig)
 
     def rollout(self, step: int) -> int:
@@ -80,6 +82,28 @@ def resolve_device(device: str) -> torch.device:
             raise ValueError(f"device {device!r} requested but CUDA is not available; use 'cpu' or 'auto'")
         return torch.device(device)
     raise ValueError(f"device must be 'auto', 'cpu' or 'cuda[:N]', got {device!r}")
+
+
+#: the parameters of the reward, termination and error heads
+HEAD_PREFIXES = ("heads.",)
+
+
+def init_from_world(model: WorldModel, path: str | Path) -> list[str]:
+    """Copy into ``model`` every tensor of the world file ``path`` whose name and shape fit;
+    return the names of the parameters left as initialised. The model configs must agree
+    on the frame, context and action sizes."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"--init-from: no world file at {path}")
+    theirs = {k.removeprefix("model."): v for k, v in load_file(str(path)).items() if k.startswith("model.")}
+    ours = model.state_dict()
+    fitting = {k: v for k, v in theirs.items() if k in ours and v.shape == ours[k].shape}
+    if not any(k.startswith(("inp.", "out.")) for k in fitting):
+        raise ValueError(f"--init-from {path}: its model does not fit this world's (no input/output layer matches)")
+    model.load_state_dict(fitting, strict=False)
+    return sorted(k for k in ours if k not in fitting)
 
 
 @dataclass
@@ -296,8 +320,18 @@ def train(spec: WorldSpec, data_dir: Path, out: Path, run_dir: Path, cfg: TrainC
     mcfg = WorldModelConfig(**{**asdict(cfg.model), "height": spec.obs_shape[0], "width": spec.obs_shape[1],
                                "channels": spec.obs_shape[2], "context": spec.context_length,
                                "action_dim": spec.actions.model_dim})
-    model = WorldModel(mcfg).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    model = WorldModel(mcfg)
+    if cfg.init_from:
+        fresh = init_from_world(model, cfg.init_from)
+        if ddp.main:
+            print(f"initialised from {cfg.init_from}; fresh: {', '.join(fresh) or 'nothing'}", file=sys.stderr)
+    if cfg.heads_only:
+        if not cfg.init_from:
+            raise ValueError("heads_only needs init_from: a trained world whose frame model stays as it is")
+        for name, param in model.named_parameters():
+            param.requires_grad_(name.startswith(HEAD_PREFIXES))
+    model = model.to(device)
+    opt = torch.optim.AdamW([q for q in model.parameters() if q.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay)
     run_dir = Path(run_dir)
     ckpt_path = run_dir / "checkpoint.pt"
     step, sampler_state = 0, {"epoch": 0, "position": 0}

@@ -181,3 +181,30 @@ def test_cli_train_bad_device(tiny_dataset: Path, tmp_path: Path, capsys: pytest
                      "--run-dir", str(tmp_path / "run"), "--out", str(tmp_path / "w.safetensors")])
     assert code == 2
     assert "device" in capsys.readouterr().err
+
+
+def test_heads_only_keeps_every_frame_tensor(fresh_run: Run, cartpole_spec: WorldSpec, tiny_dataset: Path,
+                                             tmp_path: Path) -> None:
+    """--init-from + --heads-only: the frame model is copied and frozen, only the heads move."""
+    run = run_train(cartpole_spec, tiny_dataset, tmp_path, steps=4, init_from=str(fresh_run.weights), heads_only=True, seed=3)
+    before, after = model_tensors(fresh_run.weights), model_tensors(run.weights)
+    assert before.keys() == after.keys()
+    heads = [k for k in after if k.removeprefix("model.").startswith(train_mod.HEAD_PREFIXES)]
+    assert heads and any(not torch.equal(before[k], after[k]) for k in heads)
+    for k in after:
+        if k not in heads:
+            assert torch.equal(before[k], after[k]), k
+
+
+def test_init_from_copies_the_tensors_that_fit(fresh_run: Run, cartpole_spec: WorldSpec, tmp_path: Path) -> None:
+    from neuralgym.model import WorldModel
+
+    fresh = WorldModel(load_world(fresh_run.weights, cartpole_spec).model.config)
+    assert train_mod.init_from_world(fresh, fresh_run.weights) == []
+    with pytest.raises(FileNotFoundError, match="no world file"):
+        train_mod.init_from_world(fresh, tmp_path / "missing.safetensors")
+
+
+def test_heads_only_needs_init_from(cartpole_spec: WorldSpec, tiny_dataset: Path, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="heads_only needs init_from"):
+        run_train(cartpole_spec, tiny_dataset, tmp_path, steps=2, heads_only=True)
