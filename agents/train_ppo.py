@@ -43,6 +43,17 @@ RECIPES: dict[tuple[str, str], dict] = {
         ppo=dict(n_steps=128, batch_size=256, n_epochs=4, learning_rate=2.5e-4, gamma=0.98, gae_lambda=0.9,
                  clip_range=0.2, ent_coef=0.01),
     ),
+    # Pong and CarRacing: first recipes (SB3 zoo-like settings on the latent), not yet tuned
+    ("pong", "latent"): dict(
+        timesteps=200_000, n_envs=16, drift_policy="none",
+        ppo=dict(n_steps=128, batch_size=256, n_epochs=4, learning_rate=2.5e-4, gamma=0.99, gae_lambda=0.95,
+                 clip_range=0.1, ent_coef=0.01, policy_kwargs=dict(net_arch=[128, 128])),
+    ),
+    ("carracing", "latent"): dict(
+        timesteps=200_000, n_envs=16, drift_policy="none",
+        ppo=dict(n_steps=128, batch_size=256, n_epochs=10, learning_rate=3e-4, gamma=0.99, gae_lambda=0.95,
+                 clip_range=0.2, ent_coef=0.0, policy_kwargs=dict(net_arch=[128, 128], log_std_init=-1.0)),
+    ),
 }
 DEFAULT_RECIPE = RECIPES[("cartpole", "latent")]
 

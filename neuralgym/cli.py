@@ -51,6 +51,16 @@ class Parser(argparse.ArgumentParser):
 # ---------------------------------------------------------------------------- helpers
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {value}")
+    return value
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -303,7 +313,8 @@ def build_parser(argv: Sequence[str] = ()) -> Parser:
                                    "(safetensors) to --out. Works under `torchrun -m neuralgym train ...`.")
     _add_world(p)
     p.add_argument("--data", default=None, help="dataset folder (default: data/<world>)")
-    p.add_argument("--steps", type=_positive_int, default=None, help="optimizer steps")
+    p.add_argument("--steps", type=_non_negative_int, default=None,
+                   help="optimizer steps (0 with --init-from: rebuild the world's banks from --data, model unchanged)")
     p.add_argument("--batch-size", type=_positive_int, default=None, help="global batch size")
     p.add_argument("--lr", type=_positive_float, default=None, help="peak learning rate")
     p.add_argument("--rollout-max", type=_positive_int, default=None,

@@ -61,6 +61,72 @@ def _cartpole_balance(env: RealWorldEnv, rng: np.random.Generator, epsilon: floa
     return act
 
 
+# Pong's palette in the raw 210x160 RGB frame, and the rows of its playing field
+PONG_BALL, PONG_PLAYER, PONG_FIELD = (236, 236, 236), (92, 186, 92), (34, 194)
+
+
+def _pong_tracker(env: RealWorldEnv, rng: np.random.Generator, epsilon: float | None = None) -> Policy:
+    """Moves the right (green) paddle towards where the ball will be next step, with a
+    per-episode exploration rate: with none it returns nearly every ball (long rallies),
+    with 25% random actions it wins and loses points alike (measured over 2,000 steps:
+    5 won, 7 lost), with all-random play it loses every point. Reads the raw RGB frame
+    (``env.source_obs``): data collection and evaluation only."""
+    eps = float(rng.choice([0.0, 0.1, 0.25, 0.5, 1.0], p=[0.15, 0.3, 0.3, 0.15, 0.1])) if epsilon is None else epsilon
+    state: dict[str, Any] = {"ball": None}
+
+    def find(frame: np.ndarray, colour: tuple[int, int, int]) -> float | None:
+        rows = np.nonzero(np.all(frame[PONG_FIELD[0] : PONG_FIELD[1]] == colour, axis=-1))[0]
+        return float(rows.mean()) if len(rows) else None
+
+    def act(obs: np.ndarray) -> int:
+        frame = env.source_obs
+        ball, paddle = find(frame, PONG_BALL), find(frame, PONG_PLAYER)
+        previous, state["ball"] = state["ball"], ball
+        if rng.random() < eps:
+            return int(rng.integers(env.action_space.n))
+        if ball is None or paddle is None:
+            return 0
+        target = ball + (ball - previous if previous is not None else 0.0)  # one step ahead
+        # the paddle moves ~20 source pixels a step: a dead band of 8 stops it oscillating
+        return 2 if target < paddle - 8 else 3 if target > paddle + 8 else 0
+
+    return act
+
+
+def _carracing_pursuit(env: RealWorldEnv, rng: np.random.Generator, epsilon: float | None = None) -> Policy:
+    """Pure pursuit along CarRacing's track (steer towards a track point a few tiles ahead
+    of the nearest one, throttle to a per-episode target speed) with per-episode noise,
+    random actions and, in a third of the episodes, a lapse into random driving from a
+    random step on: the data holds clean laps, wobbly driving, spins and grass.
+    Measured without noise: 248 and 287 reward in the first 400 source steps of two
+    tracks. (It reads the Box2D car and track: data collection and evaluation only.)"""
+    eps = float(rng.choice([0.0, 0.1, 0.3])) if epsilon is None else epsilon
+    noise = float(rng.choice([0.0, 0.15, 0.4]))
+    speed_target = float(rng.uniform(20.0, 70.0))
+    lookahead = int(rng.integers(4, 11))
+    lapse = int(rng.integers(20, 400)) if epsilon is None and rng.random() < 1 / 3 else 10**9
+    space = env.action_space
+    space.seed(int(rng.integers(2**31 - 1)))
+    state = {"t": 0}
+    source = env.source.unwrapped
+
+    def act(obs: np.ndarray) -> np.ndarray:
+        state["t"] += 1
+        if state["t"] > lapse or rng.random() < eps:
+            return space.sample()
+        track = np.array([t[2:4] for t in source.track])
+        hull = source.car.hull
+        pos, forward = np.array(hull.position), np.array(hull.GetWorldVector((0, 1)))
+        nearest = int(np.argmin(((track - pos) ** 2).sum(axis=1)))
+        to_target = track[(nearest + lookahead) % len(track)] - pos
+        error = np.arctan2(forward[0] * to_target[1] - forward[1] * to_target[0], forward @ to_target)
+        steer = np.clip(-2.0 * error + noise * rng.standard_normal(), -1.0, 1.0)
+        gas = 0.3 if np.linalg.norm(hull.linearVelocity) < speed_target else 0.0
+        return np.array([steer, gas, 0.0], np.float32)
+
+    return act
+
+
 def _sb3(path: str) -> Callable[..., Policy]:
     from stable_baselines3 import A2C, DQN, PPO, SAC, TD3
 
@@ -93,6 +159,8 @@ def _sb3(path: str) -> Callable[..., Policy]:
 BUILTIN: dict[str, Callable[..., Policy]] = {
     "random": _random,
     "cartpole-balance": _cartpole_balance,
+    "pong-tracker": _pong_tracker,
+    "carracing-pursuit": _carracing_pursuit,
 }
 
 

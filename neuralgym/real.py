@@ -6,6 +6,8 @@ dream runs here unchanged, and ``neuralgym eval`` can run both in lockstep.
 
 from __future__ import annotations
 
+import importlib
+
 import os
 from typing import Any
 
@@ -69,7 +71,10 @@ class RealWorldEnv(FrameRendering, gym.Env):
         kwargs = dict(spec.source_kwargs)
         if spec.preprocess.frame_source == "render":
             kwargs["render_mode"] = "rgb_array"
+        if spec.source_module:  # e.g. ale_py, which registers the ALE/ ids
+            importlib.import_module(spec.source_module)
         self._source = gym.make(spec.source_id, max_episode_steps=10**9, **kwargs)
+        self.source_obs: Any = None  # the source env's newest raw observation (for scripted policies)
         self.observation_space = observation_space_for(spec)
         self.action_space = action_space_for(spec)
         self.context_length = spec.context_length
@@ -82,6 +87,7 @@ class RealWorldEnv(FrameRendering, gym.Env):
         return self._source
 
     def _frame(self, source_obs: Any) -> np.ndarray:
+        self.source_obs = source_obs
         pp = self.spec_world.preprocess
         raw = self._source.render() if pp.frame_source == "render" else source_obs
         return preprocess_frame(np.asarray(raw), pp)
@@ -90,6 +96,11 @@ class RealWorldEnv(FrameRendering, gym.Env):
         super().reset(seed=seed)
         source_seed = int(self.np_random.integers(0, 2**31 - 1))
         obs, info = self._source.reset(seed=source_seed)
+        lo, hi = self.spec_world.preprocess.reset_noops
+        if hi:  # the episode starts where play does, after a seeded number of no-ops
+            noop = to_source_action(self.spec_world, np.asarray(self.spec_world.actions.noop))
+            for _ in range(int(self.np_random.integers(lo, hi + 1))):
+                obs, *_ = self._source.step(noop)
         self._t = 0
         self._obs = self._frame(obs)
         if self.render_mode == "human":

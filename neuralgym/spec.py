@@ -45,6 +45,9 @@ class PreprocessSpec:
     grayscale: bool = False
     frame_skip: int = 1
     frame_source: str = "render"  # "render": env.render(); "observation": the obs is the frame
+    # source steps with the no-op action after each reset, drawn from [lo, hi] (Atari's
+    # "no-op starts"; e.g. Pong's wait for the serve)
+    reset_noops: tuple[int, int] = (0, 0)
 
     @property
     def channels(self) -> int:
@@ -106,6 +109,7 @@ class WorldSpec:
     drift: DriftSpec
     weights_file: str
     collect_policy: str = "random"
+    source_module: str | None = None  # imported before gym.make(source_id): the module that registers it
     path: Path | None = None
 
     @property
@@ -156,6 +160,7 @@ def parse_spec(data: dict[str, Any], key: str, path: Path | None = None) -> Worl
     src = _get(data, "source", dict, where)
     source_id = _get(src, "id", str, f"{where} [source]")
     source_kwargs = _get(src, "kwargs", dict, f"{where} [source]", {})
+    source_module = _get(src, "module", str, f"{where} [source]", None)
 
     pp = _get(data, "preprocess", dict, where, {})
     w = f"{where} [preprocess]"
@@ -172,7 +177,12 @@ def parse_spec(data: dict[str, Any], key: str, path: Path | None = None) -> Worl
     frame_source = _get(pp, "frame_source", str, w, "render")
     if frame_source not in ("render", "observation"):
         raise SpecError(f"{w}: 'frame_source' must be 'render' or 'observation', got {frame_source!r}")
+    noops = pp.get("reset_noops", 0)
+    reset_noops = (noops, noops) if isinstance(noops, int) and not isinstance(noops, bool) else _int_tuple(noops, 2, w, "reset_noops")
+    if reset_noops[0] < 0 or reset_noops[1] < reset_noops[0]:
+        raise SpecError(f"{w}: 'reset_noops' must be an integer >= 0 or [lo, hi] with 0 <= lo <= hi, got {noops!r}")
     preprocess = PreprocessSpec(
+        reset_noops=reset_noops,
         crop=crop_t,
         size=(size[0], size[1]),
         grayscale=_get(pp, "grayscale", bool, w, False),
@@ -246,6 +256,7 @@ def parse_spec(data: dict[str, Any], key: str, path: Path | None = None) -> Worl
         name=name,
         source_id=source_id,
         source_kwargs=source_kwargs,
+        source_module=source_module,
         preprocess=preprocess,
         actions=actions,
         context_length=k,

@@ -325,6 +325,8 @@ def train(spec: WorldSpec, data_dir: Path, out: Path, run_dir: Path, cfg: TrainC
         fresh = init_from_world(model, cfg.init_from)
         if ddp.main:
             print(f"initialised from {cfg.init_from}; fresh: {', '.join(fresh) or 'nothing'}", file=sys.stderr)
+    if cfg.steps == 0 and not cfg.init_from:
+        raise ValueError("steps=0 only rebuilds the banks of an --init-from world; a new world needs steps >= 1")
     if cfg.heads_only:
         if not cfg.init_from:
             raise ValueError("heads_only needs init_from: a trained world whose frame model stays as it is")

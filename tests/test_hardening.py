@@ -47,6 +47,13 @@ def shared_dream(key: str, role: str) -> gym.Env:
     return gym.make(all_specs()[key].dream_id)
 
 
+def noop_batch(spec: WorldSpec, n: int) -> np.ndarray:
+    """A valid batch of ``n`` no-op actions of ``spec``'s world, discrete or box."""
+    if spec.actions.kind == "discrete":
+        return np.full(n, int(spec.actions.noop), np.int64)
+    return np.tile(np.asarray(spec.actions.noop, np.float32), (n, 1))
+
+
 def valid_actions(space: gym.spaces.Space, n: int, seed: int) -> list[Any]:
     space = gym.spaces.Discrete(space.n) if isinstance(space, gym.spaces.Discrete) else \
         gym.spaces.Box(space.low, space.high, dtype=space.dtype)
@@ -243,7 +250,7 @@ def test_vector_any_batch_is_accepted_iff_valid(spec: WorldSpec, batch: np.ndarr
     except REJECT as e:
         assert str(e).strip()
         assert not valid, f"valid batch {batch!r} refused: {e}"
-        obs, reward, *_, info = env.step(np.zeros(3, np.int64))
+        obs, reward, *_, info = env.step(noop_batch(spec, 3))
     else:
         assert valid, f"invalid batch {batch!r} accepted"
     assert obs.dtype == np.uint8 and np.all(np.isfinite(reward)) and np.all(np.isfinite(info["drift"]))
@@ -605,16 +612,16 @@ def test_step_and_render_before_reset(spec: WorldSpec) -> None:
     assert isinstance(err, gym.error.ResetNeeded) and "reset" in str(err)
     rejected(raw.render, types=(ValueError,))
     vec = gym.make_vec(spec.dream_id, num_envs=2)
-    rejected(vec.step, np.zeros(2, np.int64), types=(ValueError,))
+    rejected(vec.step, noop_batch(spec, 2), types=(ValueError,))
     sb3 = neuralgym.make_sb3_vec_env(spec.dream_id, 2)
-    rejected(sb3.step, np.zeros(2, np.int64), types=(ValueError,))
+    rejected(sb3.step, noop_batch(spec, 2), types=(ValueError,))
     for e in (env, raw):  # all of them work once reset
         e.reset(seed=0)
         assert e.step(e.action_space.sample())[0] in e.observation_space
     vec.reset(seed=0)
-    vec.step(np.zeros(2, np.int64))
+    vec.step(noop_batch(spec, 2))
     sb3.reset()
-    sb3.step(np.zeros(2, np.int64))
+    sb3.step(noop_batch(spec, 2))
 
 
 @pytest.mark.parametrize("spec", WORLDS)
@@ -638,9 +645,9 @@ def test_env_works_after_a_failed_first_reset_through_gym_make(spec: WorldSpec) 
 def test_vector_lanes_never_reset_cannot_step(spec: WorldSpec) -> None:
     vec = gym.make_vec(spec.dream_id, num_envs=3)
     vec.reset(seed=0, options={"reset_mask": np.array([True, False, True])})
-    rejected(vec.step, np.zeros(3, np.int64), types=(ValueError,))
+    rejected(vec.step, noop_batch(spec, 3), types=(ValueError,))
     vec.reset(seed=0)
-    assert vec.step(np.zeros(3, np.int64))[0].shape[0] == 3
+    assert vec.step(noop_batch(spec, 3))[0].shape[0] == 3
 
 
 def force_termination(env_core) -> Callable[[], None]:
@@ -715,7 +722,7 @@ def test_nonfinite_lane_is_truncated_alone(spec: WorldSpec, broken: str) -> None
         return out
 
     a.unwrapped.core.model.forward = lane1_broken
-    act = np.zeros(3, np.int64)
+    act = noop_batch(spec, 3)
     oa, ra, ta, tra, ia = a.step(act)
     ob, rb, tb, trb, ib = b.step(act)
     np.testing.assert_array_equal(ia["nonfinite"], [False, True, False])
@@ -752,7 +759,7 @@ def test_sb3_nonfinite_lane_ends_as_truncation(spec: WorldSpec) -> None:
     env = neuralgym.make_sb3_vec_env(spec.dream_id, 2, seed=0)
     env.reset()
     env.core.model.forward = nan_outputs
-    obs, rewards, dones, infos = env.step(np.zeros(2, np.int64))
+    obs, rewards, dones, infos = env.step(noop_batch(spec, 2))
     assert dones.all() and np.all(rewards == 0) and obs.dtype == np.uint8
     for info in infos:
         assert info["TimeLimit.truncated"] is True and info.get("nonfinite") is True

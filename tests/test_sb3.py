@@ -183,3 +183,26 @@ def test_sb3_render_rgb_array(spec: WorldSpec) -> None:
     assert len(images) == 2 and all(im.shape == (*spec.obs_shape[:2], 3) and im.dtype == np.uint8 for im in images)
     tiled = env.render()
     assert tiled.ndim == 3 and tiled.shape[2] == 3
+
+
+@pytest.mark.parametrize("spec", WORLDS)
+def test_off_policy_algorithm_runs_in_the_dream(spec: WorldSpec) -> None:
+    """DQN for a discrete world, SAC for a continuous one: trained a little in the dream
+    (latent observations, replay buffer and all), then run unchanged in the real env."""
+    from stable_baselines3 import DQN, SAC
+
+    env = neuralgym.make_sb3_vec_env(spec.dream_id, 2, seed=0, obs="latent")
+    discrete = isinstance(env.action_space, gym.spaces.Discrete)
+    algo = DQN if discrete else SAC
+    model = algo("MlpPolicy", env, learning_starts=32, batch_size=16, buffer_size=1000, train_freq=4, seed=0, device="cpu",
+                 verbose=0, policy_kwargs=dict(net_arch=[32]))
+    model.learn(128)
+    assert model.num_timesteps >= 128 and model.replay_buffer.size() > 0
+    real = neuralgym.make_sb3_vec_env(spec.real_id, 1, seed=0, obs="latent")
+    obs = real.reset()
+    for _ in range(3):
+        actions, _ = model.predict(obs, deterministic=True)
+        assert real.action_space.contains(actions[0])
+        obs, *_ = real.step(actions)
+    real.close()
+    env.close()

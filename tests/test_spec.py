@@ -82,6 +82,8 @@ def test_minimal_spec_gets_defaults() -> None:
         ("preprocess.size", [35, 64], "'size'"),
         ("preprocess.size", [64, 20], "'size'"),
         ("preprocess.frame_skip", 0, "'frame_skip'"),
+        ("preprocess.reset_noops", -1, "'reset_noops'"),
+        ("source.module", 3, "'module'"),
         ("preprocess.frame_source", "camera", "'frame_source'"),
         ("actions.kind", "continuous", "'kind'"),
         ("actions.kind", ..., "'kind'"),

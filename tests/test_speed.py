@@ -13,7 +13,7 @@ import neuralgym  # noqa: F401
 from neuralgym import precision as prec
 from neuralgym.bench import format_table, run_bench
 from neuralgym.spec import WorldSpec
-from tests.worlds import WORLDS
+from worlds import WORLDS
 
 
 def test_resolve_precision_auto_and_errors(monkeypatch: pytest.MonkeyPatch) -> None:
