@@ -208,3 +208,13 @@ def test_init_from_copies_the_tensors_that_fit(fresh_run: Run, cartpole_spec: Wo
 def test_heads_only_needs_init_from(cartpole_spec: WorldSpec, tiny_dataset: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="heads_only needs init_from"):
         run_train(cartpole_spec, tiny_dataset, tmp_path, steps=2, heads_only=True)
+
+
+def test_zero_steps_rebuilds_the_banks_of_an_init_from_world(fresh_run: Run, cartpole_spec: WorldSpec, tiny_dataset: Path,
+                                                            tmp_path: Path) -> None:
+    run = run_train(cartpole_spec, tiny_dataset, tmp_path, steps=0, init_from=str(fresh_run.weights))
+    before, after = model_tensors(fresh_run.weights), model_tensors(run.weights)
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert load_world(run.weights, cartpole_spec).starts.shape[1:] == cartpole_spec.obs_shape
+    with pytest.raises(ValueError, match="steps=0 only rebuilds"):
+        run_train(cartpole_spec, tiny_dataset, tmp_path / "b", steps=0)
