@@ -199,7 +199,7 @@ BAD_BATCHES = {
     "None": None, "str": "01", "scalar": 0, "short": [0, 0], "long": [0, 0, 0, 0], "2 columns": np.zeros((3, 2), np.int64),
     "3-D": np.zeros((3, 1, 1), np.int64), "non-integral floats": [0.5, 0, 1], "nan": [np.nan, 0, 1], "inf": [np.inf, 0, 1],
     "bools": np.array([True, False, True]), "objects": np.array([0, None, 1], dtype=object), "strings": np.array(["0", "1", "0"]),
-    "too big": [0, 2, 1], "negative": [0, -1, 1], "huge uint64": np.array([0, 2**63, 1], np.uint64), "ragged": [[0], [0, 1], 0],
+    "too big": [0, "n", 1], "negative": [0, -1, 1], "huge uint64": np.array([0, 2**63, 1], np.uint64), "ragged": [[0], [0, 1], 0],
     "dict": {0: 0}, "torch wrong shape": torch.zeros(2, dtype=torch.int64),
 }
 
@@ -216,7 +216,9 @@ def test_vector_env_rejects_bad_batch_and_changes_nothing(spec: WorldSpec, name:
     for act in acts[:2]:  # the time limit ends every lane: a NEXT_STEP autoreset is pending
         a.step(act)
         b.step(act)
-    rejected(a.step, BAD_BATCHES[name])
+    n = int(action_space_for(spec).n)
+    bad = [n if v == "n" else v for v in BAD_BATCHES[name]] if name == "too big" else BAD_BATCHES[name]  # one past the last action
+    rejected(a.step, bad)
     for act in acts[2:]:
         ra, rb = a.step(act), b.step(act)
         for x, y in zip(ra[:4], rb[:4]):
@@ -271,7 +273,8 @@ def test_sb3_env_rejects_bad_actions(spec: WorldSpec) -> None:
     b = neuralgym.make_sb3_vec_env(spec.dream_id, 3, seed=0)
     a.reset()
     b.reset()
-    for bad in (None, [0, 1], np.array([0, 1, 2]), np.array([0.5, 0, 0]), np.array([True, False, True])):
+    n = int(action_space_for(spec).n)
+    for bad in (None, [0, 1], np.array([0, 1, n]), np.array([0.5, 0, 0]), np.array([True, False, True])):
         rejected(a.step, bad)
     for act in (np.array([0, 1, 0]), np.array([1, 1, 0])):
         ra, rb = a.step(act), b.step(act)
