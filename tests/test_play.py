@@ -23,6 +23,7 @@ from neuralgym.keys import action_for_keys, key_code, keys_to_action, noop_actio
 from neuralgym.play import EnvUnavailable, FrameStats, HudView, Session, control_keys, drift_warning, hud_lines, main
 from neuralgym.spec import ActionSpec, PlaySpec, get_spec
 from neuralgym.viewer import Pacer, Viewer, upscale
+from worlds import WORLDS
 
 CARTPOLE = get_spec("cartpole")
 
@@ -284,3 +285,13 @@ def test_no_display_writes_a_dream_vs_real_gif(tmp_path, monkeypatch):
     assert main(["cartpole", "--max-frames", "20", "--device", "cpu", "--seed", "0"]) == 0
     gif = tmp_path / "cartpole_dream_vs_real.gif"
     assert gif.is_file() and gif.stat().st_size > 1000
+
+
+@pytest.mark.parametrize("spec", WORLDS)
+def test_every_world_plays_headless_and_records(spec, tmp_path, capsys):
+    """Each shipped world's dream plays with its keymap parsed and every frame recorded."""
+    parse_keymap(spec)  # the spec's keymap names real keys and valid actions
+    out = tmp_path / f"{spec.key}.mp4"
+    assert main([spec.key, "--max-frames", "30", "--fps", "1000", "--record", str(out), "--seed", "0"]) == 0
+    assert "30 frames" in capsys.readouterr().out
+    assert len(_read_mp4(out)) >= 28
