@@ -212,7 +212,6 @@ class DreamCore:
         acts = torch.cat([self.actions, codes[:, None]], dim=1)  # (N, K, A)
         with autocast(self.precision, self.device):
             out = self._predict(self.frames, acts)
-        out = {k: v.float() for k, v in out.items()}
         frame = torch.round(out["frame"].clamp(0.0, 1.0) * 255.0)  # (N, C, H, W) on the 8-bit grid (clamp keeps NaN)
         finite = torch.isfinite(frame).flatten(1).all(dim=1) & torch.isfinite(out["term_logit"]) & torch.isfinite(out["reward"])
         frame = torch.where(finite[:, None, None, None], frame, self.frames[:, -1] * 255.0)
