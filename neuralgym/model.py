@@ -184,8 +184,9 @@ def count_flops(model: WorldModel, batch: int = 1) -> int:
     from torch.utils.flop_counter import FlopCounterMode
 
     c = model.config
-    frames = torch.zeros(batch, c.context, c.channels, c.height, c.width)
-    actions = torch.zeros(batch, c.context, c.action_dim)
+    device = next(model.parameters()).device  # a model on CUDA needs its inputs there
+    frames = torch.zeros(batch, c.context, c.channels, c.height, c.width, device=device)
+    actions = torch.zeros(batch, c.context, c.action_dim, device=device)
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         model(frames, actions)
     return math.ceil(counter.get_total_flops() / batch)

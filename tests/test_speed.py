@@ -135,3 +135,19 @@ def test_cuda_dream_matches_cpu_and_keeps_obs_on_device(spec: WorldSpec) -> None
     obs, _ = env.reset(seed=0)
     assert isinstance(obs, torch.Tensor) and obs.device.type == "cuda" and obs.dtype == torch.uint8
     env.close()
+
+
+def test_flop_count_runs_where_the_model_is() -> None:
+    """count_flops builds its probe inputs on the model's device (bench --device cuda used to crash)."""
+    from neuralgym.model import WorldModel, WorldModelConfig, count_flops
+
+    model = WorldModel(WorldModelConfig())
+    assert count_flops(model) > 1_000_000
+    if torch.cuda.is_available():
+        assert count_flops(model.cuda()) == count_flops(WorldModel(WorldModelConfig()))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_bench_on_cuda() -> None:
+    r = run_bench("cartpole", device="cuda", batches=(1, 64), seconds=0.3)
+    assert r["device"].startswith("cuda") and all(t["fps"] > 0 for t in r["throughput"])
