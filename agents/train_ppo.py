@@ -93,7 +93,8 @@ def main() -> None:
     p.add_argument("--temperature", type=float, default=None, help="dream stochasticity (default: the env's)")
     p.add_argument("--uncertainty-penalty", type=float, default=0.0, help="dream reward minus this x drift score")
     p.add_argument("--drift-policy", default=None, help="dream drift policy (default: the recipe's)")
-    p.add_argument("--device", default="cpu", help="device of the world model (the PPO nets stay on CPU)")
+    p.add_argument("--device", default="cpu",
+                   help="device of the world model, and of the CNN policy in pixel mode (latent-mode MLPs stay on CPU)")
     args = p.parse_args()
 
     recipe = recipe_for(args.env, args.obs)
@@ -107,7 +108,9 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     policy = "MlpPolicy" if args.obs == "latent" else "CnnPolicy"
-    model = PPO(policy, env, seed=args.seed, verbose=0, device="cpu", tensorboard_log=str(out) + "_tb", **recipe["ppo"])
+    agent_device = args.device if args.obs == "pixels" else "cpu"  # small MLPs run faster on the CPU
+    model = PPO(policy, env, seed=args.seed, verbose=0, device=agent_device, tensorboard_log=str(out) + "_tb",
+                **recipe["ppo"])
 
     t0 = time.time()
     model.learn(total_timesteps=timesteps, progress_bar=True, tb_log_name="ppo")
