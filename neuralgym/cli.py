@@ -34,6 +34,7 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "play": ("neuralgym.play", "play a world (dream or --real) in a window, or headless with SDL_VIDEODRIVER=dummy"),
     "eval": ("neuralgym.evaluate", "run dream and real env in lockstep: fidelity, fidelity gain, drift AUROC"),
     "bench": ("neuralgym.bench", "dream latency and throughput across batch sizes, beside the real env's"),
+    "exploit": ("neuralgym.exploit", "blind action patterns in the dream and in reality: can a dream-trained agent cheat?"),
 }
 
 
