@@ -29,16 +29,29 @@ from neuralgym.train import resolve_device
 from neuralgym.weights import World, load_world
 
 
-class LatentEncoder:
-    """Standardised encoder features of a batch of histories, for one world file."""
+#: principal components of the encoder features that agents observe (0: all the features)
+LATENT_DIMS = 32
 
-    def __init__(self, spec: WorldSpec, weights: str | Path | None = None, device: str = "cpu", world: World | None = None):
+
+class LatentEncoder:
+    """Standardised encoder features of a batch of histories, for one world file.
+
+    The raw features (864 numbers for a 48-channel context grid) are projected on their
+    ``dims`` principal axes over the world file's real contexts and scaled to unit
+    variance: an MLP policy then faces a few dozen decorrelated inputs instead of
+    hundreds of redundant ones (CartPole, measured: real return 130 after 300k dream
+    steps against 54-71 on the full features, README "Agents")."""
+
+    def __init__(self, spec: WorldSpec, weights: str | Path | None = None, device: str = "cpu", world: World | None = None,
+                 dims: int = LATENT_DIMS):
+        if isinstance(dims, bool) or not isinstance(dims, int) or dims < 0:
+            raise ValueError(f"dims must be an int >= 0 (0: every feature), got {dims!r}")
         self.spec = spec
         self.device = resolve_device(device)
         self.world = world if world is not None else load_world(weights or spec.weights_path, spec, self.device)
         self.model = self.world.model
-        self.mean, self.std = self._standardisation()
-        self.dim = int(self.mean.shape[0])
+        self.centre, self.axes, self.std = self._standardisation(dims)
+        self.dim = int(self.std.shape[0])
 
     @torch.no_grad()
     def raw(self, frames: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
@@ -46,7 +59,9 @@ class LatentEncoder:
         acts = torch.cat([actions, torch.zeros_like(actions[:, :1])], dim=1)  # the next action is unknown
         return self.model.encode(frames, acts)
 
-    def _standardisation(self) -> tuple[torch.Tensor, torch.Tensor]:
+    def _standardisation(self, dims: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """Centre, principal axes (F, dims) or None, and the projected features' spread,
+        all from the world file's real contexts (start frames and anchor windows)."""
         w = self.world
         k = self.spec.context_length
         starts = torch.from_numpy(w.starts).to(self.device).permute(0, 3, 1, 2).float().div(255.0)
@@ -55,12 +70,22 @@ class LatentEncoder:
         if len(w.anchor_frames):
             ctx.append(torch.from_numpy(w.anchor_frames).to(self.device).permute(0, 1, 4, 2, 3).float().div(255.0))
             acts.append(torch.from_numpy(w.anchor_actions).to(self.device))
-        feats = torch.cat([self.raw(f, a) for f, a in zip(ctx, acts)])
-        return feats.mean(dim=0), feats.std(dim=0).clamp(min=1e-3)
+        feats = torch.cat([self.raw(f, a) for f, a in zip(ctx, acts)])  # (N, F)
+        centre = feats.mean(dim=0)
+        if dims == 0 or dims >= min(feats.shape):
+            return centre, None, (feats - centre).std(dim=0).clamp(min=1e-3)
+        # in float64 on the CPU, signs fixed (largest loading positive): the same axes on any device
+        _, _, vt = torch.linalg.svd((feats - centre).double().cpu(), full_matrices=False)
+        axes = vt[:dims].t()  # (F, dims)
+        axes = axes * torch.sign(axes.gather(0, axes.abs().argmax(dim=0, keepdim=True)))
+        axes = axes.float().to(self.device)
+        return centre, axes, ((feats - centre) @ axes).std(dim=0).clamp(min=1e-3)
 
     def __call__(self, frames: torch.Tensor, actions: torch.Tensor) -> np.ndarray:
-        z = (self.raw(frames, actions) - self.mean) / self.std
-        return z.clamp(-10.0, 10.0).cpu().numpy().astype(np.float32)
+        z = self.raw(frames, actions) - self.centre
+        if self.axes is not None:
+            z = z @ self.axes
+        return (z / self.std).clamp(-10.0, 10.0).cpu().numpy().astype(np.float32)
 
     @property
     def observation_space(self) -> gym.spaces.Box:

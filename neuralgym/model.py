@@ -169,9 +169,12 @@ class WorldModel(nn.Module):
         return frame.permute(0, 3, 1, 4, 2, 5).reshape(b, c.channels, c.height, c.width)
 
     def encode(self, frames: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-        """Flat features of a frame history, for agents (the latent observation mode)."""
-        _, coarse, _ = self.features(frames, actions)
-        return F.adaptive_avg_pool2d(coarse, 4).flatten(1)
+        """Flat features of a frame history, for agents (the latent observation mode):
+        the context grid pooled to 4x4 (where things are; 16 Wc) and its mean and max over
+        the whole grid (what the moving things are doing wherever they are; 2 Wc)."""
+        _, coarse, _ = self.features(frames, actions)  # (B, Wc, H/2p, W/2p)
+        grid = F.adaptive_avg_pool2d(coarse, 4).flatten(1)  # (B, 16 Wc)
+        return torch.cat([grid, coarse.mean(dim=(2, 3)), coarse.amax(dim=(2, 3))], dim=1)  # (B, 18 Wc)
 
 
 def quantize(frame: torch.Tensor) -> torch.Tensor:

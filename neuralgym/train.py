@@ -91,19 +91,52 @@ HEAD_PREFIXES = ("heads.",)
 def init_from_world(model: WorldModel, path: str | Path) -> list[str]:
     """Copy into ``model`` every tensor of the world file ``path`` whose name and shape fit;
     return the names of the parameters left as initialised. The model configs must agree
-    on the frame, context and action sizes."""
+    on the frame and action sizes; a world with a shorter context is widened
+    (:func:`widen_context`)."""
     from safetensors.torch import load_file
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"--init-from: no world file at {path}")
-    theirs = {k.removeprefix("model."): v for k, v in load_file(str(path)).items() if k.startswith("model.")}
+    tensors = load_file(str(path))
+    theirs = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
     ours = model.state_dict()
+    theirs = widen_context(theirs, ours, model.config)
     fitting = {k: v for k, v in theirs.items() if k in ours and v.shape == ours[k].shape}
     if not any(k.startswith(("inp.", "out.")) for k in fitting):
         raise ValueError(f"--init-from {path}: its model does not fit this world's (no input/output layer matches)")
     model.load_state_dict(fitting, strict=False)
     return sorted(k for k in ours if k not in fitting)
+
+
+def widen_context(theirs: dict[str, torch.Tensor], ours: dict[str, torch.Tensor],
+                  config: WorldModelConfig) -> dict[str, torch.Tensor]:
+    """Fit a shorter-context world's input layers into a model with a longer context.
+
+    The input conv sees [newest frame, K-1 frame differences oldest first] and the action
+    embedding the K action codes oldest first, so the old world's tensors become the
+    newest slots of the wider ones and the older slots start at zero: the widened model
+    computes exactly what the old one did until training teaches it to use the extra
+    history."""
+    c, p = config, config.patch
+    w_in, w_act = theirs.get("inp.weight"), theirs.get("action_embed.0.weight")
+    if w_in is None or w_act is None or w_in.shape == ours["inp.weight"].shape:
+        return theirs
+    per_frame = c.channels * p * p
+    old_k = w_in.shape[1] // per_frame
+    if w_in.shape[1] % per_frame or w_in.shape[0] != ours["inp.weight"].shape[0] or not 2 <= old_k < c.context \
+            or w_act.shape[1] != old_k * c.action_dim:
+        return theirs  # not a narrower context of the same model: left to the shape check
+    out = dict(theirs)
+    inp = torch.zeros_like(ours["inp.weight"]).view(c.fine_width, c.context, per_frame)
+    old = w_in.view(c.fine_width, old_k, per_frame)
+    inp[:, 0] = old[:, 0]  # the newest frame
+    inp[:, c.context - old_k + 1:] = old[:, 1:]  # the newest old_k - 1 differences
+    out["inp.weight"] = inp.view_as(ours["inp.weight"])
+    act = torch.zeros_like(ours["action_embed.0.weight"]).view(-1, c.context, c.action_dim)
+    act[:, c.context - old_k:] = w_act.view(-1, old_k, c.action_dim)
+    out["action_embed.0.weight"] = act.view_as(ours["action_embed.0.weight"])
+    return out
 
 
 @dataclass

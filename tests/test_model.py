@@ -81,7 +81,7 @@ def test_encode_shape(config: WorldModelConfig) -> None:
     frames, actions = inputs(config, batch=2)
     with torch.no_grad():
         z = model.encode(frames, actions)
-    assert z.shape == (2, config.coarse_width * 16) and torch.isfinite(z).all()
+    assert z.shape == (2, config.coarse_width * 18) and torch.isfinite(z).all()  # 4x4 grid + mean + max
 
 
 def test_quantize_rounds_to_8_bits_and_passes_gradients() -> None:

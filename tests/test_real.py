@@ -34,7 +34,7 @@ def cartpole_frame(env: RealWorldEnv, x: float, theta: float, raw: bool = False)
 def test_observation_is_uint8_hwc_in_space(env: RealWorldEnv) -> None:
     assert env.observation_space == gym.spaces.Box(0, 255, (64, 64, 1), np.uint8)
     assert env.action_space == gym.spaces.Discrete(2)
-    assert env.context_length == 4
+    assert env.context_length == 16
     obs, info = env.reset(seed=3)
     assert obs.shape == (64, 64, 1) and obs.dtype == np.uint8 and obs in env.observation_space
     assert set(info) >= {"drift", "dream_step", "drift_reset"}

@@ -206,3 +206,25 @@ def test_off_policy_algorithm_runs_in_the_dream(spec: WorldSpec) -> None:
         obs, *_ = real.step(actions)
     real.close()
     env.close()
+
+
+def test_latent_encoder_projects_on_principal_axes(cartpole_spec: WorldSpec) -> None:
+    """The agents' latent: LATENT_DIMS decorrelated, unit-spread numbers on the world's real
+    contexts, the same axes every time the world is loaded; dims=0 keeps every feature."""
+    from neuralgym.latent import LATENT_DIMS, LatentEncoder
+
+    enc = LatentEncoder(cartpole_spec)
+    assert enc.dim == LATENT_DIMS and enc.observation_space.shape == (LATENT_DIMS,)
+    w, k = enc.world, cartpole_spec.context_length
+    frames = torch.from_numpy(w.anchor_frames).permute(0, 1, 4, 2, 3).float().div(255.0)
+    z = enc(frames, torch.from_numpy(w.anchor_actions))
+    assert z.shape == (len(frames), LATENT_DIMS) and z.dtype == np.float32
+    assert 0.5 < float(z.std(axis=0).mean()) < 1.5  # standardised on these contexts (and the starts)
+    corr = np.corrcoef(z.T)[~np.eye(LATENT_DIMS, dtype=bool)]
+    assert np.abs(corr).mean() < 0.2  # principal components: (nearly) uncorrelated
+    again = LatentEncoder(cartpole_spec, world=w)
+    np.testing.assert_array_equal(again(frames[:4], torch.from_numpy(w.anchor_actions[:4])), z[:4])
+    full = LatentEncoder(cartpole_spec, world=w, dims=0)
+    assert full.dim == 18 * w.model.config.coarse_width and full.axes is None
+    with pytest.raises(ValueError, match="dims must be an int >= 0"):
+        LatentEncoder(cartpole_spec, world=w, dims=-1)

@@ -44,7 +44,7 @@ def test_cartpole_spec_loads(cartpole_spec: WorldSpec) -> None:
     assert (s.key, s.name, s.source_id) == ("cartpole", "CartPole", "CartPole-v1")
     assert s.obs_shape == (64, 64, 1)
     assert s.actions.kind == "discrete" and s.actions.n == 2 and s.actions.values == (0, 1)
-    assert s.context_length == 4
+    assert s.context_length == 16
     assert s.dream_id == "neuralgym/CartPole-v0"
     assert s.real_id == "neuralgym/CartPole-real-v0"
     assert s.weights_path.name == "cartpole.safetensors"
@@ -155,7 +155,7 @@ def test_cli_worlds_json(capsys: pytest.CaptureFixture[str]) -> None:
     assert set(rows) == set(all_specs())
     cp = rows["cartpole"]
     assert cp["dream_id"] == "neuralgym/CartPole-v0" and cp["real_id"] == "neuralgym/CartPole-real-v0"
-    assert cp["obs_shape"] == [64, 64, 1] and cp["action_space"] == "Discrete(2)" and cp["context_length"] == 4
+    assert cp["obs_shape"] == [64, 64, 1] and cp["action_space"] == "Discrete(2)" and cp["context_length"] == 16
     assert cp["weights_file"].endswith("cartpole.safetensors") and isinstance(cp["weights_exist"], bool)
 
 

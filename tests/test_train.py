@@ -205,6 +205,29 @@ def test_init_from_copies_the_tensors_that_fit(fresh_run: Run, cartpole_spec: Wo
         train_mod.init_from_world(fresh, tmp_path / "missing.safetensors")
 
 
+def test_init_from_widens_a_shorter_context_exactly(fresh_run: Run, cartpole_spec: WorldSpec) -> None:
+    """A world with K frames starts a 2K-frame model that predicts exactly what it did
+    from the newest K frames and actions: the older slots begin at zero."""
+    from dataclasses import replace
+
+    from neuralgym.model import WorldModel
+
+    old = load_world(fresh_run.weights, cartpole_spec).model
+    k = old.config.context
+    wide = WorldModel(replace(old.config, context=2 * k)).eval()
+    assert train_mod.init_from_world(wide, fresh_run.weights) == []
+    gen = torch.Generator().manual_seed(0)
+    frames = torch.rand(3, 2 * k, 1, 64, 64, generator=gen)
+    actions = torch.rand(3, 2 * k, old.config.action_dim, generator=gen)
+    with torch.no_grad():
+        a, b = wide(frames, actions), old(frames[:, k:], actions[:, k:])
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=1e-6)
+    # a longer context is not cut down to fit a shorter model: those input layers start fresh
+    narrow = WorldModel(replace(old.config, context=k - 1))
+    assert train_mod.init_from_world(narrow, fresh_run.weights) == ["action_embed.0.weight", "inp.weight"]
+
+
 def test_heads_only_needs_init_from(cartpole_spec: WorldSpec, tiny_dataset: Path, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="heads_only needs init_from"):
         run_train(cartpole_spec, tiny_dataset, tmp_path, steps=2, heads_only=True)
