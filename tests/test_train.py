@@ -73,16 +73,16 @@ def test_end_to_end_writes_a_loadable_world(fresh_run: Run, cartpole_spec: World
     assert fresh_run.result["steps"] == 8
     assert fresh_run.result["flops_per_frame"] < 30e6
     world = load_world(fresh_run.weights, cartpole_spec)
-    c = world.model.config
-    assert (c.height, c.width, c.channels, c.context, c.action_dim) == (64, 64, 1, 4, 2)
+    c, k = world.model.config, cartpole_spec.context_length
+    assert (c.height, c.width, c.channels, c.context, c.action_dim) == (64, 64, 1, k, 2)
     assert world.starts.ndim == 4 and world.starts.shape[1:] == (64, 64, 1) and len(world.starts) > 0
     assert world.starts.dtype == np.uint8
-    assert world.anchor_frames.shape[1:] == (4, 64, 64, 1)
-    assert world.anchor_actions.shape[1:] == (3, 2) and len(world.anchor_actions) == len(world.anchor_frames)
+    assert world.anchor_frames.shape[1:] == (k, 64, 64, 1)
+    assert world.anchor_actions.shape[1:] == (k - 1, 2) and len(world.anchor_actions) == len(world.anchor_frames)
     assert not world.model.training
     frames = torch.from_numpy(world.anchor_frames[:2]).permute(0, 1, 4, 2, 3).float() / 255.0
     with torch.no_grad():
-        out = world.model(frames, torch.zeros(2, 4, 2))
+        out = world.model(frames, torch.zeros(2, k, 2))
     assert out["frame"].shape == (2, 1, 64, 64)
     assert fresh_run.weights.stat().st_size < 20 * 2**20  # shipped worlds stay small
 
