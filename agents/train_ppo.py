@@ -36,7 +36,7 @@ from neuralgym.spec import get_spec
 # The other recipes keep "none", chosen before that measurement and not re-tuned since.
 RECIPES: dict[tuple[str, str], dict] = {
     ("cartpole", "latent"): dict(
-        timesteps=300_000, n_envs=16, drift_policy="truncate",
+        timesteps=600_000, n_envs=16, drift_policy="truncate",
         ppo=dict(n_steps=64, batch_size=256, n_epochs=10, learning_rate=1e-3, gamma=0.98, gae_lambda=0.8,
                  clip_range=0.2, ent_coef=0.0, policy_kwargs=dict(net_arch=[64, 64])),
     ),
