@@ -72,8 +72,11 @@ class LatentEncoder:
             acts.append(torch.from_numpy(w.anchor_actions).to(self.device))
         feats = torch.cat([self.raw(f, a) for f, a in zip(ctx, acts)])  # (N, F)
         centre = feats.mean(dim=0)
-        if dims == 0 or dims >= min(feats.shape):
+        if dims == 0 or dims >= feats.shape[1]:
             return centre, None, (feats - centre).std(dim=0).clamp(min=1e-3)
+        if dims >= feats.shape[0]:
+            raise ValueError(f"{dims} principal axes need more than {dims} real contexts in the world file's banks, "
+                             f"it has {feats.shape[0]}; pass dims=0 to observe every feature")
         # in float64 on the CPU, signs fixed (largest loading positive): the same axes on any device
         _, _, vt = torch.linalg.svd((feats - centre).double().cpu(), full_matrices=False)
         axes = vt[:dims].t()  # (F, dims)

@@ -98,9 +98,8 @@ def init_from_world(model: WorldModel, path: str | Path) -> list[str]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"--init-from: no world file at {path}")
-    tensors = load_file(str(path))
-    theirs = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
     ours = model.state_dict()
+    theirs = {k.removeprefix("model."): v for k, v in load_file(str(path)).items() if k.startswith("model.")}
     theirs = widen_context(theirs, ours, model.config)
     fitting = {k: v for k, v in theirs.items() if k in ours and v.shape == ours[k].shape}
     if not any(k.startswith(("inp.", "out.")) for k in fitting):

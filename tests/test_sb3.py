@@ -228,3 +228,9 @@ def test_latent_encoder_projects_on_principal_axes(cartpole_spec: WorldSpec) -> 
     assert full.dim == 18 * w.model.config.coarse_width and full.axes is None
     with pytest.raises(ValueError, match="dims must be an int >= 0"):
         LatentEncoder(cartpole_spec, world=w, dims=-1)
+    from dataclasses import replace
+
+    few = replace(w, starts=w.starts[:10], anchor_frames=w.anchor_frames[:5], anchor_actions=w.anchor_actions[:5])
+    with pytest.raises(ValueError, match="need more than 32 real contexts.*it has 15"):
+        LatentEncoder(cartpole_spec, world=few)
+    assert LatentEncoder(cartpole_spec, world=few, dims=0).dim == full.dim
