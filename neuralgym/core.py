@@ -7,7 +7,8 @@ Gymnasium vector env, the one-lane Gymnasium env and the SB3 VecEnv. It owns
   on the 8-bit grid) and the K-1 actions between them;
 * ``step``: validate, one model call for all lanes, 8-bit rounding, seeded sampling
   of termination, drift scoring and the drift-reset policy, non-finite guards;
-* ``reset_lanes``: new start contexts from the start bank, or prompts of real frames.
+* ``reset_lanes``: new start contexts from the start bank (or, with ``anchor_starts``,
+  a real K-frame window of the anchor bank), or prompts of real frames.
 
 It does no autoreset: the faces decide when to reset which lanes.
 """
@@ -50,7 +51,7 @@ class DreamCore:
 
     def __init__(self, spec: WorldSpec, num_envs: int = 1, weights: str | Path | None = None, device: str = "auto",
                  drift_policy: Any = None, temperature: float = DEFAULT_TEMPERATURE, max_episode_steps: int | None = None,
-                 precision: str = "auto", compile: bool = False):
+                 precision: str = "auto", compile: bool = False, anchor_starts: float = 0.0):
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
         if not isinstance(device, str):
@@ -93,6 +94,14 @@ class DreamCore:
         self.generator = torch.Generator(device=dev)
         self.generator.manual_seed(0)
         bank = self.world
+        if isinstance(anchor_starts, bool) or not isinstance(anchor_starts, (int, float)) or not 0.0 <= anchor_starts <= 1.0:
+            raise ValueError(f"anchor_starts must be a number in [0, 1], got {anchor_starts!r}")
+        if anchor_starts > 0 and len(bank.anchor_frames) == 0:
+            raise ValueError(f"anchor_starts={anchor_starts} needs anchor windows, and {self.weights_path} has none")
+        #: the share of episodes that start mid-motion, from a random real window of the anchor
+        #: bank, instead of from a start frame (a training aid: model rollouts branched from real
+        #: states, as MBPO branches them; the real env always starts from its own start states)
+        self.anchor_starts = float(anchor_starts)
         self._starts = torch.from_numpy(bank.starts).to(dev).permute(0, 3, 1, 2).float().div_(255.0)  # (S, C, H, W)
         self._anchor_frames = torch.from_numpy(bank.anchor_frames).to(dev).permute(0, 1, 4, 2, 3).float().div_(255.0)
         self._anchor_actions = torch.from_numpy(bank.anchor_actions).to(dev)
@@ -153,7 +162,8 @@ class DreamCore:
         return np.ascontiguousarray(frames), codes
 
     def reset_lanes(self, lanes: np.ndarray, rng: np.random.Generator, prompt: tuple[np.ndarray, np.ndarray] | None = None) -> None:
-        """Start ``lanes`` (bool mask or index array) afresh: from ``prompt`` or a random start frame.
+        """Start ``lanes`` (bool mask or index array) afresh: from ``prompt``, or a random start frame
+        (with probability ``anchor_starts`` a random anchor window instead).
         A prompt of n < K frames is padded in front with its first frame and all-zero action codes."""
         idx = np.flatnonzero(lanes) if np.asarray(lanes).dtype == bool else np.asarray(lanes, np.int64)
         if len(idx) == 0:
@@ -165,6 +175,13 @@ class DreamCore:
             first = self._starts[pick]  # (n, C, H, W)
             self.frames[idx_t] = first[:, None].expand(-1, k, -1, -1, -1)
             self.actions[idx_t] = 0.0
+            if self.anchor_starts > 0:
+                mid = rng.random(len(idx)) < self.anchor_starts
+                if mid.any():
+                    at = torch.as_tensor(idx[mid], device=self.device)
+                    window = torch.as_tensor(rng.integers(0, len(self._anchor_frames), size=int(mid.sum())), device=self.device)
+                    self.frames[at] = self._anchor_frames[window]
+                    self.actions[at] = self._anchor_actions[window]
         else:
             frames, codes = prompt
             f = torch.from_numpy(frames).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)  # (n, C, H, W)

@@ -47,7 +47,8 @@ class WorldModelEnv(FrameRendering, gym.Env):
     ``world`` (key or spec), ``weights`` (path), ``device`` ("auto", "cpu", "cuda"),
     ``drift_policy`` ("default", "none", "truncate", "reanchor", dict or
     :class:`~neuralgym.drift.DriftResetPolicy`), ``temperature``,
-    ``max_episode_steps``, ``render_mode`` ("rgb_array" or "human").
+    ``max_episode_steps``, ``render_mode`` ("rgb_array" or "human"), ``anchor_starts``
+    (share of episodes started from a real window of the anchor bank, mid-motion).
     """
 
     metadata: dict[str, Any] = {"render_modes": ["rgb_array", "human"], "render_fps": 30}
@@ -56,11 +57,12 @@ class WorldModelEnv(FrameRendering, gym.Env):
     def __init__(self, world: str | WorldSpec = "cartpole", weights: str | Path | None = None, device: str = "auto",
                  drift_policy: Any = None, temperature: float = DEFAULT_TEMPERATURE,
                  max_episode_steps: int | None = None, render_mode: str | None = None, precision: str = "auto",
-                 compile: bool = False):
+                 compile: bool = False, anchor_starts: float = 0.0):
         spec = world if isinstance(world, WorldSpec) else get_spec(world)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
-        self.core = DreamCore(spec, 1, weights, device, drift_policy, temperature, max_episode_steps, precision, compile)
+        self.core = DreamCore(spec, 1, weights, device, drift_policy, temperature, max_episode_steps, precision, compile,
+                              anchor_starts)
         self.world_spec = spec
         self.render_mode = render_mode
         self.metadata = {**self.metadata, "render_fps": spec.play.render_fps}

@@ -4,7 +4,8 @@ Learning from 64x64 pixels costs far more CPU than learning from a compact vecto
 (see README, "Agents"). An agent may instead observe the world model's encoder
 features of the last K frames and K-1 actions, as World Models' controller saw its
 VAE's z. :class:`LatentObservation` applies the SAME encoder, with the SAME history
-padding as the dream (a new episode repeats its first frame, all-zero action codes),
+padding as the dream (a new episode repeats its first frame, all-zero action codes;
+a dream started from a prompt or an anchor window hands over its own context),
 to any env with the world's spaces, the dream or ``-real-v0`` alike, so an agent
 trained in one sees in the other exactly the same kind of vector.
 
@@ -119,9 +120,14 @@ class LatentObservation(gym.Wrapper):
 
     def reset(self, **kwargs: Any):
         obs, info = self.env.reset(**kwargs)
-        f = self._frame(obs)
-        self._frames = f[None, None].expand(1, self._spec.context_length, *f.shape).clone()
-        self._actions.zero_()
+        core = getattr(self.env.unwrapped, "core", None)
+        if core is not None:  # a dream: its own context (a padded start frame, a prompt or an anchor window)
+            self._frames = core.frames[:1].to(self.encoder.device).clone()
+            self._actions = core.actions[:1].to(self.encoder.device).clone()
+        else:
+            f = self._frame(obs)
+            self._frames = f[None, None].expand(1, self._spec.context_length, *f.shape).clone()
+            self._actions.zero_()
         info["pixels"] = obs
         return self.encoder(self._frames, self._actions)[0], info
 
@@ -153,6 +159,12 @@ class VecLatent(VecEnvWrapper):
 
     def _restart(self, lanes: np.ndarray, obs: np.ndarray) -> None:
         idx = torch.as_tensor(np.flatnonzero(lanes), device=self.encoder.device)
+        core = getattr(self.venv, "core", None)
+        if core is not None:  # a dream: its own context (a padded start frame or an anchor window)
+            at = idx.to(core.device)
+            self._frames[idx] = core.frames[at].to(self.encoder.device)
+            self._hist_actions[idx] = core.actions[at].to(self.encoder.device)
+            return
         f = self._to_tensor(obs[lanes])
         self._frames[idx] = f[:, None].expand(-1, self._spec.context_length, -1, -1, -1)
         self._hist_actions[idx] = 0.0

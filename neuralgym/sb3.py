@@ -22,7 +22,7 @@ from neuralgym.spaces import ResetNeededError, check_seed, torch_seed
 from neuralgym.spec import get_spec
 
 #: options of the dream that its real twin does not take (dropped when ``env_id`` is a real id)
-DREAM_ONLY_KWARGS = ("temperature", "uncertainty_penalty", "precision", "compile")
+DREAM_ONLY_KWARGS = ("temperature", "uncertainty_penalty", "precision", "compile", "anchor_starts")
 
 
 def is_dream_id(env_id: str) -> bool:

@@ -42,7 +42,8 @@ class DreamVectorEnv(VectorEnv):
     ## Arguments
     ``world`` (key or spec), ``num_envs``, ``weights`` (path), ``device`` ("auto",
     "cpu", "cuda"), ``drift_policy`` (see :class:`~neuralgym.drift.DriftResetPolicy`),
-    ``temperature``, ``max_episode_steps``, ``render_mode`` ("rgb_array"), ``obs_backend``.
+    ``temperature``, ``max_episode_steps``, ``render_mode`` ("rgb_array"), ``obs_backend``,
+    ``anchor_starts`` (share of episodes started from a real window of the anchor bank).
     """
 
     metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 30, "autoreset_mode": AutoresetMode.NEXT_STEP}
@@ -51,7 +52,7 @@ class DreamVectorEnv(VectorEnv):
                  device: str = "auto", drift_policy: Any = None, temperature: float = DEFAULT_TEMPERATURE,
                  max_episode_steps: int | None = None, render_mode: str | None = None,
                  autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP, obs_backend: str = "numpy",
-                 precision: str = "auto", compile: bool = False):
+                 precision: str = "auto", compile: bool = False, anchor_starts: float = 0.0):
         spec = world if isinstance(world, WorldSpec) else get_spec(world)
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode for a vector dream must be 'rgb_array' or None, got {render_mode!r}")
@@ -63,7 +64,8 @@ class DreamVectorEnv(VectorEnv):
             raise ValueError(f"autoreset_mode must be AutoresetMode.NEXT_STEP or SAME_STEP, got {autoreset_mode!r}") from e
         if autoreset_mode not in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP):
             raise ValueError(f"autoreset_mode must be NEXT_STEP or SAME_STEP, got {autoreset_mode}")
-        self.core = DreamCore(spec, num_envs, weights, device, drift_policy, temperature, max_episode_steps, precision, compile)
+        self.core = DreamCore(spec, num_envs, weights, device, drift_policy, temperature, max_episode_steps, precision, compile,
+                              anchor_starts)
         self.world_spec = spec
         self.num_envs = self.core.num_envs
         self.render_mode = render_mode

@@ -234,3 +234,43 @@ def test_latent_encoder_projects_on_principal_axes(cartpole_spec: WorldSpec) -> 
     with pytest.raises(ValueError, match="need more than 32 real contexts.*it has 15"):
         LatentEncoder(cartpole_spec, world=few)
     assert LatentEncoder(cartpole_spec, world=few, dims=0).dim == full.dim
+
+
+def test_anchor_starts_begin_dreams_mid_motion_and_the_latent_sees_it(cartpole_spec: WorldSpec) -> None:
+    """anchor_starts=1: every episode starts from a real window of the anchor bank (not a
+    padded start frame), and the latent wrapper's history is that window, in the SB3 VecEnv
+    and in the one-lane gym env alike; the real id ignores the option."""
+    import gymnasium as gym
+
+    env = neuralgym.make_sb3_vec_env(cartpole_spec.dream_id, 4, seed=3, obs="latent",
+                                     device="cpu", anchor_starts=1.0)
+    z = env.reset()
+    core = env.venv.core
+    bank = core._anchor_frames.flatten(1)
+    for lane in range(4):  # each lane's context is one whole anchor window
+        assert (bank == core.frames[lane].flatten()).all(dim=1).any()
+    assert float((core.frames[:, -1] - core.frames[:, 0]).abs().max()) > 0  # the frames move: mid-motion
+    assert torch.equal(env._frames, core.frames) and torch.equal(env._hist_actions, core.actions)
+    np.testing.assert_array_equal(z, env.encoder(core.frames, core.actions))
+    for _ in range(60):  # through terminations and autoresets the wrapper keeps the dream's context
+        env.step(np.random.default_rng(0).integers(0, 2, 4))
+        assert torch.equal(env._frames, core.frames) and torch.equal(env._hist_actions, core.actions)
+    env.close()
+
+    plain = neuralgym.make_sb3_vec_env(cartpole_spec.dream_id, 2, seed=3, obs="latent", device="cpu")
+    plain.reset()
+    assert float((plain.venv.core.frames[:, -1] - plain.venv.core.frames[:, 0]).abs().max()) == 0  # padded start frame
+
+    from neuralgym.latent import LatentObservation
+
+    one = LatentObservation(gym.make(cartpole_spec.dream_id, device="cpu", anchor_starts=1.0))
+    z1, _ = one.reset(seed=1)
+    c = one.env.unwrapped.core
+    np.testing.assert_array_equal(z1, one.encoder(c.frames, c.actions)[0])
+    real = neuralgym.make_sb3_vec_env(cartpole_spec.real_id, 1, seed=0, obs="latent", device="cpu", anchor_starts=1.0)
+    assert real.reset().shape == (1, z.shape[1])
+    real.close()
+
+    for bad in (1.5, -0.1, True, "half"):
+        with pytest.raises(ValueError, match="anchor_starts must be a number in \\[0, 1\\]"):
+            neuralgym.make_sb3_vec_env(cartpole_spec.dream_id, 1, device="cpu", anchor_starts=bad)
