@@ -8,15 +8,24 @@ Two observation modes, identical in dream and reality (see README, "Agents"):
   frames and actions, a flat float vector; ``MlpPolicy``. Learns on a CPU in minutes.
 * ``--obs pixels``: the 64x64 uint8 frames, 4 stacked; ``CnnPolicy``. For GPUs.
 
-Writes ``OUT.zip`` (the SB3 model), ``OUT.json`` (what ``agents/evaluate.py`` needs to
-rebuild the same observation pipeline) and TensorBoard logs under ``OUT_tb/``.
+A recipe may train an ensemble: ``--members M`` independent PPO agents (different
+seeds, trained at once in M processes), whose averaged action probabilities are the
+policy. Dream-trained agents fail in reality on different rare states, so the average
+fails far less often than its members (README, "Agents").
+
+Writes ``OUT.zip`` (the SB3 model; member 0 of an ensemble), ``OUT.member<i>.zip`` for
+the other members, ``OUT.json`` (what ``agents/evaluate.py`` needs to rebuild the same
+observation pipeline and policy) and TensorBoard logs under ``OUT_tb/``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
+import os
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -40,7 +49,7 @@ from neuralgym.spec import get_spec
 # The other recipes keep "none", chosen before that measurement and not re-tuned since.
 RECIPES: dict[tuple[str, str], dict] = {
     ("cartpole", "latent"): dict(
-        timesteps=600_000, n_envs=16, drift_policy="truncate",
+        timesteps=600_000, n_envs=16, drift_policy="truncate", members=3,
         ppo=dict(n_steps=64, batch_size=256, n_epochs=10, learning_rate=1e-3, gamma=0.98, gae_lambda=0.8,
                  clip_range=0.2, ent_coef=0.0, policy_kwargs=dict(net_arch=[64, 64])),
     ),
@@ -110,12 +119,47 @@ class ObservationNoise(VecEnvWrapper):
         return self._noisy(obs), rewards, dones, infos
 
 
+def member_seeds(seed: int, members: int) -> list[int]:
+    """Member 0 trains with ``seed`` itself (a one-member run is a plain PPO run); the
+    others with independent seeds drawn from it."""
+    return [seed] + [int(x) for x in np.random.SeedSequence(seed).generate_state(members - 1)]
+
+
+def member_path(out: Path, i: int) -> Path:
+    return Path(f"{out}.zip") if i == 0 else Path(f"{out}.member{i}.zip")
+
+
+def train_member(cfg: dict, i: int, seed: int, threads: int) -> dict:
+    """Trains one PPO agent (in its own process for an ensemble) and saves it."""
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    env = make_env(cfg["env"], cfg["obs"], cfg["n_envs"], seed, cfg["weights"], cfg["temperature"],
+                   cfg["uncertainty_penalty"], cfg["device"], cfg["drift_policy"], cfg["anchor_starts"])
+    if cfg["obs_noise"] > 0:
+        env = ObservationNoise(env, cfg["obs_noise"], seed=seed)
+    policy = "MlpPolicy" if cfg["obs"] == "latent" else "CnnPolicy"
+    agent_device = cfg["device"] if cfg["obs"] == "pixels" else "cpu"  # small MLPs run faster on the CPU
+    model = PPO(policy, env, seed=seed, verbose=0, device=agent_device, tensorboard_log=cfg["out"] + "_tb",
+                **cfg["ppo"])
+    t0 = time.time()
+    model.learn(total_timesteps=cfg["timesteps"], progress_bar=i == 0, tb_log_name="ppo" if i == 0 else f"ppo_member{i}")
+    wall = time.time() - t0
+    path = member_path(Path(cfg["out"]), i)
+    model.save(str(path))
+    env.close()
+    return {"path": path.name, "seed": seed, "wall_seconds": wall, "returns": [float(ep["r"]) for ep in model.ep_info_buffer]}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--env", required=True, help="a neuralgym id: neuralgym/<World>-v0 (dream) or -real-v0")
     p.add_argument("--obs", choices=["latent", "pixels"], default="latent")
-    p.add_argument("--timesteps", type=int, default=None, help="default: the world's recipe")
+    p.add_argument("--timesteps", type=int, default=None, help="default: the world's recipe (per member)")
     p.add_argument("--n-envs", type=int, default=None, help="default: the world's recipe")
+    p.add_argument("--members", type=int, default=None,
+                   help="PPO agents trained at once, one process each, acting by their mean action probabilities "
+                        "(default: the world's recipe)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output path without extension (OUT.zip, OUT.json)")
     p.add_argument("--weights", default=None, help="world weights (default: the shipped world)")
@@ -131,40 +175,42 @@ def main() -> None:
     args = p.parse_args()
 
     recipe = recipe_for(args.env, args.obs)
-    timesteps = args.timesteps or recipe["timesteps"]
-    n_envs = args.n_envs or recipe["n_envs"]
-    torch.manual_seed(args.seed)
-    np.random.seed(args.seed)
-    drift_policy = args.drift_policy or recipe["drift_policy"]
-    anchor_starts = recipe.get("anchor_starts", 0.0) if args.anchor_starts is None else args.anchor_starts
-    env = make_env(args.env, args.obs, n_envs, args.seed, args.weights, args.temperature, args.uncertainty_penalty,
-                   args.device, drift_policy, anchor_starts)
+    members = recipe.get("members", 1) if args.members is None else args.members
+    if members < 1:
+        raise SystemExit(f"error: --members must be >= 1, got {members}")
     obs_noise = recipe.get("obs_noise", 0.0) if args.obs_noise is None else args.obs_noise
     if obs_noise < 0 or (obs_noise > 0 and args.obs != "latent"):
         raise SystemExit(f"error: --obs-noise must be >= 0, and applies to --obs latent only (got {obs_noise} for {args.obs})")
-    if obs_noise > 0:
-        env = ObservationNoise(env, obs_noise, seed=args.seed)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    policy = "MlpPolicy" if args.obs == "latent" else "CnnPolicy"
-    agent_device = args.device if args.obs == "pixels" else "cpu"  # small MLPs run faster on the CPU
-    model = PPO(policy, env, seed=args.seed, verbose=0, device=agent_device, tensorboard_log=str(out) + "_tb",
-                **recipe["ppo"])
+    cfg = {
+        "env": args.env, "obs": args.obs, "weights": str(Path(args.weights).resolve()) if args.weights else None,
+        "temperature": args.temperature, "uncertainty_penalty": args.uncertainty_penalty,
+        "drift_policy": args.drift_policy or recipe["drift_policy"],
+        "anchor_starts": recipe.get("anchor_starts", 0.0) if args.anchor_starts is None else args.anchor_starts,
+        "obs_noise": obs_noise, "timesteps": args.timesteps or recipe["timesteps"],
+        "n_envs": args.n_envs or recipe["n_envs"], "device": args.device, "out": args.out, "ppo": recipe["ppo"],
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    seeds = member_seeds(args.seed, members)
 
     t0 = time.time()
-    model.learn(total_timesteps=timesteps, progress_bar=True, tb_log_name="ppo")
+    if members == 1:
+        results = [train_member(cfg, 0, seeds[0], torch.get_num_threads())]
+    else:  # one process per member, all at once: the cores are shared out, no member waits for another
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+        threads = max(1, cores // members)
+        with ProcessPoolExecutor(members, mp_context=multiprocessing.get_context("spawn")) as pool:
+            results = list(pool.map(train_member, [cfg] * members, range(members), seeds, [threads] * members))
     wall = time.time() - t0
-    model.save(str(out) + ".zip")
-    returns = [ep["r"] for ep in model.ep_info_buffer]
+    returns = [r for res in results for r in res["returns"]]
     meta = {
         "env": args.env, "obs": args.obs, "frame_stack": 4 if args.obs == "pixels" else 1,
-        "weights": str(Path(args.weights).resolve()) if args.weights else None,
-        "temperature": args.temperature, "uncertainty_penalty": args.uncertainty_penalty, "drift_policy": drift_policy,
-        "anchor_starts": anchor_starts, "obs_noise": obs_noise, "seed": args.seed,
-        "timesteps": timesteps, "n_envs": n_envs, "wall_seconds": wall,
+        **{k: cfg[k] for k in ("weights", "temperature", "uncertainty_penalty", "drift_policy", "anchor_starts",
+                               "obs_noise", "timesteps", "n_envs")},
+        "seed": args.seed, "members": [r["path"] for r in results], "member_seeds": seeds,
+        "wall_seconds": wall, "member_wall_seconds": [r["wall_seconds"] for r in results],
         "train_return_last100": float(np.mean(returns)) if returns else None,
     }
-    Path(str(out) + ".json").write_text(json.dumps(meta, indent=2))
+    Path(str(args.out) + ".json").write_text(json.dumps(meta, indent=2))
     print(json.dumps(meta))
 
 
