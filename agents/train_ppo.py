@@ -44,7 +44,8 @@ from neuralgym.spec import get_spec
 # seed 0, 300k steps, 50 real episodes: truncate 479, reanchor 235, none 107.
 # One agent of this recipe (600k steps) scores 442.7 in reality over eight seeds (354-492):
 # each fails on its own rare states. Three of them acting on their mean action probabilities
-# (members=3, ~21 minutes on 2 cores) scored 474.6-500 over seven triples, mean 494.
+# (members=3, ~21 minutes on 2 cores) scored 474.6-500 over seven triples, mean 494; two
+# default runs 493.2 / 500.0 and 485.0 / 465.5 (two evaluation seeds each).
 # Tried and measured worse over several seeds (README, "Agents"): learning rate and clip
 # range decayed linearly with N(0, 0.1^2) noise on the training observations (4 seeds:
 # 251, 311, 462, 492); half the episodes started from anchor windows (seed 0: 263); two
