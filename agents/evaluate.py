@@ -81,7 +81,7 @@ def evaluate(model_path: str, env_id: str, episodes: int, seed: int, determinist
             returns.append(float(infos[0]["episode"]["r"]))
             lengths.append(int(infos[0]["episode"]["l"]))
     env.close()
-    return {"env": env_id, "model": str(zip_path), "obs": meta["obs"], "members": len(meta.get("members") or [1]),
+    return {"env": env_id, "model": str(zip_path), "obs": meta["obs"], "members": len(getattr(model, "models", [model])),
             "episodes": episodes, "seed": seed,
             "mean": float(np.mean(returns)), "std": float(np.std(returns)), "min": float(np.min(returns)),
             "max": float(np.max(returns)), "mean_length": float(np.mean(lengths)), "returns": returns}
