@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from stable_baselines3 import PPO
+from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecFrameStack, VecMonitor
 
 import neuralgym
@@ -44,16 +45,19 @@ from neuralgym.spec import get_spec
 # seed 0, 300k steps, 50 real episodes: truncate 479, reanchor 235, none 107.
 # One agent of this recipe (600k steps) scores 442.7 in reality over eight seeds (354-492):
 # each fails on its own rare states. Three of them acting on their mean action probabilities
-# (members=3, ~21 minutes on 2 cores) scored 474.6-500 over seven triples, mean 494; two
-# default runs 493.2 / 500.0 and 485.0 / 465.5 (two evaluation seeds each).
+# (members=3) scored 474.6-500 over seven triples, mean 494; default runs: README, "Agents".
+# The dream's model runs under torch.compile (compile=True; eager if it cannot be built):
+# the same frames, and 3 x 600k steps in ~17 minutes on 2 cores instead of ~21.
 # Tried and measured worse over several seeds (README, "Agents"): learning rate and clip
 # range decayed linearly with N(0, 0.1^2) noise on the training observations (4 seeds:
 # 251, 311, 462, 492); half the episodes started from anchor windows (seed 0: 263); two
 # members (467); three members of 300k steps (457); three snapshots of one run (415).
+# Tried, no better: five members of 400k steps (483.3 / 450.8); three members with the
+# learning rate and clip range decayed linearly (``--linear-decay``: 483.3 / 458.4).
 # The other recipes keep "none", chosen before that measurement and not re-tuned since.
 RECIPES: dict[tuple[str, str], dict] = {
     ("cartpole", "latent"): dict(
-        timesteps=600_000, n_envs=16, drift_policy="truncate", members=3,
+        timesteps=600_000, n_envs=16, drift_policy="truncate", members=3, compile=True,
         ppo=dict(n_steps=64, batch_size=256, n_epochs=10, learning_rate=1e-3, gamma=0.98, gae_lambda=0.8,
                  clip_range=0.2, ent_coef=0.0, policy_kwargs=dict(net_arch=[64, 64])),
     ),
@@ -82,9 +86,12 @@ def recipe_for(env_id: str, obs: str) -> dict:
 
 
 def make_env(env_id: str, obs: str, n_envs: int, seed: int, weights: str | None, temperature: float | None,
-             penalty: float, device: str, drift_policy: str | None = None, anchor_starts: float = 0.0):
+             penalty: float, device: str, drift_policy: str | None = None, anchor_starts: float = 0.0,
+             compile: bool = False):
     """The one vec-env pipeline shared by training and evaluation."""
     kwargs: dict = {"device": device}
+    if compile:  # a dream's model under torch.compile (the real env ignores it)
+        kwargs["compile"] = True
     if anchor_starts:
         kwargs["anchor_starts"] = anchor_starts
     if drift_policy:
@@ -139,13 +146,16 @@ def train_member(cfg: dict, i: int, seed: int, threads: int) -> dict:
     torch.manual_seed(seed)
     np.random.seed(seed)
     env = make_env(cfg["env"], cfg["obs"], cfg["n_envs"], seed, cfg["weights"], cfg["temperature"],
-                   cfg["uncertainty_penalty"], cfg["device"], cfg["drift_policy"], cfg["anchor_starts"])
+                   cfg["uncertainty_penalty"], cfg["device"], cfg["drift_policy"], cfg["anchor_starts"], cfg["compile"])
     if cfg["obs_noise"] > 0:
         env = ObservationNoise(env, cfg["obs_noise"], seed=seed)
     policy = "MlpPolicy" if cfg["obs"] == "latent" else "CnnPolicy"
     agent_device = cfg["device"] if cfg["obs"] == "pixels" else "cpu"  # small MLPs run faster on the CPU
-    model = PPO(policy, env, seed=seed, verbose=0, device=agent_device, tensorboard_log=cfg["out"] + "_tb",
-                **cfg["ppo"])
+    ppo = dict(cfg["ppo"])
+    if cfg["linear_decay"]:  # rl-zoo's CartPole schedule: both fall linearly to 0 at the last step
+        ppo["learning_rate"] = LinearSchedule(ppo["learning_rate"], 0.0, 1.0)
+        ppo["clip_range"] = LinearSchedule(ppo["clip_range"], 0.0, 1.0)
+    model = PPO(policy, env, seed=seed, verbose=0, device=agent_device, tensorboard_log=cfg["out"] + "_tb", **ppo)
     t0 = time.time()
     model.learn(total_timesteps=cfg["timesteps"], progress_bar=i == 0, tb_log_name="ppo" if i == 0 else f"ppo_member{i}")
     wall = time.time() - t0
@@ -174,6 +184,10 @@ def main() -> None:
                    help="share of dream episodes started from a real window of the anchor bank (default: the recipe's)")
     p.add_argument("--obs-noise", type=float, default=None,
                    help="sd of the Gaussian noise added to the latent observations during training (default: the recipe's)")
+    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                   help="run the dream's model under torch.compile (default: the recipe's)")
+    p.add_argument("--linear-decay", action=argparse.BooleanOptionalAction, default=None,
+                   help="decay the learning rate and the clip range linearly to 0 over training (default: the recipe's)")
     p.add_argument("--device", default="cpu",
                    help="device of the world model, and of the CNN policy in pixel mode (latent-mode MLPs stay on CPU)")
     args = p.parse_args()
@@ -192,6 +206,8 @@ def main() -> None:
         "anchor_starts": recipe.get("anchor_starts", 0.0) if args.anchor_starts is None else args.anchor_starts,
         "obs_noise": obs_noise, "timesteps": args.timesteps or recipe["timesteps"],
         "n_envs": args.n_envs or recipe["n_envs"], "device": args.device, "out": args.out, "ppo": recipe["ppo"],
+        "compile": recipe.get("compile", False) if args.compile is None else args.compile,
+        "linear_decay": recipe.get("linear_decay", False) if args.linear_decay is None else args.linear_decay,
     }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     seeds = member_seeds(args.seed, members)
@@ -209,7 +225,7 @@ def main() -> None:
     meta = {
         "env": args.env, "obs": args.obs, "frame_stack": 4 if args.obs == "pixels" else 1,
         **{k: cfg[k] for k in ("weights", "temperature", "uncertainty_penalty", "drift_policy", "anchor_starts",
-                               "obs_noise", "timesteps", "n_envs")},
+                               "obs_noise", "timesteps", "n_envs", "compile", "linear_decay")},
         "seed": args.seed, "members": [r["path"] for r in results], "member_seeds": seeds,
         "wall_seconds": wall, "member_wall_seconds": [r["wall_seconds"] for r in results],
         "train_return_last100": float(np.mean(returns)) if returns else None,

@@ -15,6 +15,7 @@ It does no autoreset: the faces decide when to reset which lanes.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -221,6 +222,19 @@ class DreamCore:
         """Model codes (N, A) on the device for an already validated batch of actions."""
         return torch.from_numpy(encode_actions(self.spec, batch)).to(self.device)
 
+    def _run_model(self, frames: torch.Tensor, acts: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The model call; a compiled model that cannot be built here (no C++ compiler, an
+        unsupported backend) falls back to eager mode with a warning instead of failing the dream."""
+        if self._predict is self.model:
+            return self.model(frames, acts)
+        try:
+            return self._predict(frames, acts)
+        except Exception as err:  # torch.compile raises its build errors at the first call
+            warnings.warn(f"torch.compile failed ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
+                          "the dream runs the model in eager mode", RuntimeWarning, stacklevel=3)
+            self._predict = self.model
+            return self.model(frames, acts)
+
     @torch.no_grad()
     def step(self, codes: torch.Tensor) -> StepResult:
         """Advance every lane one step with action codes (N, A): one batched model call."""
@@ -228,7 +242,7 @@ class DreamCore:
             raise RuntimeError(f"lanes {np.flatnonzero(self.needs_reset).tolist()} must be reset before step()")
         acts = torch.cat([self.actions, codes[:, None]], dim=1)  # (N, K, A)
         with autocast(self.precision, self.device):
-            out = self._predict(self.frames, acts)
+            out = self._run_model(self.frames, acts)
         frame = torch.round(out["frame"].clamp(0.0, 1.0) * 255.0)  # (N, C, H, W) on the 8-bit grid (clamp keeps NaN)
         finite = torch.isfinite(frame).flatten(1).all(dim=1) & torch.isfinite(out["term_logit"]) & torch.isfinite(out["reward"])
         frame = torch.where(finite[:, None, None, None], frame, self.frames[:, -1] * 255.0)

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -36,6 +37,7 @@ def test_train_in_the_dream_then_evaluate_in_reality(tmp_path: Path, subprocess_
     assert meta["obs"] == "latent" and meta["drift_policy"] == "truncate"
     assert meta["obs_noise"] == 0.0 and meta["anchor_starts"] == 0.0
     assert meta["timesteps"] == 512 and meta["n_envs"] == 4
+    assert meta["compile"] is True and meta["linear_decay"] is False  # the dream's model under torch.compile
     assert meta["members"] == ["agent.zip", "agent.member1.zip", "agent.member2.zip"]
     assert all((tmp_path / name).is_file() for name in meta["members"])
     assert meta["member_seeds"][0] == 3 and len(set(meta["member_seeds"])) == 3
@@ -52,10 +54,16 @@ def test_train_in_the_dream_then_evaluate_in_reality(tmp_path: Path, subprocess_
 def test_train_options_are_recorded_and_checked(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
     out = tmp_path / "agent"
     run_script("train_ppo.py", ["--env", "neuralgym/CartPole-v0", "--timesteps", "256", "--n-envs", "2",
-                                "--obs-noise", "0.2", "--anchor-starts", "0.5", "--members", "1", "--out", str(out)],
-               subprocess_env)
+                                "--obs-noise", "0.2", "--anchor-starts", "0.5", "--members", "1", "--linear-decay",
+                                "--no-compile", "--out", str(out)], subprocess_env)
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["obs_noise"] == 0.2 and meta["anchor_starts"] == 0.5
+    assert meta["linear_decay"] is True and meta["compile"] is False
+    # the saved agent carries the schedules: learning rate and clip range halfway down at mid-training
+    agent = PPO.load(str(out.with_suffix(".zip")), device="cpu")
+    lr, clip = train_ppo.DEFAULT_RECIPE["ppo"]["learning_rate"], train_ppo.DEFAULT_RECIPE["ppo"]["clip_range"]
+    assert agent.lr_schedule(0.5) == pytest.approx(lr / 2) and agent.clip_range(0.5) == pytest.approx(clip / 2)
+    assert agent.lr_schedule(0.0) == pytest.approx(0.0)
     assert meta["members"] == ["agent.zip"] and sorted(p.name for p in tmp_path.glob("*.zip")) == ["agent.zip"]
     proc = subprocess.run([sys.executable, str(AGENTS / "train_ppo.py"), "--env", "neuralgym/CartPole-v0", "--obs-noise",
                            "-1", "--out", str(out)], env=subprocess_env, capture_output=True, text=True, timeout=120)

@@ -12,7 +12,7 @@ import torch
 import neuralgym  # noqa: F401
 from neuralgym import precision as prec
 from neuralgym.bench import format_table, run_bench
-from neuralgym.spec import WorldSpec
+from neuralgym.spec import WorldSpec, get_spec
 from worlds import WORLDS
 
 
@@ -70,6 +70,24 @@ def test_compiled_dream_matches_eager(spec: WorldSpec) -> None:
     compiled, _ = _first_steps(spec, "fp32", n=8, steps=2, compile=True)
     for a, b in zip(eager, compiled):
         assert np.abs(a.astype(int) - b.astype(int)).max() <= 1
+
+
+def test_compile_failure_falls_back_to_eager(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A machine where torch.compile cannot build the model (no C++ compiler, say) still
+    dreams, in eager mode (the same frames), with a warning that says so."""
+    spec = get_spec("cartpole")
+
+    def broken_compile(model, **kwargs):
+        def run(*args):
+            raise RuntimeError("no C++ compiler found\nmore detail")
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    eager, _ = _first_steps(spec, "fp32", n=4, steps=2)
+    with pytest.warns(RuntimeWarning, match="torch.compile failed .RuntimeError: no C.. compiler found.; the dream runs the model in eager mode"):
+        fallback, _ = _first_steps(spec, "fp32", n=4, steps=2, compile=True)
+    for a, b in zip(eager, fallback):
+        assert np.array_equal(a, b)
 
 
 def _rss_bytes() -> int:
