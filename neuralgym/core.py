@@ -74,6 +74,7 @@ class DreamCore:
         # CUDA graphs, "reduce-overhead"); it costs tens of seconds per batch size at first
         self._predict = self.model if not compile else torch.compile(
             self.model, dynamic=False, mode="reduce-overhead" if self.device.type == "cuda" else "default")
+        self._compile_pending = compile  # the first call of a compiled model builds it (see _run_model)
         self.drift_policy = DriftResetPolicy.resolve(drift_policy, spec.drift)
         self.temperature = float(temperature)
         if max_episode_steps is not None and (isinstance(max_episode_steps, bool) or not isinstance(max_episode_steps, (int, np.integer))
@@ -223,17 +224,20 @@ class DreamCore:
         return torch.from_numpy(encode_actions(self.spec, batch)).to(self.device)
 
     def _run_model(self, frames: torch.Tensor, acts: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The model call; a compiled model that cannot be built here (no C++ compiler, an
-        unsupported backend) falls back to eager mode with a warning instead of failing the dream."""
-        if self._predict is self.model:
-            return self.model(frames, acts)
-        try:
+        """The model call. torch.compile builds the model at its first call; where it cannot be
+        built here (no C++ compiler, an unsupported backend) the dream warns and runs eagerly.
+        Only that first call is guarded: a later error is a real one and propagates."""
+        if not self._compile_pending:
             return self._predict(frames, acts)
-        except Exception as err:  # torch.compile raises its build errors at the first call
+        try:
+            out = self._predict(frames, acts)
+        except Exception as err:
             warnings.warn(f"torch.compile failed ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
                           "the dream runs the model in eager mode", RuntimeWarning, stacklevel=3)
             self._predict = self.model
-            return self.model(frames, acts)
+            out = self.model(frames, acts)
+        self._compile_pending = False
+        return out
 
     @torch.no_grad()
     def step(self, codes: torch.Tensor) -> StepResult:
