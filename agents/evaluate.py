@@ -70,7 +70,7 @@ def evaluate(model_path: str, env_id: str, episodes: int, seed: int, determinist
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {"obs": "pixels"}
     # evaluation runs the env as it is (its own drift policy); only the observation pipeline is rebuilt
     env = make_env(env_id, meta["obs"], 1, seed, meta.get("weights"), meta.get("temperature"), 0.0, "cpu",
-                   meta.get("drift_policy"))
+                   meta.get("drift_policy"), mirror=meta.get("mirror", False))
     model = load_agent(zip_path, meta, seed)
     returns, lengths = [], []
     obs = env.reset()

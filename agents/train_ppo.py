@@ -35,6 +35,7 @@ from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecFrameStack, VecMonitor
 
 import neuralgym
+from neuralgym.mirror import action_mirror, symmetrise
 from neuralgym.spec import get_spec
 
 # The recipes we stand behind, per (world, observation mode); tuned on this 2-core CPU.
@@ -57,7 +58,7 @@ from neuralgym.spec import get_spec
 # The other recipes keep "none", chosen before that measurement and not re-tuned since.
 RECIPES: dict[tuple[str, str], dict] = {
     ("cartpole", "latent"): dict(
-        timesteps=600_000, n_envs=16, drift_policy="truncate", members=3, compile=True,
+        timesteps=600_000, n_envs=16, drift_policy="truncate", members=3, compile=True, mirror=True,
         ppo=dict(n_steps=64, batch_size=256, n_epochs=10, learning_rate=1e-3, gamma=0.98, gae_lambda=0.8,
                  clip_range=0.2, ent_coef=0.0, policy_kwargs=dict(net_arch=[64, 64])),
     ),
@@ -87,7 +88,7 @@ def recipe_for(env_id: str, obs: str) -> dict:
 
 def make_env(env_id: str, obs: str, n_envs: int, seed: int, weights: str | None, temperature: float | None,
              penalty: float, device: str, drift_policy: str | None = None, anchor_starts: float = 0.0,
-             compile: bool = False):
+             compile: bool = False, mirror: bool = False):
     """The one vec-env pipeline shared by training and evaluation."""
     kwargs: dict = {"device": device}
     if compile:  # a dream's model under torch.compile (the real env ignores it)
@@ -102,6 +103,8 @@ def make_env(env_id: str, obs: str, n_envs: int, seed: int, weights: str | None,
         kwargs["temperature"] = temperature
     if penalty:
         kwargs["uncertainty_penalty"] = penalty
+    if mirror:  # the latent of the mirrored history beside the history's (for MirrorSymmetricPolicy)
+        kwargs["latent_mirror"] = True
     env = neuralgym.make_sb3_vec_env(env_id, n_envs, seed=seed, obs=obs, **kwargs)
     env = VecMonitor(env)
     if obs == "pixels":
@@ -159,6 +162,8 @@ def train_member(cfg: dict, i: int, seed: int, threads: int) -> dict:
     t0 = time.time()
     model.learn(total_timesteps=cfg["timesteps"], progress_bar=i == 0, tb_log_name="ppo" if i == 0 else f"ppo_member{i}")
     wall = time.time() - t0
+    if cfg["mirror"]:  # the saved agent acts on the scene and its mirror image (observations: the pair)
+        model = symmetrise(model, action_mirror(get_spec(cfg["env"])))
     path = member_path(Path(cfg["out"]), i)
     model.save(str(path))
     env.close()
@@ -184,6 +189,9 @@ def main() -> None:
                    help="share of dream episodes started from a real window of the anchor bank (default: the recipe's)")
     p.add_argument("--obs-noise", type=float, default=None,
                    help="sd of the Gaussian noise added to the latent observations during training (default: the recipe's)")
+    p.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=None,
+                   help="save mirror-symmetric agents: each acts on the mean of its action probabilities for the "
+                        "scene and for its mirror image (--obs latent, a world with [actions] mirror; default: the recipe's)")
     p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                    help="run the dream's model under torch.compile (default: the recipe's)")
     p.add_argument("--linear-decay", action=argparse.BooleanOptionalAction, default=None,
@@ -199,12 +207,16 @@ def main() -> None:
     obs_noise = recipe.get("obs_noise", 0.0) if args.obs_noise is None else args.obs_noise
     if obs_noise < 0 or (obs_noise > 0 and args.obs != "latent"):
         raise SystemExit(f"error: --obs-noise must be >= 0, and applies to --obs latent only (got {obs_noise} for {args.obs})")
+    mirror = recipe.get("mirror", False) if args.mirror is None else args.mirror
+    if mirror and (args.obs != "latent" or get_spec(args.env).actions.mirror is None):
+        raise SystemExit(f"error: --mirror needs --obs latent and a world whose spec declares [actions] mirror "
+                         f"(got --obs {args.obs}, world {get_spec(args.env).key!r})")
     cfg = {
         "env": args.env, "obs": args.obs, "weights": str(Path(args.weights).resolve()) if args.weights else None,
         "temperature": args.temperature, "uncertainty_penalty": args.uncertainty_penalty,
         "drift_policy": args.drift_policy or recipe["drift_policy"],
         "anchor_starts": recipe.get("anchor_starts", 0.0) if args.anchor_starts is None else args.anchor_starts,
-        "obs_noise": obs_noise, "timesteps": args.timesteps or recipe["timesteps"],
+        "obs_noise": obs_noise, "mirror": mirror, "timesteps": args.timesteps or recipe["timesteps"],
         "n_envs": args.n_envs or recipe["n_envs"], "device": args.device, "out": args.out, "ppo": recipe["ppo"],
         "compile": recipe.get("compile", False) if args.compile is None else args.compile,
         "linear_decay": recipe.get("linear_decay", False) if args.linear_decay is None else args.linear_decay,
@@ -225,7 +237,7 @@ def main() -> None:
     meta = {
         "env": args.env, "obs": args.obs, "frame_stack": 4 if args.obs == "pixels" else 1,
         **{k: cfg[k] for k in ("weights", "temperature", "uncertainty_penalty", "drift_policy", "anchor_starts",
-                               "obs_noise", "timesteps", "n_envs", "compile", "linear_decay")},
+                               "obs_noise", "mirror", "timesteps", "n_envs", "compile", "linear_decay")},
         "seed": args.seed, "members": [r["path"] for r in results], "member_seeds": seeds,
         "wall_seconds": wall, "member_wall_seconds": [r["wall_seconds"] for r in results],
         "train_return_last100": float(np.mean(returns)) if returns else None,

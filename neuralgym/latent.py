@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
+from neuralgym.mirror import action_mirror, mirror_codes, mirror_frames
 from neuralgym.spaces import encode_actions, validate_action, validate_action_batch
 from neuralgym.spec import WorldSpec, get_spec
 from neuralgym.train import resolve_device
@@ -41,23 +42,36 @@ class LatentEncoder:
     ``dims`` principal axes over the world file's real contexts and scaled to unit
     variance: an MLP policy then faces a few dozen decorrelated inputs instead of
     hundreds of redundant ones (CartPole, measured: real return 130 after 300k dream
-    steps against 54-71 on the full features, README "Agents")."""
+    steps against 54-71 on the full features, README "Agents").
+
+    ``mirror=True`` (a world with a mirror symmetry): the features of each history and,
+    after them, those of its mirror image (``2 * dims`` numbers), for
+    :class:`~neuralgym.mirror.MirrorSymmetricPolicy`."""
 
     def __init__(self, spec: WorldSpec, weights: str | Path | None = None, device: str = "cpu", world: World | None = None,
-                 dims: int = LATENT_DIMS):
+                 dims: int = LATENT_DIMS, mirror: bool = False):
         if isinstance(dims, bool) or not isinstance(dims, int) or dims < 0:
             raise ValueError(f"dims must be an int >= 0 (0: every feature), got {dims!r}")
         self.spec = spec
         self.device = resolve_device(device)
         self.world = world if world is not None else load_world(weights or spec.weights_path, spec, self.device)
         self.model = self.world.model
+        self.mirror = action_mirror(spec) if mirror else None
         self.centre, self.axes, self.std = self._standardisation(dims)
-        self.dim = int(self.std.shape[0])
+        self.dim = int(self.std.shape[0]) * (2 if mirror else 1)
+
+    #: on a CPU the encoder runs the batch in blocks of this many histories: beyond ~16 its
+    #: activations leave the cache and the cost per history doubles (measured, CartPole world:
+    #: 0.27 ms at 8-16, 0.63 ms at 24, 2 cores)
+    cpu_block: int = 16
 
     @torch.no_grad()
     def raw(self, frames: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """frames (B, K, C, H, W) float in [0, 1]; actions (B, K-1, A): the features (B, F)."""
         acts = torch.cat([actions, torch.zeros_like(actions[:, :1])], dim=1)  # the next action is unknown
+        n, block = frames.shape[0], self.cpu_block
+        if n > block and frames.device.type == "cpu":
+            return torch.cat([self.model.encode(frames[i : i + block], acts[i : i + block]) for i in range(0, n, block)])
         return self.model.encode(frames, acts)
 
     def _standardisation(self, dims: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
@@ -86,10 +100,18 @@ class LatentEncoder:
         return centre, axes, ((feats - centre) @ axes).std(dim=0).clamp(min=1e-3)
 
     def __call__(self, frames: torch.Tensor, actions: torch.Tensor) -> np.ndarray:
+        """frames (B, K, C, H, W) in [0, 1]; actions (B, K-1, A): observations (B, dim)."""
+        n = frames.shape[0]
+        if self.mirror is not None:  # one encoder call over the histories and their mirror images
+            frames = torch.cat([frames, mirror_frames(frames)])
+            actions = torch.cat([actions, mirror_codes(actions, self.mirror)])
         z = self.raw(frames, actions) - self.centre
         if self.axes is not None:
             z = z @ self.axes
-        return (z / self.std).clamp(-10.0, 10.0).cpu().numpy().astype(np.float32)
+        z = (z / self.std).clamp(-10.0, 10.0)
+        if self.mirror is not None:
+            z = torch.cat([z[:n], z[n:]], dim=1)  # (B, 2 dims)
+        return z.cpu().numpy().astype(np.float32)
 
     @property
     def observation_space(self) -> gym.spaces.Box:

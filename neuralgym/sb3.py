@@ -30,13 +30,15 @@ def is_dream_id(env_id: str) -> bool:
 
 
 def make_sb3_vec_env(env_id: str, n_envs: int = 1, seed: int | None = None, obs: str = "pixels",
-                     **kwargs: Any) -> VecEnv:
+                     latent_mirror: bool = False, **kwargs: Any) -> VecEnv:
     """An SB3 VecEnv of ``n_envs`` lanes of ``env_id``. ``kwargs`` go to the env
     (``weights``, ``device``, ``drift_policy``, ``temperature``, ``uncertainty_penalty``...).
 
     ``obs="latent"`` observes the world's encoder features instead of pixels, through
     the one :class:`~neuralgym.latent.VecLatent` wrapper, for dream and real ids alike
-    (for a real id, ``weights`` names the world file whose encoder to use)."""
+    (for a real id, ``weights`` names the world file whose encoder to use);
+    ``latent_mirror=True`` appends the features of the mirrored history (a world with a
+    mirror symmetry, for :class:`~neuralgym.mirror.MirrorSymmetricPolicy`)."""
     import neuralgym  # noqa: F401  (registers the ids)
 
     if isinstance(n_envs, bool) or not isinstance(n_envs, (int, np.integer)) or n_envs < 1:
@@ -45,6 +47,8 @@ def make_sb3_vec_env(env_id: str, n_envs: int = 1, seed: int | None = None, obs:
         raise ValueError(f"unknown env id {env_id!r}; `neuralgym worlds` lists the registered ones")
     if obs not in ("pixels", "latent"):
         raise ValueError(f"obs must be 'pixels' or 'latent', got {obs!r}")
+    if latent_mirror and obs != "latent":
+        raise ValueError(f"latent_mirror applies to obs='latent' only, got obs={obs!r}")
     if is_dream_id(env_id):
         env: VecEnv = DreamSB3VecEnv(get_spec(env_id).key, n_envs, **kwargs)
     else:
@@ -58,7 +62,8 @@ def make_sb3_vec_env(env_id: str, n_envs: int = 1, seed: int | None = None, obs:
         spec = get_spec(env_id)
         world = env.core.world if isinstance(env, DreamSB3VecEnv) else None
         device = kwargs.get("device", "cpu") if world is None else str(env.core.device)
-        encoder = LatentEncoder(spec, kwargs.get("weights"), device=device, world=world)
+        encoder = LatentEncoder(spec, kwargs.get("weights"), device=device, world=world,
+                                mirror=latent_mirror)
         env = VecLatent(env, encoder)
     return env
 

@@ -64,6 +64,9 @@ class ActionSpec:
     low: tuple[float, ...] = ()  # box
     high: tuple[float, ...] = ()
     noop: Any = 0  # what play sends when no key is held
+    # discrete: mirror[i] is action i's mirror image when the frames are flipped left-right
+    # (the world is then left-right symmetric; neuralgym.mirror). None: not symmetric.
+    mirror: tuple[int, ...] | None = None
 
     @property
     def n(self) -> int:
@@ -203,8 +206,18 @@ def parse_spec(data: dict[str, Any], key: str, path: Path | None = None) -> Worl
         noop = _get(act, "noop", int, w, 0)
         if not 0 <= noop < len(values):
             raise SpecError(f"{w}: 'noop' must be an index in [0, {len(values)}), got {noop}")
-        actions = ActionSpec(kind="discrete", values=tuple(values), names=names, noop=noop)
+        mirror = act.get("mirror")
+        if mirror is not None:
+            n = len(values)
+            if not isinstance(mirror, list) or not all(isinstance(m, int) and not isinstance(m, bool) for m in mirror) \
+                    or sorted(mirror) != list(range(n)) or any(mirror[m] != i for i, m in enumerate(mirror)):
+                raise SpecError(f"{w}: 'mirror' must list each action's mirror image, a permutation of 0..{n - 1} "
+                                f"that pairs actions both ways (e.g. [1, 0]), got {mirror!r}")
+            mirror = tuple(mirror)
+        actions = ActionSpec(kind="discrete", values=tuple(values), names=names, noop=noop, mirror=mirror)
     elif kind == "box":
+        if "mirror" in act:
+            raise SpecError(f"{w}: 'mirror' is supported for discrete actions only")
         low = tuple(float(v) for v in _get(act, "low", list, w))
         high = tuple(float(v) for v in _get(act, "high", list, w))
         if len(low) != len(high) or not low or any(lo >= hi for lo, hi in zip(low, high)):

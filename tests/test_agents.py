@@ -18,6 +18,8 @@ sys.path.insert(0, str(AGENTS))
 import evaluate  # noqa: E402
 import train_ppo  # noqa: E402
 
+from neuralgym.latent import LATENT_DIMS  # noqa: E402
+
 
 def run_script(name: str, args: list[str], env: dict[str, str]) -> str:
     proc = subprocess.run([sys.executable, str(AGENTS / name), *args], env=env, cwd=REPO_ROOT, capture_output=True,
@@ -36,6 +38,7 @@ def test_train_in_the_dream_then_evaluate_in_reality(tmp_path: Path, subprocess_
     # clean observations, episodes from start frames
     assert meta["obs"] == "latent" and meta["drift_policy"] == "truncate"
     assert meta["obs_noise"] == 0.0 and meta["anchor_starts"] == 0.0
+    assert meta["mirror"] is True  # saved mirror-symmetric: observations are the pair
     assert meta["timesteps"] == 512 and meta["n_envs"] == 4
     assert meta["compile"] is True and meta["linear_decay"] is False  # the dream's model under torch.compile
     assert meta["members"] == ["agent.zip", "agent.member1.zip", "agent.member2.zip"]
@@ -55,9 +58,10 @@ def test_train_options_are_recorded_and_checked(tmp_path: Path, subprocess_env: 
     out = tmp_path / "agent"
     run_script("train_ppo.py", ["--env", "neuralgym/CartPole-v0", "--timesteps", "256", "--n-envs", "2",
                                 "--obs-noise", "0.2", "--anchor-starts", "0.5", "--members", "1", "--linear-decay",
-                                "--no-compile", "--out", str(out)], subprocess_env)
+                                "--no-compile", "--no-mirror", "--out", str(out)], subprocess_env)
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["obs_noise"] == 0.2 and meta["anchor_starts"] == 0.5
+    assert meta["mirror"] is False
     assert meta["linear_decay"] is True and meta["compile"] is False
     # the saved agent carries the schedules: learning rate and clip range halfway down at mid-training
     agent = PPO.load(str(out.with_suffix(".zip")), device="cpu")
@@ -65,6 +69,10 @@ def test_train_options_are_recorded_and_checked(tmp_path: Path, subprocess_env: 
     assert agent.lr_schedule(0.5) == pytest.approx(lr / 2) and agent.clip_range(0.5) == pytest.approx(clip / 2)
     assert agent.lr_schedule(0.0) == pytest.approx(0.0)
     assert meta["members"] == ["agent.zip"] and sorted(p.name for p in tmp_path.glob("*.zip")) == ["agent.zip"]
+    assert agent.observation_space.shape == (LATENT_DIMS,) and type(agent.policy).__name__ == "ActorCriticPolicy"
+    proc = subprocess.run([sys.executable, str(AGENTS / "train_ppo.py"), "--env", "neuralgym/Pong-v0", "--mirror",
+                           "--out", str(out)], env=subprocess_env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "--mirror needs --obs latent and a world whose spec declares" in proc.stderr
     proc = subprocess.run([sys.executable, str(AGENTS / "train_ppo.py"), "--env", "neuralgym/CartPole-v0", "--obs-noise",
                            "-1", "--out", str(out)], env=subprocess_env, capture_output=True, text=True, timeout=120)
     assert proc.returncode != 0 and "--obs-noise must be >= 0" in proc.stderr

@@ -208,6 +208,24 @@ def test_off_policy_algorithm_runs_in_the_dream(spec: WorldSpec) -> None:
     env.close()
 
 
+def test_latent_mirror_pairs_the_history_with_its_mirror_image_in_dream_and_reality(cartpole_spec: WorldSpec) -> None:
+    """``make_sb3_vec_env(..., latent_mirror=True)``: 2 x LATENT_DIMS numbers, the same pipeline
+    in the dream and the real env; refused for pixels."""
+    from neuralgym.latent import LATENT_DIMS
+
+    dream = neuralgym.make_sb3_vec_env(cartpole_spec.dream_id, 2, seed=0, obs="latent", latent_mirror=True, device="cpu")
+    real = neuralgym.make_sb3_vec_env(cartpole_spec.real_id, 1, seed=0, obs="latent", latent_mirror=True, device="cpu")
+    assert dream.observation_space.shape == real.observation_space.shape == (2 * LATENT_DIMS,)
+    first = real.reset()
+    assert dream.reset().shape == (2, 2 * LATENT_DIMS) and first.shape == (1, 2 * LATENT_DIMS)
+    # a fresh episode repeats one frame: its mirror image is a different scene, not the same numbers
+    assert not np.allclose(first[0, :LATENT_DIMS], first[0, LATENT_DIMS:])
+    dream.close()
+    real.close()
+    with pytest.raises(ValueError, match="latent_mirror applies to obs='latent' only"):
+        neuralgym.make_sb3_vec_env(cartpole_spec.real_id, 1, obs="pixels", latent_mirror=True)
+
+
 def test_latent_encoder_projects_on_principal_axes(cartpole_spec: WorldSpec) -> None:
     """The agents' latent: LATENT_DIMS decorrelated, unit-spread numbers on the world's real
     contexts, the same axes every time the world is loaded; dims=0 keeps every feature."""

@@ -51,6 +51,17 @@ def test_cartpole_spec_loads(cartpole_spec: WorldSpec) -> None:
     assert s.play.render_fps == 50 and s.max_episode_steps == 500
     assert s.drift.policy in ("none", "truncate", "reanchor")
     assert s.path is not None and s.path.name == "cartpole.toml"
+    assert s.actions.mirror == (1, 0)  # left-right symmetric: the pushes swap
+
+
+def test_action_mirror_pairs_actions_both_ways() -> None:
+    three = {"kind": "discrete", "values": [0, 1, 2]}
+    assert parse_spec(with_change("actions", {**three, "mirror": [0, 2, 1]}), "toy").actions.mirror == (0, 2, 1)
+    assert parse_spec(MINIMAL, "toy").actions.mirror is None
+    with pytest.raises(SpecError, match="pairs actions both ways"):  # a cycle is not a mirror
+        parse_spec(with_change("actions", {"kind": "discrete", "values": [0, 1, 2], "mirror": [1, 2, 0]}), "toy")
+    with pytest.raises(SpecError, match="'mirror' is supported for discrete actions only"):
+        parse_spec(with_change("actions", {"kind": "box", "low": [-1], "high": [1], "mirror": [0]}), "toy")
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=[p.stem for p in SHIPPED])
@@ -93,6 +104,10 @@ def test_minimal_spec_gets_defaults() -> None:
         ("model.context_length", "four", "'context_length'"),
         ("drift.policy", "explode", "'policy'"),
         ("episode.max_steps", 0, "'max_steps'"),
+        ("actions.mirror", [0, 0], "'mirror'"),  # not a permutation
+        ("actions.mirror", [1], "'mirror'"),  # not one entry per action
+        ("actions.mirror", [1, "0"], "'mirror'"),
+        ("actions.mirror", [True, False], "'mirror'"),
     ],
 )
 def test_validation_error_names_the_field(change: str, value: Any, field: str) -> None:
