@@ -3,7 +3,7 @@
     python agents/evaluate.py --model runs/agents/cartpole_dream.zip --env neuralgym/CartPole-real-v0 --episodes 50 --seed 123 --json
 
 Rebuilds the agent's observation pipeline from the ``.json`` saved beside the model
-(observation mode, frame stacking, world weights) and its policy (one SB3 model, or the
+(observation mode, frame stacking, world weights, the mirror pair) and its policy (one SB3 model, or the
 ensemble of members that ``train_ppo.py --members`` trained), runs ``--episodes`` full
 episodes with deterministic actions and reports the mean and standard deviation of the return.
 """

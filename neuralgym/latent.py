@@ -61,8 +61,8 @@ class LatentEncoder:
         self.dim = int(self.std.shape[0]) * (2 if mirror else 1)
 
     #: on a CPU the encoder runs the batch in blocks of this many histories: beyond ~16 its
-    #: activations leave the cache and the cost per history doubles (measured, CartPole world:
-    #: 0.27 ms at 8-16, 0.63 ms at 24, 2 cores)
+    #: activations leave the cache and the cost per history doubles (measured, CartPole world,
+    #: one thread: 0.27 ms per history in batches of 8-16, 0.63 ms in batches of 24)
     cpu_block: int = 16
 
     @torch.no_grad()

@@ -87,3 +87,32 @@ def test_the_policy_refuses_what_it_cannot_mirror() -> None:
     with pytest.raises(ValueError, match="flat observations of even size"):
         MirrorSymmetricPolicy(gym.spaces.Box(-1.0, 1.0, (3,), np.float32), gym.spaces.Discrete(2), lambda _: 1e-3,
                               mirror_actions=[1, 0])
+
+
+def test_symmetrise_keeps_the_network_and_acts_on_both_views(cartpole_spec: WorldSpec, tmp_path) -> None:
+    """A plain agent, symmetrised: on the pair (z, z') it acts on the mean of what it would do
+    on z and, mirrored back, on z'; it saves and loads as an ordinary PPO zip."""
+    from neuralgym.mirror import symmetrise
+
+    env = neuralgym.make_sb3_vec_env(cartpole_spec.dream_id, 2, seed=0, obs="latent", device="cpu")
+    plain = PPO("MlpPolicy", env, n_steps=16, batch_size=16, n_epochs=1, seed=0, device="cpu",
+                policy_kwargs=dict(net_arch=[16]))
+    plain.learn(32)
+    z, zm = torch.randn(6, LATENT_DIMS), torch.randn(6, LATENT_DIMS)
+    with torch.no_grad():
+        expected = 0.5 * (plain.policy.get_distribution(z).distribution.probs
+                          + plain.policy.get_distribution(zm).distribution.probs.flip(-1))
+        value = 0.5 * (plain.policy.predict_values(z) + plain.policy.predict_values(zm))
+    agent = symmetrise(plain, action_mirror(cartpole_spec))
+    assert isinstance(agent.policy, MirrorSymmetricPolicy) and agent.observation_space.shape == (2 * LATENT_DIMS,)
+    pair = torch.cat([z, zm], dim=1)
+    with torch.no_grad():
+        torch.testing.assert_close(agent.policy.get_distribution(pair).distribution.probs, expected)
+        torch.testing.assert_close(agent.policy.predict_values(pair), value)
+    agent.save(tmp_path / "sym.zip")
+    loaded = PPO.load(tmp_path / "sym.zip", device="cpu")
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.policy.get_distribution(pair).distribution.probs, expected)
+    with pytest.raises(ValueError, match="already mirror-symmetric"):
+        symmetrise(loaded, action_mirror(cartpole_spec))
+    env.close()
