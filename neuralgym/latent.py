@@ -101,17 +101,17 @@ class LatentEncoder:
 
     def __call__(self, frames: torch.Tensor, actions: torch.Tensor) -> np.ndarray:
         """frames (B, K, C, H, W) in [0, 1]; actions (B, K-1, A): observations (B, dim)."""
-        n = frames.shape[0]
-        if self.mirror is not None:  # one encoder call over the histories and their mirror images
-            frames = torch.cat([frames, mirror_frames(frames)])
-            actions = torch.cat([actions, mirror_codes(actions, self.mirror)])
-        z = self.raw(frames, actions) - self.centre
+        z = self._project(self.raw(frames, actions))
+        if self.mirror is not None:  # the mirror image's beside: (B, 2 dims)
+            z = torch.cat([z, self._project(self.raw(mirror_frames(frames), mirror_codes(actions, self.mirror)))], dim=1)
+        return z.cpu().numpy().astype(np.float32)
+
+    def _project(self, raw: torch.Tensor) -> torch.Tensor:
+        """Raw features (B, F) -> standardised principal components (B, dims)."""
+        z = raw - self.centre
         if self.axes is not None:
             z = z @ self.axes
-        z = (z / self.std).clamp(-10.0, 10.0)
-        if self.mirror is not None:
-            z = torch.cat([z[:n], z[n:]], dim=1)  # (B, 2 dims)
-        return z.cpu().numpy().astype(np.float32)
+        return (z / self.std).clamp(-10.0, 10.0)
 
     @property
     def observation_space(self) -> gym.spaces.Box:

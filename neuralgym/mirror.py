@@ -30,7 +30,7 @@ from stable_baselines3.common.distributions import CategoricalDistribution, Dist
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 
-from neuralgym.spec import WorldSpec
+from neuralgym.spec import WorldSpec, is_action_mirror
 
 
 def action_mirror(spec: WorldSpec) -> tuple[int, ...]:
@@ -74,10 +74,9 @@ class MirrorSymmetricPolicy(ActorCriticPolicy):
         if not isinstance(action_space, gym.spaces.Discrete):
             raise ValueError(f"MirrorSymmetricPolicy needs a Discrete action space, got {action_space}")
         mirror = [int(a) for a in mirror_actions]
-        n = int(action_space.n)
-        if sorted(mirror) != list(range(n)) or any(mirror[a] != i for i, a in enumerate(mirror)):
-            raise ValueError(f"mirror_actions must map each of the {n} actions to its mirror image, each pair both ways "
-                             f"(e.g. [1, 0]), got {list(mirror_actions)}")
+        if not is_action_mirror(mirror, int(action_space.n)):
+            raise ValueError(f"mirror_actions must map each of the {action_space.n} actions to its mirror image, each pair "
+                             f"both ways (e.g. [1, 0]), got {list(mirror_actions)}")
         kwargs.pop("features_extractor_class", None)  # always the pair extractor (also when SB3 rebuilds a saved policy)
         kwargs.pop("features_extractor_kwargs", None)
         if kwargs.get("share_features_extractor", True) is not True:

@@ -133,6 +133,13 @@ class WorldSpec:
         return WEIGHTS_DIR / self.weights_file
 
 
+def is_action_mirror(mirror: Any, n: int) -> bool:
+    """Whether ``mirror`` maps each of ``n`` discrete actions to its mirror image: a list of
+    ints, a permutation of 0..n-1 that pairs actions both ways (mirror[mirror[i]] == i)."""
+    return (isinstance(mirror, (list, tuple)) and all(isinstance(m, int) and not isinstance(m, bool) for m in mirror)
+            and sorted(mirror) == list(range(n)) and all(mirror[m] == i for i, m in enumerate(mirror)))
+
+
 def _get(table: dict, key: str, kind: type | tuple[type, ...], where: str, default: Any = ...) -> Any:
     if key not in table:
         if default is ...:
@@ -208,10 +215,8 @@ def parse_spec(data: dict[str, Any], key: str, path: Path | None = None) -> Worl
             raise SpecError(f"{w}: 'noop' must be an index in [0, {len(values)}), got {noop}")
         mirror = act.get("mirror")
         if mirror is not None:
-            n = len(values)
-            if not isinstance(mirror, list) or not all(isinstance(m, int) and not isinstance(m, bool) for m in mirror) \
-                    or sorted(mirror) != list(range(n)) or any(mirror[m] != i for i, m in enumerate(mirror)):
-                raise SpecError(f"{w}: 'mirror' must list each action's mirror image, a permutation of 0..{n - 1} "
+            if not isinstance(mirror, list) or not is_action_mirror(mirror, len(values)):
+                raise SpecError(f"{w}: 'mirror' must list each action's mirror image, a permutation of 0..{len(values) - 1} "
                                 f"that pairs actions both ways (e.g. [1, 0]), got {mirror!r}")
             mirror = tuple(mirror)
         actions = ActionSpec(kind="discrete", values=tuple(values), names=names, noop=noop, mirror=mirror)
