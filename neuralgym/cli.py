@@ -1,7 +1,7 @@
 """The ``neuralgym`` command: list worlds, collect data, train, and the play/eval/bench faces.
 
     neuralgym worlds [--json]
-    neuralgym collect WORLD --steps N [--policy random|NAME|PATH.zip] [--out DIR] [--seed S]
+    neuralgym collect WORLD --steps N [--policy random|NAME|PATH.zip] [--out DIR] [--seed S]  (N: at least, whole episodes)
     neuralgym train WORLD [--data DIR] [--steps N] ... [--resume] [--json]
     neuralgym play | eval | bench WORLD ...
 
@@ -175,17 +175,19 @@ def _dataset_size(data_dir: Path) -> tuple[int, int]:
     """(episodes, transitions) of the episode files in ``data_dir``."""
     import numpy as np
 
-    from neuralgym.data import DatasetError, episode_paths
+    from neuralgym.data import DatasetError, episode_paths, is_npz_archive, not_an_episode_message
 
     paths = episode_paths(data_dir)
     steps = 0
     for p in paths:
+        if not is_npz_archive(p):
+            raise DatasetError(not_an_episode_message(p))
         try:
             with np.load(p, allow_pickle=False) as z:
                 steps += len(z["actions"])
         except Exception as e:  # noqa: BLE001 - any unreadable file is a dataset error
-            raise DatasetError(f"{p}: unreadable episode file ({type(e).__name__}: {e}); "
-                               "delete it and rerun collect") from e
+            reason = "not a plain array file" if "pickle" in str(e).lower() else f"{type(e).__name__}: {e}"
+            raise DatasetError(f"{p}: unreadable episode file ({reason}); delete it and rerun collect") from e
     return len(paths), steps
 
 
@@ -200,12 +202,14 @@ def cmd_collect(args: argparse.Namespace) -> int:
         for _ in collect(spec, out, args.steps, policy=args.policy, seed=args.seed, progress=not args.no_progress):
             pass
     episodes, steps = _dataset_size(out)
-    summary = {"world": spec.key, "out": str(out), "episodes": episodes, "steps": steps,
+    summary = {"world": spec.key, "out": str(out), "episodes": episodes, "steps": steps, "steps_requested": args.steps,
                "policy": args.policy or spec.collect_policy, "seed": args.seed}
     if args.json:
         print_json(summary)
     else:
-        print(f"{out}: {episodes} episodes, {steps} steps of {spec.key}")
+        more = (f" (--steps {args.steps} is a minimum: episodes are kept whole, so the last one ran to its end)"
+                if steps > args.steps else "")
+        print(f"{out}: {episodes} episodes, {steps} steps of {spec.key}{more}")
     return 0
 
 
@@ -220,6 +224,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     data = Path(args.data) if args.data else Path("data") / spec.key
     out = Path(args.out) if args.out else spec.weights_path
     run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / spec.key
+    if out.is_dir():  # found now, not after the whole run
+        raise CommandError(f"--out {out} is a folder, not a file: expected the path of a .safetensors weights file")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise CommandError(f"--run-dir {run_dir} is a file, not a folder: expected a folder for checkpoints and logs")
     overrides = {
         "steps": args.steps,
         "batch_size": args.batch_size,
@@ -231,6 +239,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         "checkpoint_every": args.checkpoint_every,
         "init_from": args.init_from,
         "heads_only": args.heads_only or None,
+        "burn_in": args.burn_in,
+        "context_noise": args.context_noise,
+        "reward_classes": args.reward_classes,
     }
     cfg = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
     with _stdout_to_stderr(args.json):
@@ -297,10 +308,13 @@ def build_parser(argv: Sequence[str] = ()) -> Parser:
     p.set_defaults(func=cmd_worlds)
 
     p = sub.add_parser("collect", help="collect episodes from the real env (resumable)",
-                       description="Collect episodes from the real env until --out holds --steps transitions. "
-                                   "Rerunning continues where the last run stopped.")
+                       description="Collect whole episodes from the real env until --out holds at least --steps "
+                                   "transitions. Rerunning continues where the last run stopped. The folder is "
+                                   "locked while collecting: a second collect into it is refused.")
     _add_world(p)
-    p.add_argument("--steps", type=_positive_int, required=True, help="total transitions the dataset should hold")
+    p.add_argument("--steps", type=_positive_int, required=True,
+                   help="the least number of transitions the dataset should hold: episodes are kept whole, so the "
+                        "last one runs to its end and the total may exceed it (one Pong game is ~4,000 steps)")
     p.add_argument("--policy", default=None,
                    help="behaviour policy: 'random', a built-in name, or an SB3 .zip (default: the spec's)")
     p.add_argument("--out", default=None, help="dataset folder (default: data/<world>)")
@@ -326,6 +340,13 @@ def build_parser(argv: Sequence[str] = ()) -> Parser:
     p.add_argument("--init-from", default=None, help="start from this world file's tensors (those whose names and shapes fit)")
     p.add_argument("--heads-only", action="store_true",
                    help="train only the reward/termination/error heads; every frame prediction stays as it was")
+    p.add_argument("--burn-in", type=_non_negative_int, default=None,
+                   help="up to this many free-running steps (no gradient) before each scored rollout: "
+                        "learn from the model's own long-dream contexts (default: 0)")
+    p.add_argument("--context-noise", type=float, default=None,
+                   help="std (0..1 frame units) of Gaussian noise on half the batch's context frames (default: 0)")
+    p.add_argument("--reward-classes", type=_non_negative_int, default=None,
+                   help="reward as a classifier over up to this many values from the data; 0: regressed (default: 0)")
     p.add_argument("--run-dir", default=None, help="checkpoints and TensorBoard logs (default: runs/<world>)")
     p.add_argument("--out", default=None, help="weights file to write (default: the spec's weights path)")
     p.add_argument("--resume", action="store_true", help="continue from --run-dir's checkpoint if there is one")

@@ -30,9 +30,12 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from neuralgym.objects import OBJECT_LOCATORS, within
 from neuralgym.precision import PRECISIONS
 
 EVAL_SEED_BASE = 1_000_000  # far from the seeds `collect` uses (seed + episode index)
+OBJECT_PIXELS = 2.0  # object fidelity: the dream's object within this many pixels of the real one
+OBJECT_HORIZONS = (1, 5, 10, 25)
 PSNR_CAP = 100.0
 
 
@@ -70,6 +73,12 @@ class Lockstep:
     dream_term: np.ndarray  # (E,) step at which the dream terminated (or -1)
     seconds: float
     videos: list[np.ndarray] = field(default_factory=list)  # (T, H, 3W, 3) uint8 real | dream | error
+    real_reward: np.ndarray | None = None  # (E, T) NaN where a lane had ended
+    dream_reward: np.ndarray | None = None
+    # (E, T) whether the world's small object (OBJECT_LOCATORS) is in the real frame, and
+    # whether the dream shows it within OBJECT_PIXELS of it; None for worlds without one
+    object_real: np.ndarray | None = None
+    object_match: np.ndarray | None = None
 
 
 def run_lockstep(world: str, episodes: int = 24, horizon: int = 50, seed: int = EVAL_SEED_BASE, weights: str | None = None,
@@ -114,18 +123,26 @@ def run_lockstep(world: str, episodes: int = 24, horizon: int = 50, seed: int = 
         d_obs, _ = dream.reset(seed=seed if e == 0 else None, options={"frames": prompts[e], "actions": prompt_actions[e], "reset_mask": mask})
     shape = (episodes, horizon)
     rec_psnr, rec_frozen, rec_drift, rec_step = (np.full(shape, np.nan) for _ in range(4))
+    rec_real_rew, rec_dream_rew = np.full(shape, np.nan), np.full(shape, np.nan)
+    locate = OBJECT_LOCATORS.get(spec.key)
+    obj_real, obj_match = np.zeros(shape, bool), np.zeros(shape, bool)
     real_term, dream_term = np.full(episodes, -1), np.full(episodes, -1)
     alive = np.ones(episodes, bool)
     anchor = np.stack([p[-1] for p in prompts])
     videos = [[] for _ in range(min(video_episodes, episodes))]
     for h in range(horizon):
         actions = [policies[e](obs[e]) if alive[e] else reals[e].action_space.sample() * 0 for e in range(episodes)]
-        d_obs, _, d_term, d_trunc, info = dream.step(np.asarray(actions))
+        d_obs, d_rew, d_term, d_trunc, info = dream.step(np.asarray(actions))
         for e in range(episodes):
             if not alive[e]:
                 continue
-            o, _, term, trunc, _ = reals[e].step(actions[e])
+            o, r_rew, term, trunc, _ = reals[e].step(actions[e])
             obs[e] = o
+            rec_real_rew[e, h], rec_dream_rew[e, h] = r_rew, d_rew[e]
+            if locate is not None:
+                real_obj = locate(o)
+                obj_real[e, h] = real_obj is not None
+                obj_match[e, h] = within(real_obj, locate(d_obs[e]), OBJECT_PIXELS)
             rec_psnr[e, h] = psnr_u8(d_obs[e], o)
             rec_frozen[e, h] = psnr_u8(anchor[e], o)
             rec_drift[e, h] = info["drift"][e]
@@ -146,7 +163,65 @@ def run_lockstep(world: str, episodes: int = 24, horizon: int = 50, seed: int = 
     for env in reals:
         env.close()
     dream.close()
-    return Lockstep(rec_psnr, rec_frozen, rec_drift, rec_step, real_term, dream_term, seconds, [np.stack(v) for v in videos if v])
+    return Lockstep(rec_psnr, rec_frozen, rec_drift, rec_step, real_term, dream_term, seconds, [np.stack(v) for v in videos if v],
+                    rec_real_rew, rec_dream_rew, obj_real if locate else None, obj_match if locate else None)
+
+
+def object_fidelity(ls: Lockstep, horizons: tuple[int, ...] = OBJECT_HORIZONS) -> dict[str, Any]:
+    """Among lockstep steps whose real frame shows the world's object, the share where the
+    dream shows it within OBJECT_PIXELS, per horizon (``object@h``; ``object_n@h`` counts)."""
+    out: dict[str, Any] = {}
+    if ls.object_real is None:
+        return out
+    for h in horizons:
+        if h > ls.object_real.shape[1]:
+            continue
+        seen = ls.object_real[:, h - 1]
+        out[f"object_n@{h}"] = int(seen.sum())
+        out[f"object@{h}"] = float(ls.object_match[seen, h - 1].mean()) if seen.any() else None
+    return out
+
+
+def reward_events(ls: Lockstep, tolerance: int = 1) -> dict[str, Any]:
+    """Real reward events matched by dreamt ones of the same kind at the same step +-``tolerance``.
+
+    Events: a step whose reward differs from the world's usual per-step reward (the most
+    common real reward in the run: 0 in Pong, 1 in CartPole), by sign, and an episode's
+    end (termination). A dreamt reward counts as an event when it is more than halfway
+    from the usual reward to the nearest real event's (or 0.5 away when there is none)."""
+    if ls.real_reward is None:
+        return {}
+    real, dream = ls.real_reward, ls.dream_reward
+    valid = ~np.isnan(real)
+    values, counts = np.unique(real[valid], return_counts=True)
+    usual = float(values[counts.argmax()]) if len(values) else 0.0
+    gaps = np.abs(values - usual)
+    half = 0.5 * float(gaps[gaps > 1e-6].min()) if (gaps > 1e-6).any() else 0.5
+    kinds_real = np.where(valid, np.sign(real - usual) * (np.abs(real - usual) > 1e-6), 0).astype(int)
+    d = np.nan_to_num(dream - usual)
+    kinds_dream = np.where(valid, np.sign(d) * (np.abs(d) > half), 0).astype(int)
+    # terminations are their own kind (2); a lane's record stops at either side's end
+    for e in range(real.shape[0]):
+        if ls.real_term[e] > 0:
+            kinds_real[e, ls.real_term[e] - 1] = 2
+        if ls.dream_term[e] > 0:
+            kinds_dream[e, ls.dream_term[e] - 1] = 2
+
+    def matched(a: np.ndarray, b: np.ndarray) -> tuple[int, int]:
+        hits = total = 0
+        for e, t in zip(*np.nonzero(a)):
+            total += 1
+            lo, hi = max(0, t - tolerance), min(a.shape[1], t + tolerance + 1)
+            hits += bool((b[e, lo:hi] == a[e, t]).any())
+        return hits, total
+
+    hit_r, n_real = matched(kinds_real, kinds_dream)
+    hit_d, n_dream = matched(kinds_dream, kinds_real)
+    return {"reward_usual": usual, "reward_events_real": n_real, "reward_events_dream": n_dream,
+            "reward_event_recall": hit_r / n_real if n_real else None,
+            "reward_event_precision": hit_d / n_dream if n_dream else None,
+            "reward_per_step_real": float(np.nanmean(real)) if valid.any() else None,
+            "reward_per_step_dream": float(np.nanmean(np.where(valid, dream, np.nan))) if valid.any() else None}
 
 
 def calibrate_threshold(drift: np.ndarray, off: np.ndarray) -> float:
@@ -197,6 +272,8 @@ def summarize(ls: Lockstep, horizons: tuple[int, ...] = (1, 5, 10, 25, 50), thre
     out["terminations_real"] = int((ls.real_term > 0).sum())
     out["terminations_dream"] = int((ls.dream_term > 0).sum())
     out["termination_agreement"] = float(np.mean(np.abs(ls.real_term[both] - ls.dream_term[both]) <= 2)) if both.any() else float("nan")
+    out.update(object_fidelity(ls))
+    out.update(reward_events(ls))
     out["seconds"] = ls.seconds
     return out
 
@@ -225,12 +302,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threshold", type=float, default=None, help="PSNR below which a step counts as drifted (default: the median)")
     p.add_argument("--drift-policy", default="none", help="the dream's drift policy: none (default: the metric), default, truncate, reanchor")
     p.add_argument("--gif", default=None, help="write a side-by-side GIF (real | dream | error) of the first episode here")
+    p.add_argument("--coherence", type=int, default=0, metavar="N",
+                   help="also free-run the dream for N frames and score their plausibility (ARCHITECTURE's "
+                        "coherence; 9000 for the contract metric; 0: skip)")
+    p.add_argument("--coherence-lanes", type=int, default=1, help="dreams run side by side for --coherence (default 1)")
+    p.add_argument("--coherence-real", action="store_true",
+                   help="also run the coherence driver in the real env for N frames (the yardstick)")
+    p.add_argument("--strip", default=None, help="write the coherence strip (every 250th frame over its nearest real frame) here, PNG")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
 
 def main(args: argparse.Namespace) -> int:
     if args.episodes < 1 or args.horizon < 1:
         raise ValueError("--episodes and --horizon must be >= 1")
+    if args.coherence < 0 or args.coherence_lanes < 1:
+        raise ValueError("--coherence must be >= 0 and --coherence-lanes >= 1")
     from neuralgym.spec import get_spec
 
     spec = get_spec(args.world)
@@ -240,8 +326,25 @@ def main(args: argparse.Namespace) -> int:
     if args.gif and ls.videos:
         write_gif(Path(args.gif), ls.videos[0])
         result["gif"] = str(args.gif)
+    if args.coherence:
+        from neuralgym.coherence import run_coherence, summarize_coherence, write_strip
+        from neuralgym.realframes import index_for
+
+        index = index_for(spec)
+        run = run_coherence(spec, args.coherence, args.coherence_lanes, args.seed, weights=args.weights, device=args.device,
+                            index=index)
+        result.update({f"coherence_{k}": v for k, v in summarize_coherence(run).items()})
+        if args.strip:
+            write_strip(Path(args.strip), run)
+            result["strip"] = str(args.strip)
+        if args.coherence_real:
+            real = run_coherence(spec, args.coherence, args.coherence_lanes, args.seed, real=True, index=index)
+            result.update({f"coherence_real_{k}": v for k, v in summarize_coherence(real).items()
+                           if k in ("frames", "episodes", "share_good", "median_plausibility", "longest_episode")})
     if args.json:
-        print(json.dumps(result))
+        from neuralgym.cli import print_json
+
+        print_json(result)
     else:
         for key, value in result.items():
             print(f"{key:>24}: {value:.3f}" if isinstance(value, float) else f"{key:>24}: {value}", file=sys.stdout)

@@ -41,8 +41,17 @@ class WorldModelConfig:
     fine_width: int = 24  # channels on the fine grid
     coarse_width: int = 48  # channels on the coarse grid (fine / 2)
     diff_scale: float = 8.0  # frame differences are small: scale them up at the input
+    # a learned static background image blended in by a predicted per-pixel mask: where
+    # nothing moves the output is pulled back to the background every step, so small
+    # errors there cannot accumulate over a long dream (0: off, as in older worlds)
+    background: int = 0
+    # reward as a classifier over this many reward values (the model's ``reward_values``
+    # buffer, taken from the data); 0: a regressed reward, as in older worlds
+    reward_classes: int = 0
 
     def validate(self) -> None:
+        if self.background not in (0, 1):
+            raise ValueError(f"background must be 0 or 1, got {self.background!r}")
         if self.height % (2 * self.patch) or self.width % (2 * self.patch):
             raise ValueError(f"frame size {self.height}x{self.width} must be divisible by {2 * self.patch}")
         if self.context < 2:
@@ -98,6 +107,16 @@ class WorldModel(nn.Module):
         # termination is a pole past an angle or a cart past an edge
         head_in = 16 * c.coarse_width + cond
         self.heads = nn.Sequential(nn.Linear(head_in, 64), nn.GELU(), nn.Linear(64, 3))  # reward, term logit, log err
+        if c.background:
+            self.mask_out = nn.Conv2d(c.fine_width, c.channels * c.patch * c.patch, 1)
+            nn.init.zeros_(self.mask_out.weight)
+            nn.init.constant_(self.mask_out.bias, 6.0)  # sigmoid(6) ~ 1: the filter's output, as without a background
+            self.background = nn.Parameter(torch.full((c.channels, c.height, c.width), 0.5))
+        if c.reward_classes:
+            self.reward_head = nn.Linear(64, c.reward_classes)
+            nn.init.zeros_(self.reward_head.weight)
+            nn.init.zeros_(self.reward_head.bias)
+            self.register_buffer("reward_values", torch.zeros(c.reward_classes))
         # NHWC conv weights: oneDNN then runs the convolutions without reordering each call
         # (measured on a 2-core CPU: inference +45%, training +50%)
         self.to(memory_format=torch.channels_last)
@@ -138,8 +157,14 @@ class WorldModel(nn.Module):
         frame = self._filter(F.gelu(fine), frames[:, -1])
         frame = frame.clamp(0.0, 1.0)
         pooled = torch.cat([F.adaptive_avg_pool2d(coarse, 4).flatten(1), cond], dim=1)
-        reward, term_logit, log_err = self.heads(pooled).float().unbind(dim=1)  # fp32 under autocast too
-        return {"frame": frame, "reward": reward, "term_logit": term_logit, "log_err": log_err}
+        hidden = self.heads[1](self.heads[0](pooled))  # (B, 64)
+        reward, term_logit, log_err = self.heads[2](hidden).float().unbind(dim=1)  # fp32 under autocast too
+        out = {"frame": frame, "reward": reward, "term_logit": term_logit, "log_err": log_err}
+        if self.config.reward_classes:
+            logits = self.reward_head(hidden).float()  # (B, R)
+            out["reward_logits"] = logits
+            out["reward"] = self.reward_values[logits.argmax(dim=1)]  # the most likely reward value
+        return out
 
     def _filter(self, act: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
         """The dynamic-filter output: act (B, Wf, h, w) the fine grid's activations, last
@@ -166,6 +191,12 @@ class WorldModel(nn.Module):
         for k in range(9):
             dy, dx = divmod(k, 3)
             frame = torch.addcmul(frame, maps[..., k, :, :], windows[..., dy : dy + p, dx : dx + p])
+        if c.background:
+            with torch.autocast(act.device.type, enabled=False):
+                mask = torch.sigmoid((pixels @ torch.cat([self.mask_out.weight.flatten(1), self.mask_out.bias[:, None]], dim=1)
+                                      .float().t()).view(b, h, w, c.channels, p, p))
+            bg = self.background.float().view(c.channels, h, p, w, p).permute(1, 3, 0, 2, 4)  # (h, w, C, p, p)
+            frame = torch.addcmul(bg, mask, frame - bg)  # mask 1: the filter's frame; 0: the background
         return frame.permute(0, 3, 1, 4, 2, 5).reshape(b, c.channels, c.height, c.width)
 
     def encode(self, frames: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:

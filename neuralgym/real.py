@@ -19,17 +19,31 @@ import cv2  # noqa: E402
 import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 
-from neuralgym.spec import PreprocessSpec, WorldSpec, get_spec
+from neuralgym.spec import PreprocessSpec, SpecError, WorldSpec, get_spec
 from neuralgym.spaces import ResetNeededError, action_space_for, observation_space_for, to_source_action, validate_action
 from neuralgym.viewer import FrameRendering
 
 
-def preprocess_frame(frame: np.ndarray, pp: PreprocessSpec) -> np.ndarray:
+def check_crop(frame_shape: tuple[int, ...], pp: PreprocessSpec, where: str = "spec") -> None:
+    """Raise :class:`SpecError` unless ``pp.crop`` lies wholly inside a source frame of ``frame_shape``."""
+    if pp.crop is None:
+        return
+    height, width = frame_shape[:2]
+    top, bottom, left, right = pp.crop
+    if bottom > height or right > width:
+        raise SpecError(f"{where} [preprocess]: 'crop' {list(pp.crop)} (top, bottom, left, right) lies outside the "
+                        f"source frame of {width}x{height} (width x height): expected bottom <= {height} and "
+                        f"right <= {width}")
+
+
+def preprocess_frame(frame: np.ndarray, pp: PreprocessSpec, where: str = "spec") -> np.ndarray:
     """Crop, resize (area-averaged, so sub-pixel positions survive as edge intensities)
-    and convert colour. Returns a new uint8 array of shape (H, W, C)."""
+    and convert colour. Returns a new uint8 array of shape (H, W, C). A crop outside the
+    frame is a :class:`SpecError` (``where`` names the spec)."""
     if frame.ndim != 3 or frame.shape[2] != 3:
         raise ValueError(f"expected an RGB source frame (H, W, 3), got shape {frame.shape}")
     if pp.crop is not None:
+        check_crop(frame.shape, pp, where)
         top, bottom, left, right = pp.crop
         frame = frame[top:bottom, left:right]
     h, w = pp.size
@@ -90,7 +104,7 @@ class RealWorldEnv(FrameRendering, gym.Env):
         self.source_obs = source_obs
         pp = self.spec_world.preprocess
         raw = self._source.render() if pp.frame_source == "render" else source_obs
-        return preprocess_frame(np.asarray(raw), pp)
+        return preprocess_frame(np.asarray(raw), pp, str(self.spec_world.path or self.spec_world.key))
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
         super().reset(seed=seed)

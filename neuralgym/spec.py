@@ -36,6 +36,13 @@ class SpecError(ValueError):
     """A world spec is missing a field or has a value of the wrong kind."""
 
 
+#: the largest observation side: a frame of 1024x1024x3 is already 3 MiB a step per lane
+MAX_FRAME_SIDE = 1024
+#: frame skip and reset no-ops beyond these would make one step or reset run for minutes
+MAX_FRAME_SKIP = 1000
+MAX_RESET_NOOPS = 100_000
+
+
 @dataclass(frozen=True)
 class PreprocessSpec:
     """How a source frame becomes an observation: crop, resize, colour, frame skip."""
@@ -181,16 +188,20 @@ def parse_spec(data: dict[str, Any], key: str, path: Path | None = None) -> Worl
     size = _int_tuple(pp.get("size", [64, 64]), 2, w, "size")
     if min(size) < 36:
         raise SpecError(f"{w}: 'size' must be at least 36x36 (SB3's CnnPolicy minimum), got {size}")
+    if max(size) > MAX_FRAME_SIDE:
+        raise SpecError(f"{w}: 'size' [height, width] must be at most {MAX_FRAME_SIDE}x{MAX_FRAME_SIDE}, "
+                        f"got {list(size)}")
     frame_skip = _get(pp, "frame_skip", int, w, 1)
-    if frame_skip < 1:
-        raise SpecError(f"{w}: 'frame_skip' must be >= 1, got {frame_skip}")
+    if not 1 <= frame_skip <= MAX_FRAME_SKIP:
+        raise SpecError(f"{w}: 'frame_skip' must be in [1, {MAX_FRAME_SKIP}], got {frame_skip}")
     frame_source = _get(pp, "frame_source", str, w, "render")
     if frame_source not in ("render", "observation"):
         raise SpecError(f"{w}: 'frame_source' must be 'render' or 'observation', got {frame_source!r}")
     noops = pp.get("reset_noops", 0)
     reset_noops = (noops, noops) if isinstance(noops, int) and not isinstance(noops, bool) else _int_tuple(noops, 2, w, "reset_noops")
-    if reset_noops[0] < 0 or reset_noops[1] < reset_noops[0]:
-        raise SpecError(f"{w}: 'reset_noops' must be an integer >= 0 or [lo, hi] with 0 <= lo <= hi, got {noops!r}")
+    if reset_noops[0] < 0 or reset_noops[1] < reset_noops[0] or reset_noops[1] > MAX_RESET_NOOPS:
+        raise SpecError(f"{w}: 'reset_noops' must be an integer in [0, {MAX_RESET_NOOPS}] or [lo, hi] with "
+                        f"0 <= lo <= hi <= {MAX_RESET_NOOPS}, got {noops!r}")
     preprocess = PreprocessSpec(
         reset_noops=reset_noops,
         crop=crop_t,
@@ -269,7 +280,7 @@ def parse_spec(data: dict[str, Any], key: str, path: Path | None = None) -> Worl
     collect = _get(data, "collect", dict, where, {})
     collect_policy = _get(collect, "policy", str, f"{where} [collect]", "random")
 
-    return WorldSpec(
+    spec = WorldSpec(
         key=key,
         name=name,
         source_id=source_id,
@@ -285,6 +296,24 @@ def parse_spec(data: dict[str, Any], key: str, path: Path | None = None) -> Worl
         collect_policy=collect_policy,
         path=path,
     )
+    _check_keymap(spec, f"{where} [play]")
+    return spec
+
+
+def _check_keymap(spec: WorldSpec, where: str) -> None:
+    """Every keymap entry names known keys and a valid action (checked here, not only when play starts)."""
+    if not spec.play.keymap:
+        return
+    from gymnasium.error import DependencyNotInstalled
+
+    from neuralgym.keys import parse_keymap
+
+    try:
+        parse_keymap(spec)
+    except DependencyNotInstalled:  # no pygame: key names are checked when play starts (and says so)
+        return
+    except ValueError as e:
+        raise SpecError(f"{where}: {e}") from e
 
 
 def load_spec(path: str | Path) -> WorldSpec:

@@ -32,10 +32,10 @@ import torch
 import torch.distributed as dist
 import torch.nn.functional as F
 
-from neuralgym.data import Episode, atomic_write_bytes, load_dataset
+from neuralgym.data import Episode, atomic_write_bytes, load_dataset, remove_stale_temporaries
 from neuralgym.model import WorldModel, WorldModelConfig, count_flops, quantize
 from neuralgym.spec import WorldSpec
-from neuralgym.weights import save_world
+from neuralgym.weights import WeightsError, save_world
 from neuralgym.windows import Batch, EpochSampler, WindowDataset
 
 
@@ -93,13 +93,20 @@ def init_from_world(model: WorldModel, path: str | Path) -> list[str]:
     return the names of the parameters left as initialised. The model configs must agree
     on the frame and action sizes; a world with a shorter context is widened
     (:func:`widen_context`)."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     path = Path(path)
+    if path.is_dir():
+        raise WeightsError(f"--init-from: {path} is a folder, not a file: expected a .safetensors world file")
     if not path.is_file():
         raise FileNotFoundError(f"--init-from: no world file at {path}")
+    try:
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise WeightsError(f"--init-from: {path} is not a readable safetensors world file ({e})") from e
     ours = model.state_dict()
-    theirs = {k.removeprefix("model."): v for k, v in load_file(str(path)).items() if k.startswith("model.")}
+    theirs = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
     theirs = widen_context(theirs, ours, model.config)
     fitting = {k: v for k, v in theirs.items() if k in ours and v.shape == ours[k].shape}
     if not any(k.startswith(("inp.", "out.")) for k in fitting):
@@ -329,6 +336,19 @@ def save_checkpoint(path: Path, model: WorldModel, opt: torch.optim.Optimizer, s
     atomic_write_bytes(path, lambda f: torch.save(state, f))
 
 
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A checkpoint written by :func:`save_checkpoint` (no pickled code runs); ValueError naming the file otherwise."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as e:  # noqa: BLE001 - torch raises many kinds for a foreign or damaged file
+        raise ValueError(f"{path}: not a readable training checkpoint ({type(e).__name__}: {e}); "
+                         "delete it to train from scratch") from e
+    missing = [k for k in ("model", "optimizer", "step", "sampler", "torch_rng") if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise ValueError(f"{path}: not a training checkpoint (missing {', '.join(missing)}); delete it to train from scratch")
+    return state
+
+
 def train(spec: WorldSpec, data_dir: Path, out: Path, run_dir: Path, cfg: TrainConfig, resume: bool = False,
           progress: bool = True) -> dict[str, Any]:
     """Train a world on the episodes in ``data_dir``; write ``out`` (safetensors) at the end."""
@@ -368,10 +388,12 @@ def train(spec: WorldSpec, data_dir: Path, out: Path, run_dir: Path, cfg: TrainC
     opt = torch.optim.AdamW([q for q in model.parameters() if q.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay)
     run_dir = Path(run_dir)
     ckpt_path = run_dir / "checkpoint.pt"
+    if ddp.main:  # temporaries of checkpoint writes that a kill interrupted
+        remove_stale_temporaries(run_dir, ckpt_path.name)
     step, sampler_state = 0, {"epoch": 0, "position": 0}
     # Rank 0 (the only writer) reads the checkpoint and sends it to the others, so resume
     # also works where the run dir is not shared between nodes.
-    state = torch.load(ckpt_path, map_location="cpu", weights_only=True) if resume and ddp.main and ckpt_path.is_file() else None
+    state = load_checkpoint(ckpt_path) if resume and ddp.main and ckpt_path.is_file() else None
     if ddp.world_size > 1:
         box = [state]
         dist.broadcast_object_list(box, src=0)

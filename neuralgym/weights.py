@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,9 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 
+from neuralgym.data import atomic_write_bytes, remove_stale_temporaries
 from neuralgym.model import WorldModel, WorldModelConfig
 from neuralgym.spec import WorldSpec
 
@@ -45,9 +45,12 @@ class World:
 
 def save_world(path: Path, model: WorldModel, spec: WorldSpec, starts: np.ndarray, anchor_frames: np.ndarray,
                anchor_actions: np.ndarray, info: dict[str, Any] | None = None) -> None:
-    """Write atomically: a crash leaves the previous file intact."""
+    """Write atomically: a crash leaves the previous file intact. The file gets the
+    ordinary mode (0644 under the usual umask 022), readable by the machine's other users
+    like the shipped weights; temporaries of killed earlier writes are removed."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path.parent, path.name)
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     tensors["bank.starts"] = torch.from_numpy(np.ascontiguousarray(starts, dtype=np.uint8))
     tensors["bank.frames"] = torch.from_numpy(np.ascontiguousarray(anchor_frames, dtype=np.uint8))
@@ -58,13 +61,10 @@ def save_world(path: Path, model: WorldModel, spec: WorldSpec, starts: np.ndarra
         "neuralgym.info": json.dumps(info or {}),
         "format": "pt",
     }
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        save_file(tensors, str(tmp), metadata=metadata)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    # safetensors' own save_file creates files 0600; written through Python's open() the file
+    # gets 0666 less the umask, and is fsynced before the rename
+    blob = save(tensors, metadata=metadata)
+    atomic_write_bytes(path, lambda f: f.write(blob))
 
 
 def read_metadata(path: Path) -> dict[str, str]:
@@ -80,6 +80,9 @@ def read_metadata(path: Path) -> dict[str, str]:
 def load_world(path: str | Path, spec: WorldSpec, device: torch.device | str = "cpu") -> World:
     """Load and check a world file against ``spec``; raise :class:`WeightsError` naming the file and the mismatch."""
     path = Path(path)
+    if path.is_dir():
+        raise WeightsError(f"weights path {path} is a folder, not a file: expected a .safetensors file "
+                           f"(world {spec.key!r})")
     if not path.is_file():
         raise WeightsError(f"weights file {path} does not exist (world {spec.key!r}); train one with "
                            f"`neuralgym train {spec.key} --data DIR`")
@@ -88,8 +91,8 @@ def load_world(path: str | Path, spec: WorldSpec, device: torch.device | str = "
     if world != spec.key:
         raise WeightsError(f"{path}: weights are for world {world!r}, expected {spec.key!r}")
     try:
-        config = WorldModelConfig(**json.loads(meta["neuralgym.config"]))
-        info = json.loads(meta.get("neuralgym.info", "{}"))
+        config = WorldModelConfig(**_json_metadata(path, meta, "neuralgym.config"))
+        info = _json_metadata(path, meta, "neuralgym.info", "{}")
     except (KeyError, TypeError, json.JSONDecodeError) as e:
         raise WeightsError(f"{path}: missing or invalid model config in metadata ({e})") from e
     _check_config(path, config)
@@ -132,12 +135,25 @@ def load_world(path: str | Path, spec: WorldSpec, device: torch.device | str = "
     return World(model, starts.numpy(), frames.numpy(), actions.float().numpy(), info, path)
 
 
+def _json_metadata(path: Path, meta: dict[str, str], key: str, default: str | None = None) -> Any:
+    """Metadata ``key`` parsed as JSON (KeyError if absent and no ``default``)."""
+    text = meta[key] if default is None else meta.get(key, default)
+    try:
+        return json.loads(text)
+    except RecursionError as e:  # e.g. "[" * 100000: json's parser recurses once per level
+        raise WeightsError(f"{path}: metadata {key!r} is JSON nested too deeply "
+                           f"(expected a flat JSON object)") from e
+
+
 def _check_config(path: Path, config: WorldModelConfig) -> None:
     """Every field of the model config has a sane type and value (before a model is built from it)."""
     for name, value in config.to_dict().items():
         if name == "diff_scale":
             ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
             want = "a finite number > 0"
+        elif name in ("background", "reward_classes"):  # optional parts: 0 means absent
+            ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= (1 if name == "background" else 64)
+            want = "0 or 1" if name == "background" else "an int in [0, 64]"
         else:
             ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
             want = "an int >= 1"

@@ -1,0 +1,200 @@
+"""The metrics that see what decides a game: plausibility (nearest real frame), coherence,
+object fidelity and reward events; and the model parts they asked for (a static
+background, reward as a classifier)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+import neuralgym  # noqa: F401
+from neuralgym.coherence import CoherenceRun, run_coherence, summarize_coherence, write_strip
+from neuralgym.evaluate import Lockstep, object_fidelity, reward_events
+from neuralgym.model import WorldModel, WorldModelConfig
+from neuralgym.objects import pong_ball, pong_paddle, within
+from neuralgym.realframes import RealFrameIndex, psnr_from_mse
+from neuralgym.train import reward_class_values, reward_class_weights
+
+# ------------------------------------------------------------------ nearest real frame
+
+
+def test_index_finds_the_exact_nearest_frame() -> None:
+    rng = np.random.default_rng(0)
+    bank = rng.integers(0, 256, size=(300, 16, 16, 1), dtype=np.uint8)
+    index = RealFrameIndex(bank, candidates=300)
+    queries = np.clip(bank[[3, 77, 299]].astype(int) + rng.integers(-3, 4, size=(3, 16, 16, 1)), 0, 255).astype(np.uint8)
+    best, db = index.nearest(queries)
+    brute = ((bank[None].astype(float) - queries[:, None].astype(float)) ** 2).reshape(3, 300, -1).mean(axis=2)
+    assert best.tolist() == brute.argmin(axis=1).tolist()
+    assert np.allclose(db, psnr_from_mse(brute.min(axis=1)))
+    assert index.nearest(bank[[5]])[1][0] == 100.0  # a frame of the index itself: capped at 100 dB
+
+
+def test_index_refuses_frames_of_another_shape() -> None:
+    index = RealFrameIndex(np.zeros((4, 8, 8, 1), np.uint8))
+    with pytest.raises(ValueError, match="shape"):
+        index.nearest(np.zeros((1, 8, 8, 3), np.uint8))
+    with pytest.raises(ValueError, match="uint8"):
+        RealFrameIndex(np.zeros((4, 8, 8, 1), np.float32))
+
+
+# ------------------------------------------------------------------------- objects
+
+
+def pong_frame(ball: tuple[int, int] | None, paddle_row: int = 30) -> np.ndarray:
+    f = np.full((64, 64, 1), 87, np.uint8)
+    f[paddle_row - 3 : paddle_row + 4, 56:58] = 148  # the player's paddle
+    f[10:17, 6:8] = 148  # the opponent's
+    if ball is not None:
+        f[ball[0] : ball[0] + 2, ball[1] : ball[1] + 2] = 147
+    return f
+
+
+def test_pong_ball_and_paddle_are_found() -> None:
+    assert pong_ball(pong_frame(None)) is None
+    r, c = pong_ball(pong_frame((20, 30)))
+    assert abs(r - 20.5) < 1e-6 and abs(c - 30.5) < 1e-6
+    assert abs(pong_paddle(pong_frame(None, paddle_row=40)) - 40) < 1e-6
+    faint = pong_frame(None)
+    faint[20, 30] = 100  # one dim pixel is no ball
+    assert pong_ball(faint) is None
+    assert within((1.0, 1.0), (2.0, 2.5), 2.0) and not within((1.0, 1.0), (3.0, 3.0), 2.0) and not within(None, (1.0, 1.0), 2.0)
+
+
+def test_pong_ball_in_real_frames() -> None:
+    env = gym.make("neuralgym/Pong-real-v0")
+    env.reset(seed=3)
+    found = 0
+    for _ in range(40):
+        o, *_ = env.step(0)
+        found += pong_ball(o) is not None
+    env.close()
+    assert found >= 20  # the ball is in play most of these steps
+
+
+# ------------------------------------------------------------ lockstep event metrics
+
+
+def lockstep(real_reward: np.ndarray, dream_reward: np.ndarray, real_term=None, dream_term=None,
+             obj_real=None, obj_match=None) -> Lockstep:
+    e, t = real_reward.shape
+    z = np.zeros((e, t))
+    return Lockstep(z, z, z, z, np.asarray(real_term if real_term is not None else [-1] * e),
+                    np.asarray(dream_term if dream_term is not None else [-1] * e), 0.0, [], real_reward, dream_reward,
+                    obj_real, obj_match)
+
+
+def test_reward_events_match_within_one_step() -> None:
+    real = np.zeros((2, 10))
+    real[0, 3], real[1, 7] = 1.0, -1.0
+    dream = np.zeros((2, 10))
+    dream[0, 4] = 0.9  # one step late, same sign: a hit
+    dream[1, 2] = -0.8  # wrong step: a false event; the real -1 is missed
+    out = reward_events(lockstep(real, dream))
+    assert out["reward_events_real"] == 2 and out["reward_events_dream"] == 2
+    assert out["reward_event_recall"] == 0.5 and out["reward_event_precision"] == 0.5
+
+
+def test_reward_events_of_cartpole_are_its_ends() -> None:
+    real = np.ones((2, 6))
+    dream = np.full((2, 6), 1.04)  # a regressed reward near 1 is no event
+    out = reward_events(lockstep(real, dream, real_term=[5, -1], dream_term=[6, 2]))
+    assert out["reward_usual"] == 1.0
+    assert out["reward_events_real"] == 1 and out["reward_event_recall"] == 1.0
+    assert out["reward_events_dream"] == 2 and out["reward_event_precision"] == 0.5
+
+
+def test_object_fidelity_counts_only_steps_with_the_object() -> None:
+    seen = np.array([[True, True, False, True, True], [True, False, False, True, True]])
+    match = np.array([[True, False, True, True, False], [True, False, False, False, False]])
+    z = np.zeros((2, 5))
+    out = object_fidelity(lockstep(z, z, obj_real=seen, obj_match=match), horizons=(1, 2, 3, 5))
+    assert out["object@1"] == 1.0 and out["object@2"] == 0.0 and out["object@3"] is None and out["object@5"] == 0.0
+    assert out["object_n@1"] == 2 and out["object_n@3"] == 0
+
+
+# ---------------------------------------------------------------------- coherence
+
+
+def test_coherence_summary() -> None:
+    p = np.array([50, 40, 30, 20, 45, 44, 43, 42], float)
+    age = np.array([1, 2, 3, 4, 1, 2, 3, 4])
+    ep = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    out = summarize_coherence(CoherenceRun(p, age, ep, 1.0, "d", "i"))
+    assert out["share_good"] == 0.75 and out["median_first_bad_step"] == 3.0 and out["episodes_never_bad"] == 1
+    assert out["median_plausibility_age_1_25"] == 42.5 and out["longest_episode"] == 4
+
+
+def test_coherence_runs_the_real_env_against_an_index(cartpole_spec, tmp_path: Path) -> None:
+    env = gym.make(cartpole_spec.real_id)
+    o, _ = env.reset(seed=0)
+    frames = [o] + [env.step(i % 2)[0] for i in range(30)]
+    env.close()
+    index = RealFrameIndex(np.stack(frames), labels=np.zeros((len(frames), 2), np.float32), exact=True, description="test")
+    run = run_coherence(cartpole_spec, steps=12, lanes=2, seed=0, real=True, index=index, strip_every=2)
+    assert len(run.plausibility) == 12 and run.age.min() >= 1
+    out = summarize_coherence(run)
+    assert out["frames"] == 12 and 0.0 <= out["share_good"] <= 1.0
+    json.dumps(out)
+    write_strip(tmp_path / "strip.png", run)
+    from PIL import Image
+
+    assert Image.open(tmp_path / "strip.png").size[0] > 0
+
+
+def test_coherence_of_a_dream_counts_only_dreamt_frames(cartpole_spec) -> None:
+    index = RealFrameIndex(np.full((2, 64, 64, 1), 255, np.uint8), labels=np.zeros((2, 2), np.float32), exact=True)
+    run = run_coherence(cartpole_spec, steps=20, lanes=1, seed=1, device="cpu", index=index)
+    assert len(run.plausibility) == 20 and (run.age >= 1).all()
+
+
+# ------------------------------------------------------------------ model parts
+
+
+def test_background_model_starts_as_the_filter() -> None:
+    torch.manual_seed(0)
+    m = WorldModel(WorldModelConfig(context=4, background=1)).eval()
+    frames = torch.rand(2, 4, 1, 64, 64).round()
+    with torch.no_grad():
+        out = m(frames, torch.zeros(2, 4, 2))["frame"]
+    assert (torch.round(out * 255) - torch.round(frames[:, -1] * 255)).abs().max() <= 1  # the identity, to 8 bits
+
+
+def test_background_mask_can_restore_the_background() -> None:
+    m = WorldModel(WorldModelConfig(context=4, background=1)).eval()
+    with torch.no_grad():
+        m.mask_out.bias.fill_(-30.0)  # mask 0 everywhere: the output is the background image
+        m.background.fill_(0.25)
+        out = m(torch.rand(1, 4, 1, 64, 64), torch.zeros(1, 4, 2))["frame"]
+    assert torch.allclose(out, torch.full_like(out, 0.25))
+
+
+def test_reward_classifier_pays_a_class_value() -> None:
+    m = WorldModel(WorldModelConfig(context=4, reward_classes=3)).eval()
+    with torch.no_grad():
+        m.reward_values.copy_(torch.tensor([-1.0, 0.0, 1.0]))
+        m.reward_head.bias.copy_(torch.tensor([0.0, 0.0, 5.0]))
+        out = m(torch.rand(2, 4, 1, 64, 64), torch.zeros(2, 4, 2))
+    assert out["reward"].tolist() == [1.0, 1.0] and out["reward_logits"].shape == (2, 3)
+
+
+def test_reward_class_values_and_weights() -> None:
+    assert reward_class_values(np.ones(100), 8).tolist() == [1.0]
+    pong = np.r_[np.zeros(1000), np.ones(10), -np.ones(30)]
+    values = reward_class_values(pong, 8)
+    assert values.tolist() == [-1.0, 0.0, 1.0]
+    w = reward_class_weights(pong, values)
+    assert w[2] > w[0] > w[1]  # rarer classes weigh more
+    many = np.random.default_rng(0).normal(size=5000)
+    assert len(reward_class_values(many, 4)) <= 4
+
+
+@pytest.mark.parametrize("kw", [{"background": 2}, {"background": -1}])
+def test_bad_background_flag_is_refused(kw) -> None:
+    with pytest.raises(ValueError, match="background"):
+        WorldModel(WorldModelConfig(context=4, **kw))
