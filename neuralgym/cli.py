@@ -242,6 +242,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "burn_in": args.burn_in,
         "context_noise": args.context_noise,
         "reward_classes": args.reward_classes,
+        "change_weight": args.change_weight,
     }
     cfg = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
     with _stdout_to_stderr(args.json):
@@ -347,6 +348,9 @@ def build_parser(argv: Sequence[str] = ()) -> Parser:
                    help="std (0..1 frame units) of Gaussian noise on half the batch's context frames (default: 0)")
     p.add_argument("--reward-classes", type=_non_negative_int, default=None,
                    help="reward as a classifier over up to this many values from the data; 0: regressed (default: 0)")
+    p.add_argument("--change-weight", type=float, default=None,
+                   help="extra loss weight of the pixels that change from one frame to the next (small moving "
+                        "objects such as a ball; default: 0)")
     p.add_argument("--run-dir", default=None, help="checkpoints and TensorBoard logs (default: runs/<world>)")
     p.add_argument("--out", default=None, help="weights file to write (default: the spec's weights path)")
     p.add_argument("--resume", action="store_true", help="continue from --run-dir's checkpoint if there is one")

@@ -26,7 +26,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from neuralgym.objects import pong_ball, pong_paddle
+from neuralgym.objects import PRESENCE_CHECKS, pong_ball, pong_paddle
 from neuralgym.realframes import RealFrameIndex, index_for
 from neuralgym.spec import WorldSpec
 
@@ -116,6 +116,7 @@ class CoherenceRun:
     driver: str
     index: str
     strip: list[tuple[int, float, np.ndarray, np.ndarray]] = field(default_factory=list)  # (step, dB, frame, nearest)
+    present: dict[str, np.ndarray] = field(default_factory=dict)  # (N,) bool per PRESENCE_CHECKS object
 
 
 def run_coherence(spec: WorldSpec, steps: int = 9000, lanes: int = 1, seed: int = 0, real: bool = False,
@@ -144,6 +145,8 @@ def run_coherence(spec: WorldSpec, steps: int = 9000, lanes: int = 1, seed: int 
     next_episode = lanes
     starting = np.zeros(lanes, bool)  # NEXT_STEP autoreset: this step restarts the lane
     plaus, ages, eps = [], [], []
+    checks = PRESENCE_CHECKS.get(spec.key, {})
+    present: dict[str, list[bool]] = {name: [] for name in checks}
     strip: list[tuple[int, float, np.ndarray, np.ndarray]] = []
     t0 = time.time()
     made = 0
@@ -164,13 +167,15 @@ def run_coherence(spec: WorldSpec, steps: int = 9000, lanes: int = 1, seed: int 
             plaus.append(p[i])
             ages.append(age[i])
             eps.append(episode[i])
+            for name, locate in checks.items():
+                present[name].append(locate(obs[i]) is not None)
             if i == 0 and strip_every and age[0] >= 1 and (t % strip_every == 0):
                 strip.append((t + 1, float(p[0]), obs[0].copy(), index.frames[nearest[0]].copy()))
             made += 1
         starting = term | trunc
     env.close()
     return CoherenceRun(np.asarray(plaus), np.asarray(ages), np.asarray(eps), time.time() - t0, driver_name,
-                        index.description, strip)
+                        index.description, strip, {k: np.asarray(v, bool) for k, v in present.items()})
 
 
 def summarize_coherence(run: CoherenceRun, good_psnr: float = GOOD_PSNR) -> dict[str, Any]:
@@ -195,6 +200,8 @@ def summarize_coherence(run: CoherenceRun, good_psnr: float = GOOD_PSNR) -> dict
         "index": run.index,
         "seconds": run.seconds,
     }
+    for name, seen in run.present.items():  # a proxy index cannot tell a frame that lost its ball from a real one
+        out[f"share_with_{name}"] = float(seen.mean()) if len(seen) else None
     for lo, hi in AGE_BUCKETS:
         m = (age >= lo) & (age <= hi)
         if m.any():

@@ -340,7 +340,8 @@ def main(args: argparse.Namespace) -> int:
         if args.coherence_real:
             real = run_coherence(spec, args.coherence, args.coherence_lanes, args.seed, real=True, index=index)
             result.update({f"coherence_real_{k}": v for k, v in summarize_coherence(real).items()
-                           if k in ("frames", "episodes", "share_good", "median_plausibility", "longest_episode")})
+                           if k in ("frames", "episodes", "share_good", "median_plausibility", "longest_episode")
+                           or k.startswith("share_with_")})
     if args.json:
         from neuralgym.cli import print_json
 

@@ -58,6 +58,16 @@ def pong_paddle(frame: np.ndarray) -> float | None:
 OBJECT_LOCATORS: dict[str, Locator] = {"pong": pong_ball}
 
 
+def _pong_paddle_at(frame: np.ndarray) -> tuple[float, float] | None:
+    row = pong_paddle(frame)
+    return None if row is None else (row, float(sum(PONG_PLAYER_COLUMNS) / 2 - 0.5))
+
+
+#: what a frame of the world should keep showing over a long dream (coherence reports the
+#: share of frames in which each is found, beside the real env's share)
+PRESENCE_CHECKS: dict[str, dict[str, Locator]] = {"pong": {"ball": pong_ball, "paddle": _pong_paddle_at}}
+
+
 def within(a: tuple[float, float] | None, b: tuple[float, float] | None, pixels: float) -> bool:
     """Both found, their centres no farther apart than ``pixels`` (Euclidean)."""
     return a is not None and b is not None and float(np.hypot(a[0] - b[0], a[1] - b[1])) <= pixels

@@ -66,7 +66,17 @@ class TrainConfig:
     threads: int = 0  # 0: torch's default
     init_from: str | None = None  # a world file whose tensors start the model (those that fit)
     heads_only: bool = False  # train only the heads (HEAD_PREFIXES): frame predictions stay exactly as they are
-    model: WorldModelConfig = field(default_factory=WorldModelConfig)
+    # long dreams: before the rollout whose frames are scored, the model runs free (no
+    # gradient) for up to ``burn_in`` steps on its own rounded predictions, so it learns to
+    # predict well from the contexts it makes itself many steps into a dream
+    burn_in: int = 0
+    context_noise: float = 0.0  # Gaussian noise (std drawn per sample up to this) on the context frames
+    reward_classes: int = 0  # >0: reward as a classifier over up to this many values from the data (0: regressed)
+    # pixels that change between the newest context frame and the target (a moving ball, a
+    # paddle's edge) weigh 1 + change_weight in the frame loss: a one-pixel object is then
+    # no longer too cheap to drop (0: every pixel the same)
+    change_weight: float = 0.0
+    model: WorldModelConfig = field(default_factory=lambda: WorldModelConfig(background=1))
 
     def rollout(self, step: int) -> int:
         frac = min(1.0, step / max(1.0, self.rollout_ramp * self.steps))
@@ -211,30 +221,77 @@ def check_same_on_all_ranks(ddp: Dist, what: dict[str, Any]) -> None:
                          f"every node needs the same command line and the same data")
 
 
+def reward_class_values(rewards: np.ndarray, max_classes: int) -> np.ndarray:
+    """The reward values a classifier head chooses from: the distinct rewards of the data
+    (to 1e-3) if there are at most ``max_classes``, else the means of ``max_classes``
+    quantile bins (a 1-D k-means start, refined by a few Lloyd steps)."""
+    r = np.asarray(rewards, np.float64).ravel()
+    if len(r) == 0:
+        return np.zeros(1, np.float32)
+    distinct = np.unique(np.round(r, 3))
+    if len(distinct) <= max_classes:
+        return distinct.astype(np.float32)
+    centres = np.unique(np.quantile(r, (np.arange(max_classes) + 0.5) / max_classes))
+    for _ in range(20):
+        assign = np.abs(r[:, None] - centres[None]).argmin(axis=1)
+        centres = np.array([r[assign == i].mean() if (assign == i).any() else centres[i] for i in range(len(centres))])
+    return np.unique(np.round(centres, 4)).astype(np.float32)
+
+
+def reward_class_weights(rewards: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Inverse square-root class frequencies (normalised to mean 1 over the data): rare
+    rewards, such as a point won, count more without drowning the common ones."""
+    assign = np.abs(np.asarray(rewards, np.float64).ravel()[:, None] - values[None]).argmin(axis=1)
+    freq = np.bincount(assign, minlength=len(values)).astype(np.float64) + 1.0
+    w = freq ** -0.5
+    return (w / (w[assign].mean() if len(assign) else 1.0)).astype(np.float32)
+
+
 def rollout_loss(model: torch.nn.Module, batch: Batch, rollout: int, k: int, cfg: TrainConfig,
-                 rank_batch: int) -> tuple[torch.Tensor, dict[str, float]]:
-    """Roll the model out on its own predictions for ``rollout`` steps and sum the losses.
+                 rank_batch: int, burn: int = 0, noise_std: torch.Tensor | None = None,
+                 reward_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """Roll the model out on its own predictions for ``burn`` steps without gradient, then
+    for ``rollout`` scored steps, and sum the losses of the scored steps.
 
     Losses are summed and divided by constants (this rank's share of the global batch,
     i.e. global batch / world size, and the rollout), never by per-rank statistics such
     as the mask count: DDP *averages* the ranks' gradients, so the result is exactly the
     single-process gradient of the mean over the global batch."""
     ctx = batch.frames[:, :k]
+    if noise_std is not None:  # noise on the real context (per-sample std), kept on the 8-bit grid
+        ctx = torch.round((ctx + noise_std[:, None, None, None, None] * torch.randn_like(ctx)).clamp(0.0, 1.0) * 255.0) / 255.0
+    if burn:
+        with torch.no_grad():
+            for r in range(burn):
+                pred = torch.round(model(ctx, batch.actions[:, r : r + k])["frame"] * 255.0) / 255.0
+                ctx = torch.cat([ctx[:, 1:], pred[:, None]], dim=1)
     denom = float(rank_batch * rollout)
     pos_weight = torch.tensor(cfg.term_pos_weight, device=ctx.device)
     frame_l = term_l = rew_l = err_l = torch.zeros((), device=ctx.device)
-    for r in range(rollout):
+    for r in range(burn, burn + rollout):
         out = model(ctx, batch.actions[:, r : r + k])
         pred = quantize(out["frame"])
         target = batch.frames[:, k + r]
         m = batch.mask[:, r]
         se = (pred - target).pow(2).mean(dim=(1, 2, 3))  # (B,)
+        if cfg.change_weight > 0:
+            moved = ((target - batch.frames[:, k + r - 1]).abs() > 1.5 / 255.0).float()  # (B, C, H, W): changes in reality
+            w = 1.0 + cfg.change_weight * moved
+            fit = ((pred - target).pow(2) * w).sum(dim=(1, 2, 3)) / w.sum(dim=(1, 2, 3))
+        else:
+            fit = se
         # log-MSE: each sample's loss is its PSNR up to constants, so a sample that is
         # nearly right counts as much as one that is far off (the metric is mean PSNR)
-        frame_l = frame_l + (torch.log(se + cfg.log_eps) * m).sum()
+        frame_l = frame_l + (torch.log(fit + cfg.log_eps) * m).sum()
         bce = F.binary_cross_entropy_with_logits(out["term_logit"], batch.terminated[:, r], pos_weight=pos_weight, reduction="none")
         term_l = term_l + (bce * m).sum()
-        rew_l = rew_l + ((out["reward"] - batch.rewards[:, r]).pow(2) * m).sum()
+        if "reward_logits" in out:
+            values = model.reward_values if hasattr(model, "reward_values") else model.module.reward_values
+            cls = (batch.rewards[:, r, None] - values[None]).abs().argmin(dim=1)
+            ce = F.cross_entropy(out["reward_logits"], cls, weight=reward_weights, reduction="none")
+            rew_l = rew_l + (ce * m).sum()
+        else:
+            rew_l = rew_l + ((out["reward"] - batch.rewards[:, r]).pow(2) * m).sum()
         err_l = err_l + ((out["log_err"] - torch.log(se.detach() + 1e-7)).pow(2) * m).sum()
         ctx = torch.cat([ctx[:, 1:], pred[:, None]], dim=1)
     loss = (frame_l + cfg.term_weight * term_l + cfg.head_weight * (rew_l + err_l)) / denom
@@ -372,11 +429,25 @@ def train(spec: WorldSpec, data_dir: Path, out: Path, run_dir: Path, cfg: TrainC
     mcfg = WorldModelConfig(**{**asdict(cfg.model), "height": spec.obs_shape[0], "width": spec.obs_shape[1],
                                "channels": spec.obs_shape[2], "context": spec.context_length,
                                "action_dim": spec.actions.model_dim})
+    all_rewards = np.concatenate([ep.rewards for ep in train_eps]) if train_eps else np.zeros(0, np.float32)
+    reward_values = reward_class_values(all_rewards, cfg.reward_classes) if cfg.reward_classes else None
+    if reward_values is not None:
+        mcfg.reward_classes = len(reward_values)
     model = WorldModel(mcfg)
+    fresh = [name for name, _ in model.state_dict().items()]
     if cfg.init_from:
         fresh = init_from_world(model, cfg.init_from)
         if ddp.main:
             print(f"initialised from {cfg.init_from}; fresh: {', '.join(fresh) or 'nothing'}", file=sys.stderr)
+    with torch.no_grad():
+        if mcfg.background and "background" in fresh:  # the median frame: what the data shows where nothing moves
+            rng_bg = np.random.default_rng(cfg.seed + 2)
+            sample = np.concatenate([ep.frames[rng_bg.integers(0, len(ep.frames), size=8)] for ep in train_eps[:512]])
+            model.background.copy_(torch.from_numpy(np.median(sample, axis=0)).permute(2, 0, 1).float() / 255.0)
+        if reward_values is not None:
+            model.reward_values.copy_(torch.from_numpy(reward_values))
+    reward_weights = (torch.from_numpy(reward_class_weights(all_rewards, reward_values)).to(device)
+                      if reward_values is not None else None)
     if cfg.steps == 0 and not cfg.init_from:
         raise ValueError("steps=0 only rebuilds the banks of an --init-from world; a new world needs steps >= 1")
     if cfg.heads_only:
@@ -443,11 +514,19 @@ def train(spec: WorldSpec, data_dir: Path, out: Path, run_dir: Path, cfg: TrainC
         rollout = cfg.rollout(step)
         global_batch = cfg.batch_size
         ids = sampler.next(global_batch)
-        batch = train_ds.batch(ids, rollout).to(device)
+        step_rng = np.random.default_rng([cfg.seed, step])  # the same draws on every rank and after a resume
+        burn = int(step_rng.integers(0, cfg.burn_in + 1)) if cfg.burn_in else 0
+        batch = train_ds.batch(ids, burn + rollout).to(device)
+        noise_std = None
+        if cfg.context_noise > 0:
+            n_local = batch.frames.shape[0]
+            draws = step_rng.random((2, n_local))
+            noise_std = torch.from_numpy((draws[0] * cfg.context_noise * (draws[1] < 0.5)).astype(np.float32)).to(device)
         for g_ in opt.param_groups:
             g_["lr"] = lr_at(step)
         # each rank's loss is the mean over its slice; DDP averages the slices' gradients
-        loss, stats = rollout_loss(net, batch, rollout, spec.context_length, cfg, global_batch // ddp.world_size)
+        loss, stats = rollout_loss(net, batch, rollout, spec.context_length, cfg, global_batch // ddp.world_size,
+                                   burn=burn, noise_std=noise_std, reward_weights=reward_weights)
         loss_value, stats = global_mean(ddp, loss, stats, device)  # the same numbers on every rank
         if not math.isfinite(loss_value):
             raise FloatingPointError(f"loss became {loss_value} at step {step}; lower --lr or check the data")
@@ -459,7 +538,7 @@ def train(spec: WorldSpec, data_dir: Path, out: Path, run_dir: Path, cfg: TrainC
         samples += len(ids) * rollout * ddp.world_size
         bar.update(1)
         if ddp.main:
-            bar.set_postfix(loss=f"{loss_value:.3f}", R=rollout)
+            bar.set_postfix(loss=f"{loss_value:.3f}", R=rollout, burn=burn)
             if step % 20 == 0:
                 writer.add_scalar("loss/total", loss_value, step)
                 for k_, v in stats.items():
