@@ -14,7 +14,10 @@ from setuptools import setup
 from setuptools.command.build_py import build_py
 
 ROOT = Path(__file__).resolve().parent
-SHIPPED = {"envs": ("*.toml",), "weights": ("*.safetensors", "*.json")}
+#: the shipped worlds, by name: only these files go into the package (never whatever
+#: else lies in envs/ or weights/, such as a world a user trained in the checkout)
+WORLDS = ("cartpole", "pong", "carracing")
+SHIPPED = {"envs": tuple(f"{w}.toml" for w in WORLDS), "weights": tuple(f"{w}.safetensors" for w in WORLDS)}
 
 
 class BuildPyWithWorlds(build_py):
@@ -24,12 +27,14 @@ class BuildPyWithWorlds(build_py):
             return
         data_root = Path(self.build_lib) / "neuralgym" / "_data"
         shutil.rmtree(data_root, ignore_errors=True)  # no stale worlds from an earlier build
-        for folder, patterns in SHIPPED.items():
+        for folder, names in SHIPPED.items():
             target = data_root / folder
             self.mkpath(str(target))
-            for pattern in patterns:
-                for src in sorted((ROOT / folder).glob(pattern)):
-                    self.copy_file(str(src), str(target / src.name))
+            for name in names:
+                src = ROOT / folder / name
+                if not src.is_file():
+                    raise FileNotFoundError(f"shipped world file {src} is missing")
+                self.copy_file(str(src), str(target / name))
 
 
 setup(cmdclass={"build_py": BuildPyWithWorlds})

@@ -4,15 +4,19 @@
 
 * ``neuralgym/<World>-v0``: the dream (``gym.make`` and ``gym.make_vec``);
 * ``neuralgym/<World>-real-v0``: the real source env with the same preprocessing and spaces.
+
+Specs are found in the package, in the folders of ``NEURALGYM_WORLDS`` and in the user
+worlds folder (``neuralgym.spec.user_worlds_dir()``); ``register_world(path)`` adds a
+spec file from anywhere.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from neuralgym.registry import register_worlds
+from neuralgym.registry import register_world, register_worlds
 
-__all__ = ["make_sb3_vec_env", "register_worlds"]
+__all__ = ["make_sb3_vec_env", "register_world", "register_worlds"]
 __version__ = "0.1.0"
 
 register_worlds()

@@ -1,9 +1,14 @@
 """The ``neuralgym`` command: list worlds, collect data, train, and the play/eval/bench faces.
 
-    neuralgym worlds [--json]
+    neuralgym worlds [SPEC.toml ...] [--json]
+    neuralgym new ENV_ID [--out PATH]
     neuralgym collect WORLD --steps N [--policy random|NAME|PATH.zip] [--out DIR] [--seed S]  (N: at least, whole episodes)
     neuralgym train WORLD [--data DIR] [--steps N] ... [--resume] [--json]
-    neuralgym play | eval | bench WORLD ...
+    neuralgym play | eval | bench | exploit WORLD ...
+
+WORLD is a world's key, name or id, or the path of a spec file (``path/to/acrobot.toml``)
+anywhere on disk. Outputs go under the working folder (``data/<world>``,
+``runs/<world>``) or ``--out``; the shipped worlds' weights are never written.
 
 ``play``, ``eval`` and ``bench`` live in their own modules (``neuralgym.play``,
 ``neuralgym.evaluate``, ``neuralgym.bench``), each with ``add_arguments(parser)`` and
@@ -136,18 +141,23 @@ def _world_row(spec: Any) -> dict[str, Any]:
         "weights_file": str(spec.weights_path),
         "weights_exist": spec.weights_path.is_file(),
         "spec_file": str(spec.path) if spec.path else None,
+        "shipped": spec.shipped,
     }
 
 
 def cmd_worlds(args: argparse.Namespace) -> int:
-    from neuralgym.spec import ENVS_DIR, all_specs
+    from neuralgym.spec import ENVS_DIR, all_specs, get_spec, search_dirs
 
-    rows = [_world_row(spec) for spec in all_specs().values()]
+    specs = all_specs()
+    for path in args.specs:
+        spec = get_spec(path)
+        specs.setdefault(spec.key, spec)
+    rows = [_world_row(spec) for spec in specs.values()]
     if args.json:
-        print_json({"envs_dir": str(ENVS_DIR), "worlds": rows})
+        print_json({"envs_dir": str(ENVS_DIR), "search_path": [str(d) for d in search_dirs()], "worlds": rows})
         return 0
     if not rows:
-        print(f"no worlds in {ENVS_DIR}")
+        print(f"no worlds in {', '.join(map(str, search_dirs()))}")
         return 0
     header = ("key", "dream id", "real id", "obs", "actions", "K", "weights")
     table = [header] + [
@@ -165,6 +175,9 @@ def cmd_worlds(args: argparse.Namespace) -> int:
     widths = [max(len(row[i]) for row in table) for i in range(len(header))]
     for row in table:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths)).rstrip())
+    for r in rows:
+        if not r["shipped"]:
+            print(f"{r['key']}: spec {r['spec_file']}, weights {r['weights_file']}")
     return 0
 
 
@@ -198,7 +211,9 @@ def cmd_collect(args: argparse.Namespace) -> int:
     spec = get_spec(args.world)
     out = Path(args.out) if args.out else Path("data") / spec.key
     _dataset_size(out)  # an unreadable episode already there is a one-line error, not a traceback
-    with _stdout_to_stderr(args.json):
+    from neuralgym.threads import torch_threads
+
+    with _stdout_to_stderr(args.json), torch_threads(args.threads):
         for _ in collect(spec, out, args.steps, policy=args.policy, seed=args.seed, progress=not args.no_progress):
             pass
     episodes, steps = _dataset_size(out)
@@ -222,8 +237,9 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     spec = get_spec(args.world)
     data = Path(args.data) if args.data else Path("data") / spec.key
-    out = Path(args.out) if args.out else spec.weights_path
+    out = Path(args.out) if args.out else default_train_out(spec.key)
     run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / spec.key
+    refuse_shipped_weights(out)
     if out.is_dir():  # found now, not after the whole run
         raise CommandError(f"--out {out} is a folder, not a file: expected the path of a .safetensors weights file")
     if run_dir.exists() and not run_dir.is_dir():
@@ -254,6 +270,41 @@ def cmd_train(args: argparse.Namespace) -> int:
         print_json(report)
     else:
         print(f"wrote {out} after {result['steps']} steps ({result['seconds']:.0f} s; checkpoint in {run_dir})")
+        if "drift_threshold" in result:
+            print(f"calibrated drift threshold {result['drift_threshold']:.2f} (stored in {out.name}; "
+                  f"used unless the spec's [drift] sets one)")
+        if out.resolve() != spec.weights_path.resolve():
+            print(f"the world reads {spec.weights_path}: copy {out} there, or pass --weights {out} "
+                  f"to eval/play/bench/exploit", file=sys.stderr)
+    return 0
+
+
+def default_train_out(key: str) -> Path:
+    """Where ``train`` writes a world by default: ``runs/<world>/<world>.safetensors`` in the
+    working folder, never inside the package."""
+    return Path("runs") / key / f"{key}.safetensors"
+
+
+def refuse_shipped_weights(out: Path) -> None:
+    """The shipped worlds' weights are package data: no command overwrites them."""
+    from neuralgym.spec import ENVS_DIR, WEIGHTS_DIR, all_specs
+
+    target = out.expanduser().resolve()
+    shipped = {s.weights_path.resolve() for s in all_specs(ENVS_DIR).values()}
+    if target in shipped or target.parent == WEIGHTS_DIR.resolve():
+        raise CommandError(f"--out {out} is inside the package's shipped weights folder {WEIGHTS_DIR}: "
+                           f"expected a path outside it (default: {default_train_out('<world>')})")
+
+
+# ---------------------------------------------------------------------------- new
+
+
+def cmd_new(args: argparse.Namespace) -> int:
+    from neuralgym.newworld import write_new_spec
+
+    path = write_new_spec(args.env_id, Path(args.out) if args.out else None, force=args.force, name=args.name)
+    print(f"wrote {path}; next, in its folder: `neuralgym collect {path.name} --steps 20000`, "
+          f"`neuralgym train {path.name}`, `neuralgym eval {path.name}`")
     return 0
 
 
@@ -261,7 +312,13 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _add_world(p: argparse.ArgumentParser) -> None:
-    p.add_argument("world", help="world key, name or id (see `neuralgym worlds`), e.g. cartpole")
+    p.add_argument("world", help="world key, name or id (see `neuralgym worlds`), e.g. cartpole, "
+                                 "or the path of a spec file, e.g. path/to/acrobot.toml")
+
+
+def _add_threads(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=_positive_int, default=None,
+                   help="torch CPU threads (default: 1 on a machine with at most 2 cores, else torch's)")
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -287,11 +344,39 @@ def _add_lazy(sub: argparse._SubParsersAction, name: str, load: bool) -> None:
     try:
         module = importlib.import_module(module_name)
         module.add_arguments(p)
-        p.set_defaults(func=module.main)
+        if "--threads" in p._option_string_actions:  # the module picks its own (play)
+            p.set_defaults(func=module.main)
+        else:
+            _add_threads(p)
+            p.set_defaults(func=_with_threads(module.main))
     except Exception as e:  # noqa: BLE001 - a broken face must not break the others
         p.description = f"{help_text}\n\n(unavailable: {type(e).__name__}: {e})"
         p.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
         p.set_defaults(func=_unavailable(name, module_name, e))
+
+
+def _with_threads(run: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """``run`` under ``--threads`` torch threads."""
+
+    def wrapped(args: argparse.Namespace) -> int:
+        from neuralgym.threads import torch_threads
+
+        with torch_threads(args.threads):
+            return run(args)
+
+    return wrapped
+
+
+def _register_spec_file(args: argparse.Namespace) -> None:
+    """A WORLD given as a spec file path gets its Gymnasium ids, so every command can make it."""
+    world = getattr(args, "world", None)
+    if isinstance(world, str):
+        from neuralgym.spec import is_spec_path
+
+        if is_spec_path(world):
+            from neuralgym import register_world
+
+            register_world(world)
 
 
 def _selected_command(argv: Sequence[str]) -> str | None:
@@ -304,9 +389,21 @@ def build_parser(argv: Sequence[str] = ()) -> Parser:
     parser = Parser(prog="neuralgym", description="Learned world models as Gymnasium envs.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    p = sub.add_parser("worlds", help="list every world in envs/", description="List every world in envs/.")
+    p = sub.add_parser("worlds", help="list every world found (shipped, NEURALGYM_WORLDS, the user folder)",
+                       description="List every world: the shipped ones, those in the folders of NEURALGYM_WORLDS "
+                                   "(os.pathsep-separated) and in the user worlds folder, and the spec files named.")
+    p.add_argument("specs", nargs="*", metavar="SPEC", help="spec files to list as well")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout and nothing else there")
     p.set_defaults(func=cmd_worlds)
+
+    p = sub.add_parser("new", help="write a commented spec for any Gymnasium env",
+                       description="Write a commented world spec for a Gymnasium env, from what the env says about "
+                                   "itself (spaces, render size and fps, action names); edit it, then collect and train.")
+    p.add_argument("env_id", help="a Gymnasium env id, e.g. Acrobot-v1 (module:Id also works)")
+    p.add_argument("--out", default=None, help="spec file to write (default: <world>.toml in the working folder)")
+    p.add_argument("--name", default=None, help="the world's CamelCase name (default: from the env id)")
+    p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
+    p.set_defaults(func=cmd_new)
 
     p = sub.add_parser("collect", help="collect episodes from the real env (resumable)",
                        description="Collect whole episodes from the real env until --out holds at least --steps "
@@ -320,6 +417,7 @@ def build_parser(argv: Sequence[str] = ()) -> Parser:
                    help="behaviour policy: 'random', a built-in name, or an SB3 .zip (default: the spec's)")
     p.add_argument("--out", default=None, help="dataset folder (default: data/<world>)")
     p.add_argument("--seed", type=int, default=0, help="episode i uses seed + i (default: 0)")
+    _add_threads(p)
     _add_common(p)
     p.set_defaults(func=cmd_collect)
 
@@ -352,7 +450,8 @@ def build_parser(argv: Sequence[str] = ()) -> Parser:
                    help="extra loss weight of the pixels that change from one frame to the next (small moving "
                         "objects such as a ball; default: 0)")
     p.add_argument("--run-dir", default=None, help="checkpoints and TensorBoard logs (default: runs/<world>)")
-    p.add_argument("--out", default=None, help="weights file to write (default: the spec's weights path)")
+    p.add_argument("--out", default=None,
+                   help="weights file to write (default: runs/<world>/<world>.safetensors in the working folder)")
     p.add_argument("--resume", action="store_true", help="continue from --run-dir's checkpoint if there is one")
     _add_common(p)
     p.set_defaults(func=cmd_train)
@@ -376,6 +475,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as e:  # --help (0) or a usage error (2, already printed)
         return int(e.code or 0) if not isinstance(e.code, str) else EXIT_USAGE
     try:
+        _register_spec_file(args)
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -33,6 +33,8 @@ from neuralgym.weights import World, load_world
 
 #: per-step termination probabilities are pushed through sigmoid(logit / temperature)
 DEFAULT_TEMPERATURE = 1.0
+#: an episode limit that is never reached (the limit is a TimeLimit wrapper's)
+NO_LIMIT = 2**62
 
 
 def available_memory(device: torch.device) -> int | None:
@@ -85,6 +87,13 @@ def check_lanes_fit(spec: WorldSpec, num_envs: int, device: torch.device) -> Non
                          f"but {device} has {_bytes(have)} available: use fewer lanes (at most ~{have // per_lane} fit)")
 
 
+def calibrated_threshold(info: dict[str, Any]) -> float | None:
+    """The drift threshold training calibrated for these weights (``info["drift"]["threshold"]``), if any."""
+    drift = info.get("drift")
+    value = drift.get("threshold") if isinstance(drift, dict) else None
+    return float(value) if value is not None else None
+
+
 @dataclass
 class StepResult:
     frames: torch.Tensor  # (N, C, H, W) uint8 on device: the new observations
@@ -127,7 +136,7 @@ class DreamCore:
         self._predict = self.model if not compile else torch.compile(
             self.model, dynamic=False, mode="reduce-overhead" if self.device.type == "cuda" else "default")
         self._compile_pending = compile  # the first call of a compiled model builds it (see _run_model)
-        self.drift_policy = DriftResetPolicy.resolve(drift_policy, spec.drift)
+        self.drift_policy = DriftResetPolicy.resolve(drift_policy, spec.drift, calibrated_threshold(self.world.info))
         self.temperature = float(temperature)
         if max_episode_steps is not None and (isinstance(max_episode_steps, bool) or not isinstance(max_episode_steps, (int, np.integer))
                                               or max_episode_steps < 1):

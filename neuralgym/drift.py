@@ -15,6 +15,10 @@ README's drift table compares it with the alternatives on lockstep data.
 It acts once a lane's score has been above ``threshold`` for ``hysteresis``
 consecutive steps (so one noisy step does not flap it), or once the lane has
 dreamt ``max_horizon`` steps since its context was last real (0: no cap).
+
+The threshold is the spec's ``[drift] threshold`` where it sets one; otherwise the one
+``neuralgym train`` calibrated on held-out data and stored in the weights
+(``info["drift"]["threshold"]``, see :func:`neuralgym.train.calibrate_drift`).
 """
 
 from __future__ import annotations
@@ -45,14 +49,18 @@ class DriftResetPolicy:
             raise ValueError(f"max_horizon must be >= 0 and hysteresis >= 1, got {self.max_horizon}, {self.hysteresis}")
 
     @classmethod
-    def from_spec(cls, spec: DriftSpec) -> "DriftResetPolicy":
-        return cls(spec.policy, spec.threshold, spec.max_horizon, spec.hysteresis)
+    def from_spec(cls, spec: DriftSpec, calibrated: float | None = None) -> "DriftResetPolicy":
+        """The spec's policy; its threshold is the spec's where it sets one, else
+        ``calibrated`` (what training measured, stored in the weights), else none (inf)."""
+        threshold = spec.threshold if spec.threshold_set or calibrated is None else float(calibrated)
+        return cls(spec.policy, threshold, spec.max_horizon, spec.hysteresis)
 
     @classmethod
-    def resolve(cls, value: Any, default: DriftSpec) -> "DriftResetPolicy":
+    def resolve(cls, value: Any, default: DriftSpec, calibrated: float | None = None) -> "DriftResetPolicy":
         """``gym.make(..., drift_policy=...)``: None/"default" (the world's own), a mode
-        name (with the world's threshold), a dict of fields, or a policy."""
-        base = cls.from_spec(default)
+        name (with the world's threshold), a dict of fields, or a policy. The world's
+        threshold is the spec's, or, where the spec sets none, ``calibrated``."""
+        base = cls.from_spec(default, calibrated)
         if value is None or value == "default":
             return base
         if isinstance(value, DriftResetPolicy):

@@ -12,7 +12,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from neuralgym.core import DEFAULT_TEMPERATURE, DreamCore
+from neuralgym.core import DEFAULT_TEMPERATURE, NO_LIMIT, DreamCore
 from neuralgym.spaces import ResetNeededError, check_seed, torch_seed, validate_action
 from neuralgym.spec import WorldSpec, get_spec
 from neuralgym.viewer import FrameRendering
@@ -49,6 +49,9 @@ class WorldModelEnv(FrameRendering, gym.Env):
     :class:`~neuralgym.drift.DriftResetPolicy`), ``temperature``,
     ``max_episode_steps``, ``render_mode`` ("rgb_array" or "human"), ``anchor_starts``
     (share of episodes started from a real window of the anchor bank, mid-motion).
+    Under ``gym.make`` the episode limit is Gymnasium's ``TimeLimit`` (the spec's
+    ``max_steps``, or ``gym.make(..., max_episode_steps=N)``) and ``limit_by_wrapper``
+    (set by the registration) leaves it to that wrapper.
     """
 
     metadata: dict[str, Any] = {"render_modes": ["rgb_array", "human"], "render_fps": 30}
@@ -57,8 +60,12 @@ class WorldModelEnv(FrameRendering, gym.Env):
     def __init__(self, world: str | WorldSpec = "cartpole", weights: str | Path | None = None, device: str = "auto",
                  drift_policy: Any = None, temperature: float = DEFAULT_TEMPERATURE,
                  max_episode_steps: int | None = None, render_mode: str | None = None, precision: str = "auto",
-                 compile: bool = False, anchor_starts: float = 0.0):
+                 compile: bool = False, anchor_starts: float = 0.0, limit_by_wrapper: bool = False):
         spec = world if isinstance(world, WorldSpec) else get_spec(world)
+        if limit_by_wrapper and max_episode_steps is None:
+            # made by gym.make: its TimeLimit wrapper holds the episode limit (the spec's, or
+            # gym.make's max_episode_steps), so the dream sets none of its own
+            max_episode_steps = NO_LIMIT
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
         self.core = DreamCore(spec, 1, weights, device, drift_policy, temperature, max_episode_steps, precision, compile,

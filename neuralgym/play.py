@@ -584,7 +584,7 @@ def _hud(session: Session, loop: _Loop, stats: FrameStats, fps: float, action: A
             last_reward=session.last_reward,
             action=describe_action(spec, action),
             drift=None if drift is None else float(drift),
-            drift_threshold=spec.drift.threshold,
+            drift_threshold=_drift_threshold(session),
             drift_policy=session.drift_policy,
             dream_step=None if info.get("dream_step") is None else int(info["dream_step"]),
             last_reset=session.last_reset,
@@ -609,6 +609,13 @@ def summary_line(
     for path, n in recordings:
         line += f"; recorded {n} frames to {path}"
     return line
+
+
+def _drift_threshold(session: Any) -> float:
+    """The threshold the dream applies (the spec's, or the one training calibrated)."""
+    core = getattr(getattr(session.env, "unwrapped", None), "core", None)
+    policy = getattr(core, "drift_policy", None)
+    return float(policy.threshold) if policy is not None else session.spec.drift.threshold
 
 
 @contextlib.contextmanager

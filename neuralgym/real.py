@@ -75,8 +75,11 @@ class RealWorldEnv(FrameRendering, gym.Env):
     metadata: dict[str, Any] = {"render_modes": ["rgb_array", "human"], "render_fps": 30}
     _view_title = "(real)"
 
-    def __init__(self, world: str | WorldSpec = "cartpole", render_mode: str | None = None, **_ignored: Any):
+    def __init__(self, world: str | WorldSpec = "cartpole", render_mode: str | None = None,
+                 limit_by_wrapper: bool = False, **_ignored: Any):
         self.spec_world = world if isinstance(world, WorldSpec) else get_spec(world)
+        # under gym.make the TimeLimit wrapper holds the limit (see neuralgym.registry)
+        self._limit = None if limit_by_wrapper else self.spec_world.max_episode_steps
         spec = self.world_spec = self.spec_world  # world_spec: the name the dream env uses too
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
@@ -136,7 +139,7 @@ class RealWorldEnv(FrameRendering, gym.Env):
                 break
         self._t += 1
         self._obs = self._frame(obs)
-        truncated = bool(truncated) or self._t >= self.spec_world.max_episode_steps
+        truncated = bool(truncated) or (self._limit is not None and self._t >= self._limit)
         if self.render_mode == "human":
             self.render()
         info = {"drift": 0.0, "dream_step": 0, "drift_reset": False}

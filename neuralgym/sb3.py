@@ -19,7 +19,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from neuralgym.core import DreamCore
 from neuralgym.spaces import ResetNeededError, check_seed, torch_seed
-from neuralgym.spec import get_spec
+from neuralgym.spec import WorldSpec, get_spec
 
 #: options of the dream that its real twin does not take (dropped when ``env_id`` is a real id)
 DREAM_ONLY_KWARGS = ("temperature", "uncertainty_penalty", "precision", "compile", "anchor_starts")
@@ -50,7 +50,7 @@ def make_sb3_vec_env(env_id: str, n_envs: int = 1, seed: int | None = None, obs:
     if latent_mirror and obs != "latent":
         raise ValueError(f"latent_mirror applies to obs='latent' only, got obs={obs!r}")
     if is_dream_id(env_id):
-        env: VecEnv = DreamSB3VecEnv(get_spec(env_id).key, n_envs, **kwargs)
+        env: VecEnv = DreamSB3VecEnv(get_spec(env_id), n_envs, **kwargs)
     else:
         real_kwargs = {k: v for k, v in kwargs.items() if k not in DREAM_ONLY_KWARGS}
         env = DummyVecEnv([lambda: gym.make(env_id, **real_kwargs) for _ in range(n_envs)])
@@ -71,12 +71,12 @@ def make_sb3_vec_env(env_id: str, n_envs: int = 1, seed: int | None = None, obs:
 class DreamSB3VecEnv(VecEnv):
     """``n_envs`` dream lanes as an SB3 ``VecEnv`` with same-step autoreset."""
 
-    def __init__(self, world: str, n_envs: int = 1, render_mode: str | None = None, uncertainty_penalty: float = 0.0,
+    def __init__(self, world: str | WorldSpec, n_envs: int = 1, render_mode: str | None = None, uncertainty_penalty: float = 0.0,
                  **kwargs: Any):
         if isinstance(uncertainty_penalty, bool) or not isinstance(uncertainty_penalty, (int, float)) \
                 or not np.isfinite(uncertainty_penalty) or uncertainty_penalty < 0:
             raise ValueError(f"uncertainty_penalty must be a finite number >= 0, got {uncertainty_penalty!r}")
-        self.core = DreamCore(get_spec(world), n_envs, **kwargs)
+        self.core = DreamCore(world if isinstance(world, WorldSpec) else get_spec(world), n_envs, **kwargs)
         #: the reward is lowered by this times the per-step drift estimate (grey levels of predicted RMSE)
         self.uncertainty_penalty = float(uncertainty_penalty)
         self.render_mode = render_mode

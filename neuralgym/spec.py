@@ -3,11 +3,19 @@
 A spec says everything that is world-specific: which real env to model, how its
 frames are preprocessed, the action set, the context length K, play keys, drift
 defaults and the weights file. Nothing else in the pipeline special-cases a world.
+
+Specs are found, in this order: the shipped ones (package data), the folders listed in
+``NEURALGYM_WORLDS`` (``os.pathsep``-separated), the per-user worlds folder
+(:func:`user_worlds_dir`), and spec files registered with :func:`register_spec_file`.
+Every command also takes a spec file path in place of a world name. A spec outside
+the package reads its weights file relative to its own folder.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +38,27 @@ def _data_dir(name: str) -> Path:
 
 ENVS_DIR = _data_dir("envs")
 WEIGHTS_DIR = _data_dir("weights")
+#: ``os.pathsep``-separated folders of ``*.toml`` specs, searched after the shipped ones
+WORLDS_PATH_ENV = "NEURALGYM_WORLDS"
+
+
+def user_worlds_dir() -> Path:
+    """The per-user worlds folder, searched after ``NEURALGYM_WORLDS``: ``%APPDATA%\\neuralgym\\worlds``
+    on Windows, ``$XDG_DATA_HOME/neuralgym/worlds`` (default ``~/.local/share/neuralgym/worlds``) elsewhere."""
+    if sys.platform == "win32" and os.environ.get("APPDATA"):
+        return Path(os.environ["APPDATA"]) / "neuralgym" / "worlds"
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "neuralgym" / "worlds"
+
+
+def search_dirs() -> list[Path]:
+    """Folders of specs, in lookup order: shipped, ``NEURALGYM_WORLDS``, the user folder."""
+    extra = [Path(p).expanduser() for p in os.environ.get(WORLDS_PATH_ENV, "").split(os.pathsep) if p.strip()]
+    return [ENVS_DIR, *extra, user_worlds_dir()]
+
+
+#: spec files registered by :func:`register_spec_file` (key -> path), looked up last
+_REGISTERED: dict[str, Path] = {}
 
 
 class SpecError(ValueError):
@@ -92,6 +121,9 @@ class DriftSpec:
 
     policy: str = "truncate"  # "none" | "truncate" | "reanchor"
     threshold: float = float("inf")
+    # whether the spec sets ``threshold``; if not, the dream uses the threshold that
+    # training calibrated and stored in the weights (``info["drift"]["threshold"]``)
+    threshold_set: bool = False
     max_horizon: int = 0  # 0: no horizon cap
     hysteresis: int = 2  # consecutive steps above threshold before acting
     fidelity_psnr: float = 30.0  # a dream frame below this PSNR against reality counts as "off"
@@ -136,8 +168,20 @@ class WorldSpec:
         return f"neuralgym/{self.name}-real-v0"
 
     @property
+    def shipped(self) -> bool:
+        """Whether this is one of the package's own worlds (its spec lies in ``ENVS_DIR``)."""
+        return self.path is None or self.path.resolve().parent == ENVS_DIR.resolve()
+
+    @property
     def weights_path(self) -> Path:
-        return WEIGHTS_DIR / self.weights_file
+        """Shipped worlds: ``WEIGHTS_DIR/<file>``. Other specs: ``<file>`` relative to the
+        spec's own folder (or absolute)."""
+        file = Path(self.weights_file).expanduser()
+        if file.is_absolute():
+            return file
+        if self.shipped:
+            return WEIGHTS_DIR / file
+        return self.path.parent / file  # type: ignore[union-attr]
 
 
 def is_action_mirror(mirror: Any, n: int) -> bool:
@@ -270,6 +314,7 @@ def parse_spec(data: dict[str, Any], key: str, path: Path | None = None) -> Worl
     drift_spec = DriftSpec(
         policy=policy,
         threshold=_get(drift, "threshold", float, w, float("inf")),
+        threshold_set="threshold" in drift,
         max_horizon=_get(drift, "max_horizon", int, w, 0),
         hysteresis=_get(drift, "hysteresis", int, w, 2),
         fidelity_psnr=_get(drift, "fidelity_psnr", float, w, 30.0),
@@ -328,19 +373,85 @@ def load_spec(path: str | Path) -> WorldSpec:
     return parse_spec(data, path.stem.lower(), path)
 
 
-def all_specs(envs_dir: Path | None = None) -> dict[str, WorldSpec]:
-    """Every spec in ``envs/``, keyed by its lower-case file stem."""
-    envs_dir = envs_dir or ENVS_DIR
-    return {p.stem.lower(): load_spec(p) for p in sorted(envs_dir.glob("*.toml"))}
+def is_spec_path(world: str | Path) -> bool:
+    """Whether ``world`` names a spec file rather than a world: it ends in ``.toml`` or is a file."""
+    return isinstance(world, Path) or str(world).lower().endswith(".toml") or Path(str(world)).is_file()
 
 
-def get_spec(world: str) -> WorldSpec:
-    """Look a world up by key (``cartpole``), name (``CartPole``) or id."""
-    specs = all_specs()
+def _folder_specs(folder: Path, strict: bool, skipped: dict[str, SpecError]) -> dict[str, WorldSpec]:
+    """The specs of one folder; unless ``strict``, a broken one is skipped (and noted in ``skipped``)."""
+    out: dict[str, WorldSpec] = {}
+    if not folder.is_dir():
+        return out
+    for p in sorted(folder.glob("*.toml")):
+        try:
+            out[p.stem.lower()] = load_spec(p)
+        except SpecError as e:
+            if strict:
+                raise
+            skipped.setdefault(p.stem.lower(), e)
+    return out
+
+
+def _merge(into: dict[str, WorldSpec], new: dict[str, WorldSpec]) -> None:
+    """Add ``new`` specs whose key and name are not taken yet (earlier folders win)."""
+    names = {s.name.lower() for s in into.values()}
+    for key, spec in new.items():
+        if key not in into and spec.name.lower() not in names:
+            into[key] = spec
+            names.add(spec.name.lower())
+
+
+def all_specs(envs_dir: Path | None = None, skipped: dict[str, SpecError] | None = None) -> dict[str, WorldSpec]:
+    """Every spec in ``envs_dir`` (strictly: a broken spec raises), or, without it, every
+    spec found: shipped, ``NEURALGYM_WORLDS``, the user folder, then registered files.
+    A broken spec outside the package is skipped (with a warning), so one bad file in a
+    user folder does not break ``import neuralgym``; ``skipped`` collects them."""
+    if envs_dir is not None:
+        return _folder_specs(Path(envs_dir), True, {})
+    skipped = {} if skipped is None else skipped
+    specs: dict[str, WorldSpec] = {}
+    dirs = search_dirs()
+    _merge(specs, _folder_specs(dirs[0], True, skipped))
+    for folder in dirs[1:]:
+        _merge(specs, _folder_specs(folder, False, skipped))
+    for key, path in list(_REGISTERED.items()):
+        try:
+            _merge(specs, {key: load_spec(path)})
+        except SpecError as e:
+            skipped.setdefault(key, e)
+    for key, e in skipped.items():
+        if key not in specs:
+            warnings.warn(f"skipped world spec: {e}", RuntimeWarning, stacklevel=2)
+    return specs
+
+
+def register_spec_file(path: str | Path) -> WorldSpec:
+    """Load the spec at ``path`` and add it to the worlds :func:`get_spec` finds by name."""
+    spec = load_spec(Path(path).expanduser().resolve())
+    if not spec.shipped:
+        for other in all_specs(ENVS_DIR).values():
+            if other.key == spec.key or other.name.lower() == spec.name.lower():
+                raise SpecError(f"{spec.path}: world {spec.name!r} ({spec.key}) has the key or name of the shipped "
+                                f"world {other.name!r}: rename the file and its 'name'")
+    _REGISTERED[spec.key] = spec.path  # type: ignore[assignment]
+    return spec
+
+
+def get_spec(world: str | Path) -> WorldSpec:
+    """Look a world up by spec file path, key (``cartpole``), name (``CartPole``) or id."""
+    if is_spec_path(world):
+        return load_spec(Path(world).expanduser().resolve())
+    skipped: dict[str, SpecError] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        specs = all_specs(skipped=skipped)
     w = world.split("/")[-1].removesuffix("-v0").removesuffix("-real").lower()
     if w in specs:
         return specs[w]
     for spec in specs.values():
         if spec.name.lower() == w:
             return spec
-    raise ValueError(f"unknown world {world!r}; expected one of {sorted(specs)}")
+    if w in skipped:
+        raise skipped[w]
+    raise ValueError(f"unknown world {world!r}; expected one of {sorted(specs)}, or the path of a spec file (.toml)")

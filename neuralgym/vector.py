@@ -52,7 +52,11 @@ class DreamVectorEnv(VectorEnv):
                  device: str = "auto", drift_policy: Any = None, temperature: float = DEFAULT_TEMPERATURE,
                  max_episode_steps: int | None = None, render_mode: str | None = None,
                  autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP, obs_backend: str = "numpy",
-                 precision: str = "auto", compile: bool = False, anchor_starts: float = 0.0):
+                 precision: str = "auto", compile: bool = False, anchor_starts: float = 0.0,
+                 limit_by_wrapper: bool = False):
+        # limit_by_wrapper comes with the registration, for the one-lane env; gym.make_vec
+        # passes the registered episode limit (or its own max_episode_steps) here directly
+        del limit_by_wrapper
         spec = world if isinstance(world, WorldSpec) else get_spec(world)
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode for a vector dream must be 'rgb_array' or None, got {render_mode!r}")

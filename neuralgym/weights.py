@@ -176,3 +176,10 @@ def _check_info(path: Path, info: Any) -> None:
         w = train.get(key, 1.0)
         if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w) or w <= 0:
             raise WeightsError(f"{path}: metadata 'neuralgym.info' train.{key} must be a finite number > 0, got {w!r}")
+    drift = info.get("drift", {})
+    if not isinstance(drift, dict):
+        raise WeightsError(f"{path}: metadata 'neuralgym.info' field 'drift' must be a JSON object, got {drift!r}")
+    thr = drift.get("threshold")
+    if thr is not None and (isinstance(thr, bool) or not isinstance(thr, (int, float)) or not math.isfinite(thr) or thr < 0):
+        raise WeightsError(f"{path}: metadata 'neuralgym.info' drift.threshold must be a finite number >= 0 or null, "
+                           f"got {thr!r}")
