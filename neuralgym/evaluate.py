@@ -278,14 +278,34 @@ def summarize(ls: Lockstep, horizons: tuple[int, ...] = (1, 5, 10, 25, 50), thre
     return out
 
 
-def write_gif(path: Path, frames: np.ndarray, fps: int = 25, scale: int = 3) -> None:
-    """frames (T, H, W, 3) uint8 -> an animated GIF (nearest-neighbour upscaled)."""
-    from PIL import Image
+def write_gif(path: Path, frames: np.ndarray, fps: int = 25, scale: int = 3,
+              labels: tuple[str, ...] | None = ("real", "dream", "error"), note: str | None = None) -> None:
+    """frames (T, H, W, 3) uint8 -> an animated GIF (nearest-neighbour upscaled). ``labels``
+    name the side-by-side panels (the frame's width split evenly; the default is eval's
+    real | dream | error) in a strip above them; ``note`` (e.g. why the clip ends) is
+    written on the last frame. None: no strip."""
+    from PIL import Image, ImageDraw
 
     from neuralgym.data import atomic_write_bytes
 
     big = frames.repeat(scale, axis=1).repeat(scale, axis=2)
     images = [Image.fromarray(f) for f in big]
+    if labels and big.shape[2] % len(labels) == 0:
+        strip = 14
+        width = big.shape[2] // len(labels)
+        labelled = []
+        for i, img in enumerate(images):
+            canvas = Image.new("RGB", (img.width, img.height + strip), (0, 0, 0))
+            canvas.paste(img, (0, strip))
+            draw = ImageDraw.Draw(canvas)
+            for j, label in enumerate(labels):
+                w = draw.textlength(label)
+                draw.text((j * width + (width - w) / 2, 1), label, fill=(255, 255, 255))
+            if note and i == len(images) - 1:
+                draw.rectangle((0, canvas.height - strip, canvas.width, canvas.height), fill=(0, 0, 0))
+                draw.text((4, canvas.height - strip + 1), note, fill=(255, 255, 0))
+            labelled.append(canvas)
+        images = labelled
     atomic_write_bytes(Path(path), lambda f: images[0].save(f, format="GIF", save_all=True, append_images=images[1:],
                                                             duration=int(1000 / fps), loop=0))
 

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 
 from neuralgym.data import Episode, atomic_write_bytes, load_dataset, remove_stale_temporaries
 from neuralgym.model import WorldModel, WorldModelConfig, count_flops, quantize
+from neuralgym.realframes import RealFrameIndex
 from neuralgym.spec import WorldSpec
 from neuralgym.weights import WeightsError, save_world
 from neuralgym.windows import Batch, EpochSampler, WindowDataset
@@ -70,6 +71,11 @@ class TrainConfig:
     # gradient) for up to ``burn_in`` steps on its own rounded predictions, so it learns to
     # predict well from the contexts it makes itself many steps into a dream
     burn_in: int = 0
+    # after a burn-in the dream no longer tracks the recorded episode (CartPole is chaotic), so
+    # its frames are not scored against the recording (that teaches averaging: a fading pole)
+    # but against the nearest of ``manifold_bank`` real training frames: "look like something
+    # real", whatever the dream went on to show. Half the batches have no burn-in.
+    manifold_bank: int = 50_000
     context_noise: float = 0.0  # Gaussian noise (std drawn per sample up to this) on the context frames
     reward_classes: int = 0  # >0: reward as a classifier over up to this many values from the data (0: regressed)
     # pixels that change between the newest context frame and the target (a moving ball, a
@@ -81,6 +87,10 @@ class TrainConfig:
     def rollout(self, step: int) -> int:
         frac = min(1.0, step / max(1.0, self.rollout_ramp * self.steps))
         return int(round(self.rollout_start + frac * (self.rollout_max - self.rollout_start)))
+
+
+#: after this many steps ``train`` prints its speed and an ETA on stderr (also with --no-progress)
+ETA_AFTER_STEPS = 10
 
 
 def resolve_device(device: str) -> torch.device:
@@ -247,11 +257,21 @@ def reward_class_weights(rewards: np.ndarray, values: np.ndarray) -> np.ndarray:
     return (w / (w[assign].mean() if len(assign) else 1.0)).astype(np.float32)
 
 
+def nearest_real(bank: RealFrameIndex, frames: torch.Tensor) -> torch.Tensor:
+    """The nearest bank frame of each frame (B, C, H, W) in [0, 1], as a tensor like it."""
+    u8 = torch.round(frames.detach() * 255.0).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    idx, _ = bank.nearest(u8)
+    return torch.from_numpy(bank.frames[idx]).to(frames.device).permute(0, 3, 1, 2).float() / 255.0
+
+
 def rollout_loss(model: torch.nn.Module, batch: Batch, rollout: int, k: int, cfg: TrainConfig,
                  rank_batch: int, burn: int = 0, noise_std: torch.Tensor | None = None,
-                 reward_weights: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+                 reward_weights: torch.Tensor | None = None,
+                 bank: RealFrameIndex | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """Roll the model out on its own predictions for ``burn`` steps without gradient, then
-    for ``rollout`` scored steps, and sum the losses of the scored steps.
+    for ``rollout`` scored steps, and sum the losses of the scored steps. After a burn-in
+    (with a ``bank``) a frame is scored against its nearest real frame, and the heads,
+    whose targets belong to the recorded episode, are not scored.
 
     Losses are summed and divided by constants (this rank's share of the global batch,
     i.e. global batch / world size, and the rollout), never by per-rank statistics such
@@ -268,11 +288,17 @@ def rollout_loss(model: torch.nn.Module, batch: Batch, rollout: int, k: int, cfg
     denom = float(rank_batch * rollout)
     pos_weight = torch.tensor(cfg.term_pos_weight, device=ctx.device)
     frame_l = term_l = rew_l = err_l = torch.zeros((), device=ctx.device)
+    free = burn > 0 and bank is not None
     for r in range(burn, burn + rollout):
         out = model(ctx, batch.actions[:, r : r + k])
         pred = quantize(out["frame"])
-        target = batch.frames[:, k + r]
         m = batch.mask[:, r]
+        if free:
+            fit = (pred - nearest_real(bank, pred)).pow(2).mean(dim=(1, 2, 3))
+            frame_l = frame_l + (torch.log(fit + cfg.log_eps) * m).sum()
+            ctx = torch.cat([ctx[:, 1:], pred[:, None]], dim=1)
+            continue
+        target = batch.frames[:, k + r]
         se = (pred - target).pow(2).mean(dim=(1, 2, 3))  # (B,)
         if cfg.change_weight > 0:
             moved = ((target - batch.frames[:, k + r - 1]).abs() > 1.5 / 255.0).float()  # (B, C, H, W): changes in reality
@@ -345,6 +371,77 @@ def validate(model: WorldModel, ds: WindowDataset, horizons: tuple[int, ...] = (
             f = psnr(b.frames[:, k - 1], target).mean().item()
             out[f"psnr@{h}"], out[f"frozen@{h}"], out[f"gain@{h}"] = p, f, p - f
     return out
+
+
+@torch.no_grad()
+def calibrate_drift(model: WorldModel, ds: WindowDataset, fidelity_psnr: float, horizon: int = 25, n: int = 64,
+                    seed: int = 0, device: torch.device = torch.device("cpu")) -> dict[str, Any]:
+    """The drift threshold of this world, measured as ``neuralgym eval`` would but on
+    held-out training windows: open-loop rollouts from K real frames with the recorded
+    actions, scored with the dream's own drift (the root of the summed squared per-step
+    RMSE the error head predicts, in grey levels) against whether the frame's true PSNR is
+    under ``fidelity_psnr``; the threshold best separating the two (Youden's J).
+
+    Returns ``{"threshold": float or None, ...}``: None where every frame, or none, is
+    under ``fidelity_psnr`` (nothing to separate; the dream then does not truncate on drift)."""
+    from neuralgym.evaluate import auroc, calibrate_threshold
+
+    k = ds.k
+    for h_max in (horizon, 10, 5, 1):  # the longest horizon the held-out episodes allow
+        ok = np.nonzero(ds.starts + k - 1 + h_max <= ds.ends)[0]
+        ok = ok[np.isin(ds.starts[ok] - (k - 1), ds.starts)]  # the window's first frame is a real frame
+        if len(ok):
+            break
+    else:
+        return {"threshold": None, "reason": "no held-out window of K real frames and one step"}
+    ids = np.random.default_rng(seed).choice(ok, size=min(n, len(ok)), replace=False)
+    b = ds.batch(ids, h_max).to(device)
+    ctx = b.frames[:, :k]
+    drift_sq = torch.zeros(len(ids), dtype=torch.float64, device=device)
+    drifts, psnrs = [], []
+    for r in range(h_max):
+        out = model(ctx, b.actions[:, r : r + k])
+        pred = torch.round(out["frame"].clamp(0.0, 1.0) * 255.0) / 255.0
+        ctx = torch.cat([ctx[:, 1:], pred[:, None]], dim=1)
+        step_err = torch.exp(0.5 * torch.nan_to_num(out["log_err"], nan=20.0).clamp(max=20.0)) * 255.0  # as the dream
+        drift_sq += step_err.double().pow(2)
+        drifts.append(drift_sq.sqrt().cpu().numpy())
+        psnrs.append(psnr(pred, b.frames[:, k + r]).cpu().numpy())
+    drift, frame_psnr = np.concatenate(drifts), np.concatenate(psnrs)
+    off = frame_psnr < fidelity_psnr
+    report: dict[str, Any] = {"fidelity_psnr": fidelity_psnr, "windows": int(len(ids)), "horizon": int(h_max),
+                              "frames": int(len(off)), "off": int(off.sum())}
+    if not 0 < off.sum() < len(off):
+        report["threshold"] = None
+        report["reason"] = (f"every held-out frame is under {fidelity_psnr} dB" if off.all()
+                            else f"no held-out frame is under {fidelity_psnr} dB")
+        return report
+    report["threshold"] = calibrate_threshold(drift, off)
+    report["auroc"] = auroc(drift, off)
+    return report
+
+
+def _eta_line(cfg: TrainConfig, first: int, done: int, seconds: float) -> str:
+    """One line: the seconds per step so far and the time left. A step costs about its
+    rollout length (plus its mean burn-in), which grows during the run, so the steps
+    left are weighted by theirs."""
+    def cost(s: int) -> float:
+        return cfg.rollout(s) + cfg.burn_in / 2.0
+
+    spent = sum(cost(s) for s in range(first, done))
+    left = sum(cost(s) for s in range(done, cfg.steps))
+    eta = seconds / max(spent, 1e-9) * left
+    last = seconds / max(spent, 1e-9) * cost(cfg.steps - 1)
+    return (f"~{seconds / max(1, done - first):.2f} s per step over steps {first + 1}-{done} "
+            f"({(done - first) / max(seconds, 1e-9):.2f} steps/s); ETA {_duration(eta)} for {cfg.steps - done} more steps "
+            f"(rollouts grow to {cfg.rollout_max}: the last steps take ~{last:.2f} s each)")
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(round(seconds))
+    h, rem = divmod(seconds, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
 
 
 def split_episodes(episodes: list[Episode], fraction: float, seed: int) -> tuple[list[Episode], list[Episode]]:
@@ -448,6 +545,13 @@ def train(spec: WorldSpec, data_dir: Path, out: Path, run_dir: Path, cfg: TrainC
             model.reward_values.copy_(torch.from_numpy(reward_values))
     reward_weights = (torch.from_numpy(reward_class_weights(all_rewards, reward_values)).to(device)
                       if reward_values is not None else None)
+    bank = None
+    if cfg.burn_in and cfg.manifold_bank:
+        frames_all = np.concatenate([ep.frames for ep in train_eps])
+        pick = np.random.default_rng(cfg.seed + 3).choice(len(frames_all), size=min(cfg.manifold_bank, len(frames_all)),
+                                                          replace=False)
+        bank = RealFrameIndex(frames_all[np.sort(pick)], candidates=64, description="training frames")
+        del frames_all
     if cfg.steps == 0 and not cfg.init_from:
         raise ValueError("steps=0 only rebuilds the banks of an --init-from world; a new world needs steps >= 1")
     if cfg.heads_only:
@@ -510,12 +614,13 @@ def train(spec: WorldSpec, data_dir: Path, out: Path, run_dir: Path, cfg: TrainC
         return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
 
     model.train()
+    first_step, eta_after = step, step + ETA_AFTER_STEPS
     while step < cfg.steps:
         rollout = cfg.rollout(step)
         global_batch = cfg.batch_size
         ids = sampler.next(global_batch)
         step_rng = np.random.default_rng([cfg.seed, step])  # the same draws on every rank and after a resume
-        burn = int(step_rng.integers(0, cfg.burn_in + 1)) if cfg.burn_in else 0
+        burn = int(step_rng.integers(1, cfg.burn_in + 1)) if cfg.burn_in and step_rng.random() < 0.5 else 0
         batch = train_ds.batch(ids, burn + rollout).to(device)
         noise_std = None
         if cfg.context_noise > 0:
@@ -526,7 +631,7 @@ def train(spec: WorldSpec, data_dir: Path, out: Path, run_dir: Path, cfg: TrainC
             g_["lr"] = lr_at(step)
         # each rank's loss is the mean over its slice; DDP averages the slices' gradients
         loss, stats = rollout_loss(net, batch, rollout, spec.context_length, cfg, global_batch // ddp.world_size,
-                                   burn=burn, noise_std=noise_std, reward_weights=reward_weights)
+                                   burn=burn, noise_std=noise_std, reward_weights=reward_weights, bank=bank)
         loss_value, stats = global_mean(ddp, loss, stats, device)  # the same numbers on every rank
         if not math.isfinite(loss_value):
             raise FloatingPointError(f"loss became {loss_value} at step {step}; lower --lr or check the data")
@@ -537,6 +642,8 @@ def train(spec: WorldSpec, data_dir: Path, out: Path, run_dir: Path, cfg: TrainC
         step += 1
         samples += len(ids) * rollout * ddp.world_size
         bar.update(1)
+        if ddp.main and step == eta_after and step < cfg.steps:  # also without a progress bar
+            bar.write(_eta_line(cfg, first_step, step, time.time() - t0), file=sys.stderr)
         if ddp.main:
             bar.set_postfix(loss=f"{loss_value:.3f}", R=rollout, burn=burn)
             if step % 20 == 0:
@@ -559,10 +666,17 @@ def train(spec: WorldSpec, data_dir: Path, out: Path, run_dir: Path, cfg: TrainC
     elapsed = time.time() - t0
     result: dict[str, Any] = {"steps": step, "seconds": elapsed, "samples_per_s": samples / max(elapsed, 1e-9),
                               "flops_per_frame": flops, "world_size": ddp.world_size, "loss": loss_value, **last_val}
+    info: dict[str, Any] = {"train": {**asdict(cfg), "model": None}, "result": result}
+    if ddp.main and val_ds is not None:  # the world's own drift threshold (used unless the spec sets one)
+        model.eval()
+        info["drift"] = calibrate_drift(model, val_ds, spec.drift.fidelity_psnr, seed=cfg.seed, device=device)
+        if info["drift"]["threshold"] is not None:
+            result["drift_threshold"] = info["drift"]["threshold"]
+        else:
+            print(f"drift threshold not calibrated: {info['drift']['reason']}", file=sys.stderr)
     if ddp.main:
         starts, anchor_frames, anchor_actions = build_banks(episodes, spec, cfg)
-        save_world(Path(out), model, spec, starts, anchor_frames, anchor_actions,
-                   info={"train": {**asdict(cfg), "model": None}, "result": result})
+        save_world(Path(out), model, spec, starts, anchor_frames, anchor_actions, info=info)
         writer.close()
     if ddp.world_size > 1:
         dist.barrier()  # no rank exits (ending the job) before rank 0 has written the world
