@@ -259,6 +259,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         "context_noise": args.context_noise,
         "reward_classes": args.reward_classes,
         "change_weight": args.change_weight,
+        "reward_balance": args.reward_balance,
+        "reward_oversample": args.reward_oversample,
     }
     cfg = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
     with _stdout_to_stderr(args.json):
@@ -446,6 +448,10 @@ def build_parser(argv: Sequence[str] = ()) -> Parser:
                    help="std (0..1 frame units) of Gaussian noise on half the batch's context frames (default: 0)")
     p.add_argument("--reward-classes", type=_non_negative_int, default=None,
                    help="reward as a classifier over up to this many values from the data; 0: regressed (default: 0)")
+    p.add_argument("--reward-balance", type=float, default=None,
+                   help="reward classes weigh frequency ** -B in the loss (0: plain, 1: balanced; default 0.5)")
+    p.add_argument("--reward-oversample", type=_positive_int, default=None,
+                   help="draw windows holding a reward event this many times per epoch (default 1)")
     p.add_argument("--change-weight", type=float, default=None,
                    help="extra loss weight of the pixels that change from one frame to the next (small moving "
                         "objects such as a ball; default: 0)")

@@ -317,7 +317,15 @@ class DreamCore:
             term = torch.rand(p.shape, generator=self.generator, device=self.device) < p
         else:
             term = logit > 0
-        reward = torch.nan_to_num(out["reward"])
+        if "reward_logits" in out and self.temperature > 0:
+            # a reward classifier's value is drawn from its calibrated class probabilities (the
+            # training weights removed), like termination: rare events happen at their rate,
+            # and over an episode the dream pays what the classifier expects
+            logits = torch.nan_to_num(out["reward_logits"].float() - self.model.reward_logit_offset) / self.temperature
+            pick = torch.multinomial(torch.softmax(logits, dim=1), 1, generator=self.generator)[:, 0]
+            reward = self.model.reward_values[pick]
+        else:
+            reward = torch.nan_to_num(out["reward"])
         drift = torch.exp(0.5 * torch.nan_to_num(out["log_err"], nan=20.0).clamp(max=20.0)) * 255.0  # predicted RMSE, grey levels
         drift = torch.where(finite, drift, torch.full_like(drift, 255.0))
         frame_u8 = frame.to(torch.uint8)

@@ -78,6 +78,8 @@ class TrainConfig:
     manifold_bank: int = 50_000
     context_noise: float = 0.0  # Gaussian noise (std drawn per sample up to this) on the context frames
     reward_classes: int = 0  # >0: reward as a classifier over up to this many values from the data (0: regressed)
+    reward_balance: float = 0.5  # class weights frequency ** -reward_balance
+    reward_oversample: int = 1  # windows with a reward event among their first targets are drawn this often
     # pixels that change between the newest context frame and the target (a moving ball, a
     # paddle's edge) weigh 1 + change_weight in the frame loss: a one-pixel object is then
     # no longer too cheap to drop (0: every pixel the same)
@@ -105,7 +107,7 @@ def resolve_device(device: str) -> torch.device:
 
 
 #: the parameters of the reward, termination and error heads
-HEAD_PREFIXES = ("heads.",)
+HEAD_PREFIXES = ("heads.", "reward_head.")
 
 
 def init_from_world(model: WorldModel, path: str | Path) -> list[str]:
@@ -231,16 +233,25 @@ def check_same_on_all_ranks(ddp: Dist, what: dict[str, Any]) -> None:
                          f"every node needs the same command line and the same data")
 
 
-def reward_class_values(rewards: np.ndarray, max_classes: int) -> np.ndarray:
+def reward_class_values(rewards: np.ndarray, max_classes: int, gap_fraction: float = 0.1) -> np.ndarray:
     """The reward values a classifier head chooses from: the distinct rewards of the data
-    (to 1e-3) if there are at most ``max_classes``, else the means of ``max_classes``
-    quantile bins (a 1-D k-means start, refined by a few Lloyd steps)."""
+    (to 1e-3) if there are at most ``max_classes``; else the mean reward of each group of
+    values that lie closer together than ``gap_fraction`` of the rewards' 5-95% range
+    (CarRacing: the time penalty, a tile's reward, which varies a little from track to
+    track, two tiles, leaving the map); and
+    if those are still too many, the means of ``max_classes`` 1-D k-means clusters."""
     r = np.asarray(rewards, np.float64).ravel()
     if len(r) == 0:
         return np.zeros(1, np.float32)
     distinct = np.unique(np.round(r, 3))
     if len(distinct) <= max_classes:
         return distinct.astype(np.float32)
+    lo, hi = np.quantile(r, [0.05, 0.95])
+    splits = np.flatnonzero(np.diff(distinct) > gap_fraction * max(hi - lo, 1e-6))
+    edges = np.r_[-np.inf, 0.5 * (distinct[splits] + distinct[splits + 1]), np.inf]
+    if len(edges) - 1 <= max_classes:
+        group = np.searchsorted(edges, r, side="right") - 1
+        return np.array([r[group == g].mean() for g in range(len(edges) - 1)], np.float32)
     centres = np.unique(np.quantile(r, (np.arange(max_classes) + 0.5) / max_classes))
     for _ in range(20):
         assign = np.abs(r[:, None] - centres[None]).argmin(axis=1)
@@ -248,12 +259,12 @@ def reward_class_values(rewards: np.ndarray, max_classes: int) -> np.ndarray:
     return np.unique(np.round(centres, 4)).astype(np.float32)
 
 
-def reward_class_weights(rewards: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Inverse square-root class frequencies (normalised to mean 1 over the data): rare
-    rewards, such as a point won, count more without drowning the common ones."""
+def reward_class_weights(rewards: np.ndarray, values: np.ndarray, balance: float = 0.5) -> np.ndarray:
+    """Class weights ``frequency ** -balance`` (normalised to mean 1 over the data): rare
+    rewards, such as a point won, count more (balance 1: every class weighs the same in all)."""
     assign = np.abs(np.asarray(rewards, np.float64).ravel()[:, None] - values[None]).argmin(axis=1)
     freq = np.bincount(assign, minlength=len(values)).astype(np.float64) + 1.0
-    w = freq ** -0.5
+    w = freq ** -balance
     return (w / (w[assign].mean() if len(assign) else 1.0)).astype(np.float32)
 
 
@@ -526,6 +537,12 @@ def train(spec: WorldSpec, data_dir: Path, out: Path, run_dir: Path, cfg: TrainC
     mcfg = WorldModelConfig(**{**asdict(cfg.model), "height": spec.obs_shape[0], "width": spec.obs_shape[1],
                                "channels": spec.obs_shape[2], "context": spec.context_length,
                                "action_dim": spec.actions.model_dim})
+    if cfg.heads_only and cfg.init_from and mcfg.background:
+        # the frame model must stay exactly as it is: keep the source world's background setting
+        from neuralgym.weights import read_metadata
+
+        source_config = json.loads(read_metadata(Path(cfg.init_from)).get("neuralgym.config", "{}"))
+        mcfg.background = int(source_config.get("background", 0))
     all_rewards = np.concatenate([ep.rewards for ep in train_eps]) if train_eps else np.zeros(0, np.float32)
     reward_values = reward_class_values(all_rewards, cfg.reward_classes) if cfg.reward_classes else None
     if reward_values is not None:
@@ -541,10 +558,13 @@ def train(spec: WorldSpec, data_dir: Path, out: Path, run_dir: Path, cfg: TrainC
             rng_bg = np.random.default_rng(cfg.seed + 2)
             sample = np.concatenate([ep.frames[rng_bg.integers(0, len(ep.frames), size=8)] for ep in train_eps[:512]])
             model.background.copy_(torch.from_numpy(np.median(sample, axis=0)).permute(2, 0, 1).float() / 255.0)
-        if reward_values is not None:
+    reward_weights = None
+    if reward_values is not None:
+        weights_np = reward_class_weights(all_rewards, reward_values, cfg.reward_balance)
+        reward_weights = torch.from_numpy(weights_np).to(device)
+        with torch.no_grad():
             model.reward_values.copy_(torch.from_numpy(reward_values))
-    reward_weights = (torch.from_numpy(reward_class_weights(all_rewards, reward_values)).to(device)
-                      if reward_values is not None else None)
+            model.reward_logit_offset.copy_(torch.from_numpy(np.log(weights_np)))
     bank = None
     if cfg.burn_in and cfg.manifold_bank:
         frames_all = np.concatenate([ep.frames for ep in train_eps])
@@ -590,7 +610,7 @@ def train(spec: WorldSpec, data_dir: Path, out: Path, run_dir: Path, cfg: TrainC
         torch.set_rng_state(state["torch_rng"])
     elif resume and ddp.main:
         print(f"no checkpoint at {ckpt_path}; starting from scratch", file=sys.stderr)
-    population = train_ds.population(cfg.terminal_oversample, cfg.terminal_window)
+    population = train_ds.population(cfg.terminal_oversample, cfg.terminal_window, cfg.reward_oversample)
     sampler = EpochSampler(population, cfg.seed, ddp.rank, ddp.world_size, **sampler_state)
     net: torch.nn.Module = model
     if ddp.world_size > 1:

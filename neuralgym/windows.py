@@ -66,17 +66,29 @@ class WindowDataset:
     def __len__(self) -> int:
         return len(self.starts)
 
-    def population(self, terminal_oversample: int = 1, terminal_window: int = 40) -> np.ndarray:
-        """Window ids for one epoch: every window once, and the windows whose first target
+    def population(self, terminal_oversample: int = 1, terminal_window: int = 40, reward_oversample: int = 1,
+                   reward_window: int = 8) -> np.ndarray:
+        """Window ids for one epoch: every window once, the windows whose first target
         lies within ``terminal_window`` steps of a termination ``terminal_oversample``
-        times. Falls and crashes are rare in any behaviour policy's data, yet they are
-        where the dynamics are least forgiving and what decides an agent's return."""
+        times, and those with a reward event (a reward other than the most common one)
+        among their first ``reward_window`` targets ``reward_oversample`` times. Falls,
+        crashes and points are rare in any behaviour policy's data, yet they are where the
+        dynamics are least forgiving and what decides an agent's return."""
         ids = np.arange(len(self.starts))
-        if terminal_oversample <= 1:
-            return ids
-        ends_in_term = self.terminated[self.ends - 1].numpy() > 0.5
-        near = ends_in_term & (self.ends - (self.starts + self.k - 1) <= terminal_window)
-        return np.concatenate([ids, np.repeat(ids[near], terminal_oversample - 1)])
+        parts = [ids]
+        if terminal_oversample > 1:
+            ends_in_term = self.terminated[self.ends - 1].numpy() > 0.5
+            near = ends_in_term & (self.ends - (self.starts + self.k - 1) <= terminal_window)
+            parts.append(np.repeat(ids[near], terminal_oversample - 1))
+        if reward_oversample > 1 and len(self.rewards):
+            r = self.rewards.numpy()
+            values, counts = np.unique(r, return_counts=True)
+            event = np.r_[(r != values[counts.argmax()]).astype(np.int64), np.zeros(reward_window, np.int64)]
+            csum = np.r_[0, np.cumsum(event)]
+            first = self.starts + self.k - 1  # the transition into each window's first target
+            has = (csum[np.minimum(first + reward_window, len(event))] - csum[first]) > 0
+            parts.append(np.repeat(ids[has], reward_oversample - 1))
+        return np.concatenate(parts)
 
     def batch(self, window_ids: np.ndarray, rollout: int) -> Batch:
         k, r = self.k, rollout

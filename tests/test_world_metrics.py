@@ -178,7 +178,7 @@ def test_reward_classifier_pays_a_class_value() -> None:
     m = WorldModel(WorldModelConfig(context=4, reward_classes=3)).eval()
     with torch.no_grad():
         m.reward_values.copy_(torch.tensor([-1.0, 0.0, 1.0]))
-        m.reward_head.bias.copy_(torch.tensor([0.0, 0.0, 5.0]))
+        m.reward_head[2].bias.copy_(torch.tensor([0.0, 0.0, 5.0]))
         out = m(torch.rand(2, 4, 1, 64, 64), torch.zeros(2, 4, 2))
     assert out["reward"].tolist() == [1.0, 1.0] and out["reward_logits"].shape == (2, 3)
 
@@ -198,3 +198,60 @@ def test_reward_class_values_and_weights() -> None:
 def test_bad_background_flag_is_refused(kw) -> None:
     with pytest.raises(ValueError, match="background"):
         WorldModel(WorldModelConfig(context=4, **kw))
+
+
+def test_reward_groups_of_close_values() -> None:
+    # CarRacing-like: a time penalty, tiles worth a little more or less per track, a rare exit
+    rng = np.random.default_rng(0)
+    r = np.r_[np.full(800, -0.2), rng.uniform(2.8, 3.6, 200), [-100.1]]
+    values = reward_class_values(r, 8)
+    assert len(values) == 3 and values[0] == pytest.approx(-100.1) and values[1] == pytest.approx(-0.2)
+    assert 2.8 < values[2] < 3.6
+
+
+def test_reward_events_are_oversampled(cartpole_spec) -> None:
+    from neuralgym.data import Episode
+    from neuralgym.windows import WindowDataset
+
+    n = 60
+    frames = np.zeros((n + 1, *cartpole_spec.obs_shape), np.uint8)
+    rewards = np.zeros(n, np.float32)
+    rewards[40] = 1.0
+    ep = Episode(frames, np.zeros(n, np.int64), rewards, np.zeros(n, bool), np.zeros(n, bool))
+    ds = WindowDataset([ep], cartpole_spec)
+    plain, extra = ds.population(), ds.population(reward_oversample=3, reward_window=8)
+    repeated = np.setdiff1d(np.flatnonzero(np.bincount(extra) == 3), [])
+    assert len(extra) > len(plain) and len(repeated) == 8  # the 8 windows whose first 8 targets hold the event
+
+
+def test_dream_samples_rewards_from_the_classifier(cartpole_spec, tmp_path) -> None:
+    """A reward classifier's value is drawn at temperature > 0 and is the argmax at 0."""
+    from neuralgym.core import DreamCore
+
+    core = DreamCore(cartpole_spec, num_envs=64, device="cpu")
+    model = core.model
+    # swap in a classifier head that gives 1.0 with probability ~0.27 and 0.0 otherwise
+    cfg = WorldModelConfig(**{**model.config.to_dict(), "reward_classes": 2})
+    m2 = WorldModel(cfg).eval()
+    m2.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith(("reward_", "reward_head"))},
+                       strict=False)
+    with torch.no_grad():
+        m2.reward_values.copy_(torch.tensor([0.0, 1.0]))
+        m2.reward_head[2].bias.copy_(torch.tensor([1.0, 0.0]))
+    core.model = core._predict = m2
+    core.reset_lanes(np.ones(64, bool), np.random.default_rng(0))
+    core.seed(0)
+    paid = np.concatenate([core.step(core.codes(np.zeros(64, np.int64))).reward for _ in range(3)])
+    assert set(np.unique(paid)) <= {0.0, 1.0} and 0.1 < paid.mean() < 0.45
+    core.temperature = 0.0
+    core.reset_lanes(np.ones(64, bool), np.random.default_rng(0))
+    assert (core.step(core.codes(np.zeros(64, np.int64))).reward == 0.0).all()
+
+
+def test_exploit_holds_each_box_dimension_high() -> None:
+    from neuralgym.exploit import patterns_for
+    from neuralgym.spec import get_spec
+
+    patterns = patterns_for(get_spec("carracing"))
+    gas = patterns["high_gas"](0, np.random.default_rng(0))
+    assert gas.tolist() == [0.0, 1.0, 0.0] and {"noop", "random", "extremes", "high_steer", "high_brake"} <= set(patterns)
