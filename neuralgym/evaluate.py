@@ -20,7 +20,6 @@ stops when either side's episode ends.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from dataclasses import dataclass, field

@@ -22,13 +22,12 @@ ends it. At exit it prints one summary line (frames, achieved fps, frame times).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import os
 import sys
 import time
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,6 +38,7 @@ import numpy as np
 
 from neuralgym.keys import Binding, action_for_keys, describe_action, key_code, noop_action, parse_keymap
 from neuralgym.spec import WorldSpec, get_spec
+from neuralgym.threads import torch_threads
 from neuralgym.viewer import Pacer, require_pygame, upscale
 
 # command, key names (first is the one shown in help), description
@@ -618,19 +618,6 @@ def _drift_threshold(session: Any) -> float:
     return float(policy.threshold) if policy is not None else session.spec.drift.threshold
 
 
-@contextlib.contextmanager
-def _torch_threads(n: int) -> Iterator[None]:
-    """torch's CPU thread count for the duration (main may run inside a longer process)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
     """Run ``neuralgym play``; returns the exit status."""
     args = _parse(args)
@@ -642,7 +629,7 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
     except Exception as e:
         print(f"neuralgym play: {e}", file=sys.stderr)
         return 2
-    with _torch_threads(args.threads):
+    with torch_threads(args.threads):
         return _run(args, spec, pg, bindings, controls, control_rows)
 
 
