@@ -149,10 +149,8 @@ def run_coherence(spec: WorldSpec, steps: int = 9000, lanes: int = 1, seed: int 
     present: dict[str, list[bool]] = {name: [] for name in checks}
     strip: list[tuple[int, float, np.ndarray, np.ndarray]] = []
     t0 = time.time()
-    made = 0
-    for t in range(10**9):
-        if made >= steps:
-            break
+    made = t = 0
+    while made < steps:
         actions = driver.act(obs, nearest)
         obs, _, term, trunc, _ = env.step(actions)
         nearest, p = index.nearest(obs)
@@ -173,6 +171,7 @@ def run_coherence(spec: WorldSpec, steps: int = 9000, lanes: int = 1, seed: int 
                 strip.append((t + 1, float(p[0]), obs[0].copy(), index.frames[nearest[0]].copy()))
             made += 1
         starting = term | trunc
+        t += 1
     env.close()
     return CoherenceRun(np.asarray(plaus), np.asarray(ages), np.asarray(eps), time.time() - t0, driver_name,
                         index.description, strip, {k: np.asarray(v, bool) for k, v in present.items()})
