@@ -31,17 +31,17 @@ import numpy as np
 
 from neuralgym.objects import OBJECT_LOCATORS, within
 from neuralgym.precision import PRECISIONS
+from neuralgym.realframes import psnr_from_mse
 
 EVAL_SEED_BASE = 1_000_000  # far from the seeds `collect` uses (seed + episode index)
 OBJECT_PIXELS = 2.0  # object fidelity: the dream's object within this many pixels of the real one
 OBJECT_HORIZONS = (1, 5, 10, 25)
-PSNR_CAP = 100.0
 
 
 def psnr_u8(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """PSNR in dB over the trailing (H, W, C) axes of uint8 frames, capped at 100 dB."""
     mse = ((a.astype(np.float64) - b.astype(np.float64)) ** 2).reshape(*a.shape[:-3], -1).mean(axis=-1)
-    return np.minimum(10.0 * np.log10(255.0**2 / np.maximum(mse, 1e-10)), PSNR_CAP)
+    return psnr_from_mse(mse)
 
 
 def auroc(scores: np.ndarray, labels: np.ndarray) -> float:

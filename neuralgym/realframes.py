@@ -36,8 +36,12 @@ CARTPOLE_X_RANGE = 2.6  # the episode ends past 2.4: its last frame may lie a li
 CARTPOLE_THETA_RANGE = 0.3  # ... and past 0.2095 rad
 
 
+PSNR_CAP = 100.0  # dB: identical frames
+
+
 def psnr_from_mse(mse: np.ndarray) -> np.ndarray:
-    return np.minimum(10.0 * np.log10(255.0**2 / np.maximum(mse, 1e-10)), 100.0)
+    """PSNR in dB of a mean squared error on the 0..255 scale, capped at PSNR_CAP."""
+    return np.minimum(10.0 * np.log10(255.0**2 / np.maximum(mse, 1e-10)), PSNR_CAP)
 
 
 @dataclass
