@@ -12,13 +12,13 @@ import pytest
 from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv
 
+from neuralgym.agents.ensemble import PolicyEnsemble
+from neuralgym.agents.recipe import GENERIC, AgentRecipe, recipe_for, recipe_from_table
+from neuralgym.latent import LATENT_DIMS
+from neuralgym.spec import get_spec
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 AGENTS = REPO_ROOT / "agents"
-sys.path.insert(0, str(AGENTS))
-import evaluate  # noqa: E402
-import train_ppo  # noqa: E402
-
-from neuralgym.latent import LATENT_DIMS  # noqa: E402
 
 
 def run_script(name: str, args: list[str], env: dict[str, str]) -> str:
@@ -37,10 +37,10 @@ def test_train_in_the_dream_then_evaluate_in_reality(tmp_path: Path, subprocess_
     # the CartPole latent recipe: an ensemble of three agents trained in truncated dreams,
     # clean observations, episodes from start frames
     assert meta["obs"] == "latent" and meta["drift_policy"] == "truncate"
-    assert meta["obs_noise"] == 0.0 and meta["anchor_starts"] == 0.0
     assert meta["mirror"] is True  # saved mirror-symmetric: observations are the pair
     assert meta["timesteps"] == 512 and meta["n_envs"] == 4
-    assert meta["compile"] is True and meta["linear_decay"] is False  # the dream's model under torch.compile
+    assert meta["compile"] is True  # the dream's model under torch.compile
+    assert meta["recipe"]["ppo"]["net_arch"] == [64, 64]  # the spec's [agent.latent.ppo]
     assert meta["members"] == ["agent.zip", "agent.member1.zip", "agent.member2.zip"]
     assert all((tmp_path / name).is_file() for name in meta["members"])
     assert meta["member_seeds"][0] == 3 and len(set(meta["member_seeds"])) == 3
@@ -57,28 +57,20 @@ def test_train_in_the_dream_then_evaluate_in_reality(tmp_path: Path, subprocess_
 def test_train_options_are_recorded_and_checked(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
     out = tmp_path / "agent"
     run_script("train_ppo.py", ["--env", "neuralgym/CartPole-v0", "--timesteps", "256", "--n-envs", "2",
-                                "--obs-noise", "0.2", "--anchor-starts", "0.5", "--members", "1", "--linear-decay",
-                                "--no-compile", "--no-mirror", "--out", str(out)], subprocess_env)
+                                "--members", "1", "--no-compile", "--no-mirror", "--drift-policy", "none",
+                                "--out", str(out)], subprocess_env)
     meta = json.loads(out.with_suffix(".json").read_text())
-    assert meta["obs_noise"] == 0.2 and meta["anchor_starts"] == 0.5
-    assert meta["mirror"] is False
-    assert meta["linear_decay"] is True and meta["compile"] is False
-    # the saved agent carries the schedules: learning rate and clip range halfway down at mid-training
+    assert meta["mirror"] is False and meta["compile"] is False and meta["drift_policy"] == "none"
     agent = PPO.load(str(out.with_suffix(".zip")), device="cpu")
-    lr, clip = train_ppo.DEFAULT_RECIPE["ppo"]["learning_rate"], train_ppo.DEFAULT_RECIPE["ppo"]["clip_range"]
-    assert agent.lr_schedule(0.5) == pytest.approx(lr / 2) and agent.clip_range(0.5) == pytest.approx(clip / 2)
-    assert agent.lr_schedule(0.0) == pytest.approx(0.0)
+    assert agent.learning_rate == pytest.approx(recipe_for(get_spec("cartpole")).ppo.learning_rate)
     assert meta["members"] == ["agent.zip"] and sorted(p.name for p in tmp_path.glob("*.zip")) == ["agent.zip"]
     assert agent.observation_space.shape == (LATENT_DIMS,) and type(agent.policy).__name__ == "ActorCriticPolicy"
     proc = subprocess.run([sys.executable, str(AGENTS / "train_ppo.py"), "--env", "neuralgym/Pong-v0", "--mirror",
                            "--out", str(out)], env=subprocess_env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode != 0 and "--mirror needs --obs latent and a world whose spec declares" in proc.stderr
-    proc = subprocess.run([sys.executable, str(AGENTS / "train_ppo.py"), "--env", "neuralgym/CartPole-v0", "--obs-noise",
-                           "-1", "--out", str(out)], env=subprocess_env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode != 0 and "--obs-noise must be >= 0" in proc.stderr
+    assert proc.returncode != 0 and "needs a world whose spec declares [actions] mirror" in proc.stderr
     proc = subprocess.run([sys.executable, str(AGENTS / "train_ppo.py"), "--env", "neuralgym/CartPole-v0", "--members",
                            "0", "--out", str(out)], env=subprocess_env, capture_output=True, text=True, timeout=120)
-    assert proc.returncode != 0 and "--members must be >= 1" in proc.stderr
+    assert proc.returncode != 0 and "members must be an int >= 1" in proc.stderr
     # an ensemble whose member file went missing is refused by name, not evaluated as a smaller one
     meta["members"] = ["agent.zip", "agent.member1.zip"]
     out.with_suffix(".json").write_text(json.dumps(meta))
@@ -114,19 +106,20 @@ class _Constant(DummyVecEnv):
         super().__init__([Zeros, Zeros])
 
 
-def test_observation_noise_has_the_asked_spread_and_is_seeded() -> None:
-    def sample(seed: int) -> np.ndarray:
-        env = train_ppo.ObservationNoise(_Constant(), sigma=0.1, seed=seed)
-        obs = [env.reset()]
-        for _ in range(200):
-            obs.append(env.step(np.zeros(2, dtype=np.int64))[0])
-        return np.stack(obs)
-
-    a, b = sample(7), sample(7)
-    assert a.dtype == np.float32 and a.shape == (201, 2, 32)
-    np.testing.assert_array_equal(a, b)  # the same seed, the same noise
-    assert abs(a.std() - 0.1) < 0.005 and abs(a.mean()) < 0.005
-    assert not np.array_equal(a, sample(8))
+def test_recipes_are_data_from_the_spec() -> None:
+    cartpole = recipe_for(get_spec("cartpole"))
+    assert cartpole.members == 3 and cartpole.mirror and cartpole.drift_policy == "truncate"
+    assert cartpole.ppo.net_arch == (64, 64) and cartpole.ppo.ppo_kwargs()["policy_kwargs"] == {"net_arch": [64, 64]}
+    assert recipe_for(get_spec("carracing")).ppo.ppo_kwargs()["policy_kwargs"]["log_std_init"] == -1.0
+    assert recipe_for(get_spec("pong"), "pixels") == GENERIC["pixels"]  # no [agent.pixels]: the generic recipe
+    assert cartpole.replace(members=1, timesteps=None).members == 1  # None keeps the recipe's value
+    assert cartpole.replace(ppo={"gamma": 0.9}).ppo.gamma == 0.9
+    with pytest.raises(ValueError, match="unknown recipe keys memebrs, ppo.lr"):
+        recipe_from_table({"memebrs": 2, "ppo": {"lr": 1.0}}, "latent")
+    with pytest.raises(ValueError, match="timesteps must be an int >= 1"):
+        AgentRecipe(timesteps=0)
+    with pytest.raises(ValueError, match="mirror-symmetric recipe needs obs = 'latent'"):
+        AgentRecipe(obs="pixels", mirror=True)
 
 
 def _biased_agent(p_right: float):
@@ -145,10 +138,10 @@ def test_an_ensemble_acts_on_its_members_mean_probabilities() -> None:
     obs = np.zeros((2, 32), np.float32)
     # two members lean right (0.6), one is sure of left (0.1): the majority says right, the mean (0.43) left
     members = [_biased_agent(0.6), _biased_agent(0.6), _biased_agent(0.1)]
-    ensemble = evaluate.PolicyEnsemble(members, seed=0)
+    ensemble = PolicyEnsemble(members, seed=0)
     action, _ = ensemble.predict(obs, deterministic=True)
     np.testing.assert_array_equal(action, [0, 0])
-    action, _ = evaluate.PolicyEnsemble(members[:2]).predict(obs, deterministic=True)
+    action, _ = PolicyEnsemble(members[:2]).predict(obs, deterministic=True)
     np.testing.assert_array_equal(action, [1, 1])
     # sampled: a member picked at random per lane, so P(right) is the mean probability
     import torch
