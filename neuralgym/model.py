@@ -128,47 +128,79 @@ class WorldModel(nn.Module):
         # (measured on a 2-core CPU: inference +45%, training +50%)
         self.to(memory_format=torch.channels_last)
 
-    def features(self, frames: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """frames (B, K, C, H, W) in [0, 1]; actions (B, K, A). Returns the fine grid
+    def input_weight(self, start: int | None = None) -> torch.Tensor:
+        """The input convolution's weights over the K raw frames, (Wf, K C, p, p).
+
+        The model reads the newest frame and the K-1 scaled differences between
+        consecutive frames; a difference is linear in its two frames, so one convolution of
+        the frames themselves with these combined weights computes exactly the same (to
+        float rounding) without building the differences: the dream's step then reads its
+        history as it is stored. ``start``: the slot of the oldest frame in a ring buffer
+        of K slots (slot ``(start + t) % K`` holds time step t); None: the slots are in time order."""
+        c = self.config
+        k, ch, p = c.context, c.channels, c.patch
+        w = self.inp.weight.view(c.fine_width, k, ch, p, p)  # slot 0: the newest frame; 1..K-1: the differences
+        wd = w[:, 1:].float() * c.diff_scale  # (Wf, K-1, C, p, p): d_t = f_{t+1} - f_t
+        zero = wd.new_zeros(c.fine_width, 1, ch, p, p)
+        eff = torch.cat([zero, wd], dim=1) - torch.cat([wd, zero], dim=1)  # coefficient of f_t: wd_{t-1} - wd_t
+        eff[:, -1] += w[:, 0].float()
+        if start:
+            eff = eff.roll(start % k, dims=1)  # time step t to slot (start + t) % K
+        return eff.flatten(1, 2)
+
+    def features(self, frames: torch.Tensor, actions: torch.Tensor,
+                 start: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """frames (B, K, C, H, W) in [0, 1], oldest first, or a ring buffer (B, K C, H, W)
+        whose oldest frame is in slot ``start`` (:meth:`input_weight`); actions (B, K, A). Returns the fine grid
         (B, Wf, H/p, W/p), the coarse grid (B, Wc, H/2p, W/2p) and the action code (B, 64)."""
         c = self.config
-        last = frames[:, -1]  # (B, C, H, W)
-        diffs = (frames[:, 1:] - frames[:, :-1]).flatten(1, 2) * c.diff_scale  # (B, (K-1)C, H, W)
-        x = torch.cat([last, diffs], dim=1)  # (B, KC, H, W)
+        history = frames.flatten(1, 2) if frames.dim() == 5 else frames  # (B, KC, H, W)
         cond = self.action_embed(actions.flatten(1))  # (B, 64)
-        # the 1x1 input conv over the 4x4-folded frame, as one stride-4 patch convolution
-        # (the same arithmetic; no folded copy of the input)
-        weight = self.inp.weight.view(c.fine_width, -1, c.patch, c.patch)  # (Wf, KC, p, p)
-        fine = self.fine_in(F.conv2d(x, weight, self.inp.bias, stride=c.patch), cond)  # (B, Wf, H/p, W/p)
+        # the 1x1 input conv over the 4x4-folded frame, as one stride-4 patch convolution over
+        # the raw frames (input_weight); in fp32 also under autocast: the combined weights
+        # cancel where nothing moves, which bf16 rounding would not
+        with torch.autocast(history.device.type, enabled=False):
+            x = F.conv2d(history.float(), self.input_weight(start), self.inp.bias.float(), stride=c.patch)
+        fine = self.fine_in(x, cond)  # (B, Wf, H/p, W/p)
         coarse = self.coarse2(self.coarse1(self.down(fine), cond), cond)
         return fine, coarse, cond
+
+    def newest(self, frames: torch.Tensor, start: int | None = None) -> torch.Tensor:
+        """The newest frame (B, C, H, W) of a history as :meth:`features` takes it."""
+        if frames.dim() == 5:
+            return frames[:, -1]
+        ch, slot = self.config.channels, ((start or 0) - 1) % self.config.context
+        return frames[:, slot * ch : (slot + 1) * ch]
 
     #: on a CPU, inference runs the batch in blocks of this many samples: the full-resolution
     #: output stage of a large batch no longer fits in cache and throughput halves
     cpu_block: int = 64
 
-    def forward(self, frames: torch.Tensor, actions: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Returns ``frame`` (B, C, H, W) in [0, 1] (not yet rounded to 8 bits),
-        ``reward`` (B,), ``term_logit`` (B,), ``log_err`` (B,)."""
+    def forward(self, frames: torch.Tensor, actions: torch.Tensor,
+                start: int | None = None) -> dict[str, torch.Tensor]:
+        """frames and ``start`` as :meth:`features` takes them. Returns ``frame`` (B, C, H, W)
+        in [0, 1] (not yet rounded to 8 bits), ``reward`` (B,), ``term_logit`` (B,), ``log_err`` (B,)."""
         n = frames.shape[0]
         if n > self.cpu_block and frames.device.type == "cpu" and not torch.is_grad_enabled():
-            parts = [self._forward(frames[i : i + self.cpu_block], actions[i : i + self.cpu_block])
+            parts = [self._forward(frames[i : i + self.cpu_block], actions[i : i + self.cpu_block], start)
                      for i in range(0, n, self.cpu_block)]
             return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
-        return self._forward(frames, actions)
+        return self._forward(frames, actions, start)
 
-    def _forward(self, frames: torch.Tensor, actions: torch.Tensor) -> dict[str, torch.Tensor]:
-        fine, coarse, cond = self.features(frames, actions)
+    def _forward(self, frames: torch.Tensor, actions: torch.Tensor,
+                 start: int | None = None) -> dict[str, torch.Tensor]:
+        fine, coarse, cond = self.features(frames, actions, start)
+        last = self.newest(frames, start)  # (B, C, H, W)
         fine = fine + F.interpolate(self.up(coarse), scale_factor=2, mode="nearest")
         fine = self.fine_out(fine, cond)
-        frame = self._filter(F.gelu(fine), frames[:, -1])
+        frame = self._filter(F.gelu(fine), last)
         frame = frame.clamp(0.0, 1.0)
         pooled = torch.cat([F.adaptive_avg_pool2d(coarse, 4).flatten(1), cond], dim=1)
         reward, term_logit, log_err = self.heads(pooled).float().unbind(dim=1)  # fp32 under autocast too
         out = {"frame": frame, "reward": reward, "term_logit": term_logit, "log_err": log_err}
         if self.config.reward_classes:
             local = F.adaptive_max_pool2d(fine, 4).flatten(1)  # (B, 16 Wf)
-            nxt, last = frame.detach().float(), frames[:, -1].float()  # (B, C, H, W): the reward loss does not move frames
+            nxt, last = frame.detach().float(), last.float()  # (B, C, H, W): the reward loss does not move frames
             seen = [F.adaptive_max_pool2d(nxt, 8), -F.adaptive_max_pool2d(-nxt, 8), F.adaptive_max_pool2d((nxt - last).abs(), 8)]
             inputs = torch.cat([pooled, local, *(x.flatten(1) for x in seen)], dim=1)
             logits = self.reward_head(inputs.to(pooled.dtype)).float()  # (B, R)
