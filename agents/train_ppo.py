@@ -40,8 +40,8 @@ from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecFrameStack, VecMonitor
 
 import neuralgym
-from neuralgym.mirror import action_mirror, symmetrise
-from neuralgym.spec import get_spec
+from neuralgym.dream.mirror import action_mirror, symmetrise
+from neuralgym.world.spec import get_spec
 
 # The recipes we stand behind, per (world, observation mode); tuned on this 2-core CPU.
 # CartPole latent: drift_policy "truncate" (the world's own, at its calibrated threshold).

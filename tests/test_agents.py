@@ -18,7 +18,7 @@ sys.path.insert(0, str(AGENTS))
 import evaluate  # noqa: E402
 import train_ppo  # noqa: E402
 
-from neuralgym.latent import LATENT_DIMS  # noqa: E402
+from neuralgym.dream.latent import LATENT_DIMS  # noqa: E402
 
 
 def run_script(name: str, args: list[str], env: dict[str, str]) -> str:

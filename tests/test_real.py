@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from neuralgym.real import RealWorldEnv, preprocess_frame
-from neuralgym.spec import ENVS_DIR, PreprocessSpec, WorldSpec, load_spec
+from neuralgym.dream.real import RealWorldEnv, preprocess_frame
+from neuralgym.world.spec import ENVS_DIR, PreprocessSpec, WorldSpec, load_spec
 
 SHIPPED = sorted(ENVS_DIR.glob("*.toml"))
 

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-import neuralgym.cli as cli
-from neuralgym.cli import main as cli_main
-from neuralgym.spec import ENVS_DIR, SpecError, WorldSpec, all_specs, get_spec, load_spec, parse_spec
+import neuralgym.tools.cli as cli
+from neuralgym.tools.cli import main as cli_main
+from neuralgym.world.spec import ENVS_DIR, SpecError, WorldSpec, all_specs, get_spec, load_spec, parse_spec
 
 MINIMAL: dict[str, Any] = {
     "name": "Toy",
