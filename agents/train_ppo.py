@@ -41,7 +41,7 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecFrameStac
 
 import neuralgym
 from neuralgym.dream.mirror import action_mirror, symmetrise
-from neuralgym.world.spec import get_spec
+from neuralgym.world.catalog import get_spec
 
 # The recipes we stand behind, per (world, observation mode); tuned on this 2-core CPU.
 # CartPole latent: drift_policy "truncate" (the world's own, at its calibrated threshold).

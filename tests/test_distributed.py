@@ -26,7 +26,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from neuralgym.training.loop import Dist, dist_timeout
+from neuralgym.training.distributed import Dist, dist_timeout
 from neuralgym.training.windows import EpochSampler
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -24,7 +24,8 @@ from hypothesis.extra import numpy as hnp
 import neuralgym
 from neuralgym.dream.env import WorldModelEnv
 from neuralgym.world.spaces import action_space_for, validate_action
-from neuralgym.world.spec import WorldSpec, all_specs
+from neuralgym.world.catalog import all_specs
+from neuralgym.world.spec import WorldSpec
 from neuralgym.world.weights import WeightsError, load_world, save_world
 
 from worlds import SPECS, WORLDS

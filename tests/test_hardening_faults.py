@@ -24,20 +24,16 @@ from safetensors.torch import save_file
 import neuralgym  # noqa: F401 - registers the worlds
 from neuralgym.tools.cli import main as cli_main
 from neuralgym.dream.core import DreamCore
-from neuralgym.training.data import (
-    LOCK_NAME,
-    DatasetError,
-    collect,
-    dataset_lock,
-    episode_paths,
-    load_dataset,
-    load_episode,
-    remove_stale_temporaries,
-)
+from neuralgym.common.files import remove_stale_temporaries
+from neuralgym.training.collect import collect
+from neuralgym.training.data import DatasetError, LOCK_NAME, dataset_lock, episode_paths, load_dataset, load_episode
 from neuralgym.world.model import WorldModel, WorldModelConfig
 from neuralgym.dream.real import RealWorldEnv
-from neuralgym.world.spec import MAX_FRAME_SIDE, SpecError, WorldSpec, load_spec, parse_spec
-from neuralgym.training.loop import TrainConfig, init_from_world, train
+from neuralgym.world.parse import load_spec, parse_spec
+from neuralgym.world.spec import MAX_FRAME_SIDE, SpecError, WorldSpec
+from neuralgym.training.checkpoints import init_from_world
+from neuralgym.training.config import TrainConfig
+from neuralgym.training.loop import train
 from neuralgym.world.weights import WeightsError, load_world, save_world
 
 if sys.version_info >= (3, 11):
@@ -441,6 +437,6 @@ def test_spec_values_are_bounded_and_checked_at_load(section: str, field: str, v
 
 
 def test_shipped_keymaps_still_load() -> None:
-    from neuralgym.world.spec import all_specs
+    from neuralgym.world.catalog import all_specs
 
     assert all(spec.play.keymap for spec in all_specs().values())

@@ -11,7 +11,8 @@ from stable_baselines3 import PPO
 import neuralgym
 from neuralgym.dream.latent import LATENT_DIMS, LatentEncoder
 from neuralgym.dream.mirror import MirrorSymmetricPolicy, action_mirror, mirror_codes, mirror_frames
-from neuralgym.world.spec import WorldSpec, get_spec
+from neuralgym.world.catalog import get_spec
+from neuralgym.world.spec import WorldSpec
 
 
 def test_a_mirrored_cartpole_is_cartpole_with_the_pushes_swapped() -> None:

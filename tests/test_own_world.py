@@ -15,11 +15,13 @@ import numpy as np
 import pytest
 
 import neuralgym
-from neuralgym.tools.cli import default_train_out
+from neuralgym.tools.train import default_train_out
 from neuralgym.tools.cli import main as cli_main
 from neuralgym.world.drift import DriftResetPolicy
-from neuralgym.world.spec import (ENVS_DIR, WEIGHTS_DIR, WORLDS_PATH_ENV, DriftSpec, SpecError, all_specs, get_spec,
-                            load_spec, search_dirs, user_worlds_dir)
+from neuralgym.world.catalog import WORLDS_PATH_ENV, all_specs, get_spec, search_dirs, user_worlds_dir
+from neuralgym.world.drift import DriftSpec
+from neuralgym.world.parse import load_spec
+from neuralgym.world.spec import ENVS_DIR, SpecError, WEIGHTS_DIR
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TOY = ('name = "{name}"\n[source]\nid = "CartPole-v1"\n[actions]\nkind = "discrete"\nvalues = [0, 1]\n'
@@ -36,7 +38,7 @@ def toy(folder: Path, key: str = "toy", name: str = "Toy", weights: str = "toy.s
 @pytest.fixture(autouse=True)
 def _forget_registered_worlds(monkeypatch: pytest.MonkeyPatch):
     """Worlds a test registers from its tmp folder do not outlive it."""
-    import neuralgym.world.spec as spec_mod
+    import neuralgym.world.catalog as spec_mod
 
     monkeypatch.setattr(spec_mod, "_REGISTERED", {})
     before = set(gym.registry)
@@ -175,7 +177,8 @@ def test_threads_option(command: str) -> None:
 
 
 def test_eta_line() -> None:
-    from neuralgym.training.loop import TrainConfig, _eta_line
+    from neuralgym.training.config import TrainConfig
+    from neuralgym.training.loop import _eta_line
 
     line = _eta_line(TrainConfig(steps=100, rollout_max=8), 0, 10, 5.0)
     assert line.startswith("~0.50 s per step") and "ETA" in line and "90 more steps" in line

@@ -20,8 +20,12 @@ import torch
 
 import neuralgym  # noqa: F401  (registers the ids)
 from neuralgym.world.keymap import action_for_keys, key_code, keys_to_action, noop_action, parse_keymap
-from neuralgym.tools.play.app import EnvUnavailable, FrameStats, HudView, Session, control_keys, drift_warning, hud_lines, main
-from neuralgym.world.spec import ActionSpec, PlaySpec, get_spec
+from neuralgym.tools.play.app import main
+from neuralgym.tools.play.controls import control_keys
+from neuralgym.tools.play.hud import FrameStats, HudView, drift_warning, hud_lines
+from neuralgym.tools.play.session import EnvUnavailable, Session
+from neuralgym.world.catalog import get_spec
+from neuralgym.world.spec import ActionSpec, PlaySpec
 from neuralgym.common.window import Pacer, Viewer, upscale
 from worlds import WORLDS
 

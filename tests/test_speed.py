@@ -12,7 +12,8 @@ import torch
 import neuralgym  # noqa: F401
 from neuralgym.common import precision as prec
 from neuralgym.tools.bench import format_table, run_bench
-from neuralgym.world.spec import WorldSpec, get_spec
+from neuralgym.world.catalog import get_spec
+from neuralgym.world.spec import WorldSpec
 from worlds import WORLDS
 
 

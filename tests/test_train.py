@@ -18,7 +18,8 @@ import neuralgym.training.loop as train_mod
 from neuralgym.tools.cli import main as cli_main
 from neuralgym.training.data import DatasetError
 from neuralgym.world.spec import WorldSpec
-from neuralgym.training.loop import TrainConfig, train
+from neuralgym.training.config import TrainConfig
+from neuralgym.training.loop import train
 from neuralgym.world.weights import load_world
 
 TINY = dict(batch_size=8, rollout_max=2, device="cpu", threads=2, eval_every=10**6)

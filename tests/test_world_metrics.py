@@ -17,8 +17,9 @@ from neuralgym.metrics.coherence import CoherenceRun, run_coherence, summarize_c
 from neuralgym.metrics.lockstep import Lockstep, object_fidelity, reward_events
 from neuralgym.world.model import WorldModel, WorldModelConfig
 from neuralgym.metrics.objects import pong_ball, pong_paddle, within
-from neuralgym.metrics.realframes import RealFrameIndex, psnr_from_mse
-from neuralgym.training.loop import reward_class_values, reward_class_weights
+from neuralgym.common.images import psnr_from_mse
+from neuralgym.world.frameindex import RealFrameIndex
+from neuralgym.training.losses import reward_class_values, reward_class_weights
 
 # ------------------------------------------------------------------ nearest real frame
 
@@ -250,7 +251,7 @@ def test_dream_samples_rewards_from_the_classifier(cartpole_spec, tmp_path) -> N
 
 def test_exploit_holds_each_box_dimension_high() -> None:
     from neuralgym.metrics.exploit import patterns_for
-    from neuralgym.world.spec import get_spec
+    from neuralgym.world.catalog import get_spec
 
     patterns = patterns_for(get_spec("carracing"))
     gas = patterns["high_gas"](0, np.random.default_rng(0))

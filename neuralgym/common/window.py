@@ -1,4 +1,5 @@
-"""A small pygame window for ``render_mode="human"``, and the pieces play shares with it.
+"""A small pygame window for ``render_mode="human"``, and the pieces play shares with it
+(nearest-neighbour upscaling, frame pacing).
 
 pygame is imported lazily (as in gymnasium's classic_control), so neuralgym imports and
 trains without it; only opening a window needs it.
@@ -10,7 +11,6 @@ import os
 import time
 from collections.abc import Callable
 from types import ModuleType
-from typing import Any
 
 import cv2
 import numpy as np
@@ -128,35 +128,3 @@ class Viewer:
             self._pg.display.quit()
             self.screen = None
             self.closed = True
-
-
-class FrameRendering:
-    """``render()``, ``get_keys_to_action()`` and viewer cleanup, shared by the dream and
-    the real env: both show their newest observation (``self._obs``), as RGB."""
-
-    _obs: np.ndarray | None = None
-    _viewer: Viewer | None = None
-    _view_title: str = ""  # e.g. "(dream)"
-
-    def render(self) -> np.ndarray | None:
-        from neuralgym.world.spaces import ResetNeededError
-
-        if self._obs is None:
-            raise ResetNeededError("render() called before reset(): call env.reset() first")
-        frame = np.repeat(self._obs, 3, axis=2) if self._obs.shape[2] == 1 else self._obs.copy()
-        if self.render_mode == "human":
-            if self._viewer is None:
-                self._viewer = Viewer(f"{self.world_spec.name} {self._view_title}", frame.shape[:2])
-            self._viewer.show(frame, self.metadata["render_fps"])
-            return None
-        return frame
-
-    def get_keys_to_action(self) -> dict[tuple[int, ...], Any]:
-        from neuralgym.world.keymap import keys_to_action
-
-        return keys_to_action(self.world_spec)
-
-    def _close_viewer(self) -> None:
-        if self._viewer is not None:
-            self._viewer.close()
-            self._viewer = None

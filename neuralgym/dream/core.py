@@ -24,11 +24,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from neuralgym.world.drift import DriftResetPolicy
+from neuralgym.common.device import resolve_device
 from neuralgym.common.precision import autocast, resolve_precision
+from neuralgym.world.drift import DriftResetPolicy
 from neuralgym.world.spaces import action_space_for, encode_actions, observation_space_for, validate_action, validate_action_batch
 from neuralgym.world.spec import WorldSpec
-from neuralgym.training.loop import resolve_device
+from neuralgym.world.model import predicted_rmse
 from neuralgym.world.weights import World, load_world
 
 #: per-step termination probabilities are pushed through sigmoid(logit / temperature)
@@ -326,7 +327,7 @@ class DreamCore:
             reward = self.model.reward_values[pick]
         else:
             reward = torch.nan_to_num(out["reward"])
-        drift = torch.exp(0.5 * torch.nan_to_num(out["log_err"], nan=20.0).clamp(max=20.0)) * 255.0  # predicted RMSE, grey levels
+        drift = predicted_rmse(out["log_err"])  # grey levels
         drift = torch.where(finite, drift, torch.full_like(drift, 255.0))
         frame_u8 = frame.to(torch.uint8)
         self.frames = torch.cat([self.frames[:, 1:], (frame / 255.0)[:, None]], dim=1)

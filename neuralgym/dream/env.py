@@ -13,9 +13,11 @@ import gymnasium as gym
 import numpy as np
 
 from neuralgym.dream.core import DEFAULT_TEMPERATURE, NO_LIMIT, DreamCore
-from neuralgym.world.spaces import ResetNeededError, check_seed, torch_seed, validate_action
-from neuralgym.world.spec import WorldSpec, get_spec
-from neuralgym.common.window import FrameRendering
+from neuralgym.common.seeding import check_seed, torch_seed
+from neuralgym.dream.rendering import FrameRendering
+from neuralgym.world.catalog import get_spec
+from neuralgym.world.spaces import ResetNeededError, validate_action
+from neuralgym.world.spec import WorldSpec
 
 
 class WorldModelEnv(FrameRendering, gym.Env):

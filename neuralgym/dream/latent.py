@@ -24,10 +24,11 @@ import numpy as np
 import torch
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
+from neuralgym.common.device import resolve_device
 from neuralgym.dream.mirror import action_mirror, mirror_codes, mirror_frames
 from neuralgym.world.spaces import encode_actions, validate_action, validate_action_batch
-from neuralgym.world.spec import WorldSpec, get_spec
-from neuralgym.training.loop import resolve_device
+from neuralgym.world.catalog import get_spec
+from neuralgym.world.spec import WorldSpec
 from neuralgym.world.weights import World, load_world
 
 

@@ -7,7 +7,6 @@ dream runs here unchanged, and ``neuralgym eval`` can run both in lockstep.
 from __future__ import annotations
 
 import importlib
-
 import os
 from typing import Any
 
@@ -15,42 +14,15 @@ from typing import Any
 # swallows SIGINT/SIGTERM: Ctrl-C and `kill` would no longer stop a collection run.
 os.environ.setdefault("SDL_NO_SIGNAL_HANDLERS", "1")
 
-import cv2  # noqa: E402
 import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 
-from neuralgym.world.spec import PreprocessSpec, SpecError, WorldSpec, get_spec
-from neuralgym.world.spaces import ResetNeededError, action_space_for, observation_space_for, to_source_action, validate_action
-from neuralgym.common.window import FrameRendering
-
-
-def check_crop(frame_shape: tuple[int, ...], pp: PreprocessSpec, where: str = "spec") -> None:
-    """Raise :class:`SpecError` unless ``pp.crop`` lies wholly inside a source frame of ``frame_shape``."""
-    if pp.crop is None:
-        return
-    height, width = frame_shape[:2]
-    top, bottom, left, right = pp.crop
-    if bottom > height or right > width:
-        raise SpecError(f"{where} [preprocess]: 'crop' {list(pp.crop)} (top, bottom, left, right) lies outside the "
-                        f"source frame of {width}x{height} (width x height): expected bottom <= {height} and "
-                        f"right <= {width}")
-
-
-def preprocess_frame(frame: np.ndarray, pp: PreprocessSpec, where: str = "spec") -> np.ndarray:
-    """Crop, resize (area-averaged, so sub-pixel positions survive as edge intensities)
-    and convert colour. Returns a new uint8 array of shape (H, W, C). A crop outside the
-    frame is a :class:`SpecError` (``where`` names the spec)."""
-    if frame.ndim != 3 or frame.shape[2] != 3:
-        raise ValueError(f"expected an RGB source frame (H, W, 3), got shape {frame.shape}")
-    if pp.crop is not None:
-        check_crop(frame.shape, pp, where)
-        top, bottom, left, right = pp.crop
-        frame = frame[top:bottom, left:right]
-    h, w = pp.size
-    out = cv2.resize(frame, (w, h), interpolation=cv2.INTER_AREA)
-    if pp.grayscale:
-        out = cv2.cvtColor(out, cv2.COLOR_RGB2GRAY)[:, :, None]
-    return np.ascontiguousarray(out, dtype=np.uint8)
+from neuralgym.dream.rendering import FrameRendering  # noqa: E402
+from neuralgym.world.catalog import get_spec  # noqa: E402
+from neuralgym.world.preprocess import preprocess_frame  # noqa: E402
+from neuralgym.world.spaces import (ResetNeededError, action_space_for, observation_space_for,  # noqa: E402
+                                    to_source_action, validate_action)
+from neuralgym.world.spec import WorldSpec  # noqa: E402
 
 
 class RealWorldEnv(FrameRendering, gym.Env):

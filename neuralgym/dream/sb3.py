@@ -18,8 +18,10 @@ import torch
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
 from neuralgym.dream.core import DreamCore
-from neuralgym.world.spaces import ResetNeededError, check_seed, torch_seed
-from neuralgym.world.spec import WorldSpec, get_spec
+from neuralgym.common.seeding import check_seed, torch_seed
+from neuralgym.world.catalog import get_spec
+from neuralgym.world.spaces import ResetNeededError
+from neuralgym.world.spec import WorldSpec
 
 #: options of the dream that its real twin does not take (dropped when ``env_id`` is a real id)
 DREAM_ONLY_KWARGS = ("temperature", "uncertainty_penalty", "precision", "compile", "anchor_starts")
@@ -39,8 +41,6 @@ def make_sb3_vec_env(env_id: str, n_envs: int = 1, seed: int | None = None, obs:
     (for a real id, ``weights`` names the world file whose encoder to use);
     ``latent_mirror=True`` appends the features of the mirrored history (a world with a
     mirror symmetry, for :class:`~neuralgym.dream.mirror.MirrorSymmetricPolicy`)."""
-    import neuralgym  # noqa: F401  (registers the ids)
-
     if isinstance(n_envs, bool) or not isinstance(n_envs, (int, np.integer)) or n_envs < 1:
         raise ValueError(f"n_envs must be an int >= 1, got {n_envs!r}")
     if env_id not in gym.registry:

@@ -12,8 +12,10 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from neuralgym.dream.core import DEFAULT_TEMPERATURE, DreamCore
-from neuralgym.world.spaces import ResetNeededError, check_seed, torch_seed
-from neuralgym.world.spec import WorldSpec, get_spec
+from neuralgym.common.seeding import check_seed, torch_seed
+from neuralgym.world.catalog import get_spec
+from neuralgym.world.spaces import ResetNeededError
+from neuralgym.world.spec import WorldSpec
 
 
 class DreamVectorEnv(VectorEnv):

@@ -26,8 +26,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from neuralgym.common.files import atomic_write_bytes
+from neuralgym.common.images import to_rgb
 from neuralgym.metrics.objects import PRESENCE_CHECKS, pong_ball, pong_paddle
-from neuralgym.metrics.realframes import RealFrameIndex, index_for
+from neuralgym.metrics.realframes import index_for
+from neuralgym.world.frameindex import RealFrameIndex
 from neuralgym.world.spec import WorldSpec
 
 GOOD_PSNR = 35.0
@@ -125,8 +128,6 @@ def run_coherence(spec: WorldSpec, steps: int = 9000, lanes: int = 1, seed: int 
     """Free-run the dream (or with ``real`` the real env) for ``steps`` frames over ``lanes`` lanes."""
     import time
 
-    import neuralgym  # noqa: F401  (registers ids)
-
     if steps < 1 or lanes < 1:
         raise ValueError(f"steps and lanes must be >= 1, got {steps} and {lanes}")
     index = index if index is not None else index_for(spec)
@@ -212,8 +213,6 @@ def write_strip(path: Path, run: CoherenceRun, per_row: int = 12, scale: int = 2
     """A PNG: every strip frame (top) over its nearest real frame (bottom), titled 'step: dB'."""
     from PIL import Image, ImageDraw
 
-    from neuralgym.training.data import atomic_write_bytes
-
     if not run.strip:
         raise ValueError("the run kept no strip frames")
     h, w = run.strip[0][2].shape[:2]
@@ -224,8 +223,7 @@ def write_strip(path: Path, run: CoherenceRun, per_row: int = 12, scale: int = 2
     draw = ImageDraw.Draw(canvas)
 
     def rgb(frame: np.ndarray) -> Image.Image:
-        f = frame if frame.shape[2] == 3 else np.repeat(frame, 3, axis=2)
-        return Image.fromarray(f).resize((w * scale, h * scale), Image.NEAREST)
+        return Image.fromarray(to_rgb(frame)).resize((w * scale, h * scale), Image.NEAREST)
 
     for i, (step, db, dream, real) in enumerate(run.strip):
         x, y = (i % per_row) * cell_w, (i // per_row) * cell_h

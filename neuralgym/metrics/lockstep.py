@@ -1,4 +1,4 @@
-"""``neuralgym eval``: the dream against reality, in lockstep, as ARCHITECTURE.md defines it.
+"""The dream against reality, in lockstep (what ``neuralgym eval`` reports).
 
 Each episode resets the real env (a fresh seed), steps it K-1 times, prompts the dream
 with those K real frames and the K-1 actions between them, then gives both the same
@@ -19,8 +19,6 @@ stops when either side's episode ends.
 
 from __future__ import annotations
 
-import argparse
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,35 +27,16 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from neuralgym.common.files import atomic_write_bytes
+from neuralgym.common.images import psnr_u8, to_rgb
+from neuralgym.common.stats import auroc, calibrate_threshold
 from neuralgym.metrics.objects import OBJECT_LOCATORS, within
-from neuralgym.common.precision import PRECISIONS
-from neuralgym.metrics.realframes import psnr_from_mse
+from neuralgym.training.policies import policy_factory
+from neuralgym.world.catalog import get_spec
 
 EVAL_SEED_BASE = 1_000_000  # far from the seeds `collect` uses (seed + episode index)
 OBJECT_PIXELS = 2.0  # object fidelity: the dream's object within this many pixels of the real one
 OBJECT_HORIZONS = (1, 5, 10, 25)
-
-
-def psnr_u8(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """PSNR in dB over the trailing (H, W, C) axes of uint8 frames, capped at 100 dB."""
-    mse = ((a.astype(np.float64) - b.astype(np.float64)) ** 2).reshape(*a.shape[:-3], -1).mean(axis=-1)
-    return psnr_from_mse(mse)
-
-
-def auroc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """Area under the ROC curve of ``scores`` ranking positives (``labels`` True) first; ties count half."""
-    scores, labels = np.asarray(scores, np.float64), np.asarray(labels, bool)
-    n_pos, n_neg = labels.sum(), (~labels).sum()
-    if n_pos == 0 or n_neg == 0:
-        return float("nan")
-    order = np.argsort(scores, kind="mergesort")
-    ranks = np.empty(len(scores), np.float64)
-    sorted_scores = scores[order]
-    # average ranks over ties
-    uniq, first, counts = np.unique(sorted_scores, return_index=True, return_counts=True)
-    avg = first + (counts - 1) / 2.0 + 1.0
-    ranks[order] = np.repeat(avg, counts)
-    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2.0) / (n_pos * n_neg))
 
 
 @dataclass
@@ -83,10 +62,6 @@ class Lockstep:
 def run_lockstep(world: str, episodes: int = 24, horizon: int = 50, seed: int = EVAL_SEED_BASE, weights: str | None = None,
                  device: str = "auto", epsilon: float = 0.25, video_episodes: int = 1, temperature: float | None = None,
                  drift_policy: str = "none", precision: str = "auto") -> Lockstep:
-    import neuralgym  # noqa: F401  (registers ids)
-    from neuralgym.training.policies import policy_factory
-    from neuralgym.world.spec import get_spec
-
     spec = get_spec(world)
     kw: dict[str, Any] = {"device": device, "drift_policy": drift_policy, "max_episode_steps": horizon + spec.context_length + 1,
                           "precision": precision}
@@ -149,7 +124,7 @@ def run_lockstep(world: str, episodes: int = 24, horizon: int = 50, seed: int = 
             if e < len(videos):
                 err = np.abs(d_obs[e].astype(np.int16) - o.astype(np.int16)).astype(np.uint8)
                 row = np.concatenate([o, d_obs[e], 255 - np.minimum(255, err * 4)], axis=1)
-                videos[e].append(np.repeat(row, 3, axis=2) if row.shape[2] == 1 else row)
+                videos[e].append(to_rgb(row))
             if term and real_term[e] < 0:
                 real_term[e] = h + 1
             if d_term[e] and dream_term[e] < 0:
@@ -223,19 +198,6 @@ def reward_events(ls: Lockstep, tolerance: int = 1) -> dict[str, Any]:
             "reward_per_step_dream": float(np.nanmean(np.where(valid, dream, np.nan))) if valid.any() else None}
 
 
-def calibrate_threshold(drift: np.ndarray, off: np.ndarray) -> float:
-    """The drift threshold that best separates "off" steps from the rest (Youden's J =
-    true-positive rate minus false-positive rate, maximal)."""
-    order = np.argsort(-drift)
-    d, o = drift[order], off[order]
-    tpr = np.cumsum(o) / max(1, o.sum())
-    fpr = np.cumsum(~o) / max(1, (~o).sum())
-    j = tpr - fpr
-    last_of_tie = np.r_[d[1:] != d[:-1], True]  # a threshold sits between distinct scores
-    best = int(np.argmax(np.where(last_of_tie, j, -np.inf)))
-    return float(d[best] if best + 1 >= len(d) else 0.5 * (d[best] + d[best + 1]))
-
-
 def summarize(ls: Lockstep, horizons: tuple[int, ...] = (1, 5, 10, 25, 50), threshold: float | None = None,
               fidelity_psnr: float = 30.0) -> dict[str, Any]:
     """Mean PSNR, frozen PSNR and gain per horizon; drift AUROC per candidate score;
@@ -285,8 +247,6 @@ def write_gif(path: Path, frames: np.ndarray, fps: int = 25, scale: int = 3,
     written on the last frame. None: no strip."""
     from PIL import Image, ImageDraw
 
-    from neuralgym.training.data import atomic_write_bytes
-
     big = frames.repeat(scale, axis=1).repeat(scale, axis=2)
     images = [Image.fromarray(f) for f in big]
     if labels and big.shape[2] % len(labels) == 0:
@@ -307,65 +267,3 @@ def write_gif(path: Path, frames: np.ndarray, fps: int = 25, scale: int = 3,
         images = labelled
     atomic_write_bytes(Path(path), lambda f: images[0].save(f, format="GIF", save_all=True, append_images=images[1:],
                                                             duration=int(1000 / fps), loop=0))
-
-
-def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("world", help="world key, e.g. cartpole")
-    p.add_argument("--episodes", type=int, default=24, help="lockstep episodes (>= 20 for the contract metric)")
-    p.add_argument("--horizon", type=int, default=50, help="steps after the prompt")
-    p.add_argument("--seed", type=int, default=EVAL_SEED_BASE, help="first real-env seed (episode e uses seed + e)")
-    p.add_argument("--weights", default=None, help="another weights file for the same world")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--precision", default="auto", choices=PRECISIONS, help="the dream's inference precision (auto: bf16 where native)")
-    p.add_argument("--epsilon", type=float, default=0.25, help="fraction of random actions in the behaviour policy")
-    p.add_argument("--threshold", type=float, default=None, help="PSNR below which a step counts as drifted (default: the median)")
-    p.add_argument("--drift-policy", default="none", help="the dream's drift policy: none (default: the metric), default, truncate, reanchor")
-    p.add_argument("--gif", default=None, help="write a side-by-side GIF (real | dream | error) of the first episode here")
-    p.add_argument("--coherence", type=int, default=0, metavar="N",
-                   help="also free-run the dream for N frames and score their plausibility (ARCHITECTURE's "
-                        "coherence; 9000 for the contract metric; 0: skip)")
-    p.add_argument("--coherence-lanes", type=int, default=1, help="dreams run side by side for --coherence (default 1)")
-    p.add_argument("--coherence-real", action="store_true",
-                   help="also run the coherence driver in the real env for N frames (the yardstick)")
-    p.add_argument("--strip", default=None, help="write the coherence strip (every 250th frame over its nearest real frame) here, PNG")
-    p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
-
-
-def main(args: argparse.Namespace) -> int:
-    if args.episodes < 1 or args.horizon < 1:
-        raise ValueError("--episodes and --horizon must be >= 1")
-    if args.coherence < 0 or args.coherence_lanes < 1:
-        raise ValueError("--coherence must be >= 0 and --coherence-lanes >= 1")
-    from neuralgym.world.spec import get_spec
-
-    spec = get_spec(args.world)
-    ls = run_lockstep(args.world, args.episodes, args.horizon, args.seed, args.weights, args.device, args.epsilon,
-                      drift_policy=args.drift_policy, precision=args.precision)
-    result = summarize(ls, threshold=args.threshold, fidelity_psnr=spec.drift.fidelity_psnr)
-    if args.gif and ls.videos:
-        write_gif(Path(args.gif), ls.videos[0])
-        result["gif"] = str(args.gif)
-    if args.coherence:
-        from neuralgym.metrics.coherence import run_coherence, summarize_coherence, write_strip
-        from neuralgym.metrics.realframes import index_for
-
-        index = index_for(spec)
-        run = run_coherence(spec, args.coherence, args.coherence_lanes, args.seed, weights=args.weights, device=args.device,
-                            index=index)
-        result.update({f"coherence_{k}": v for k, v in summarize_coherence(run).items()})
-        if args.strip:
-            write_strip(Path(args.strip), run)
-            result["strip"] = str(args.strip)
-        if args.coherence_real:
-            real = run_coherence(spec, args.coherence, args.coherence_lanes, args.seed, real=True, index=index)
-            result.update({f"coherence_real_{k}": v for k, v in summarize_coherence(real).items()
-                           if k in ("frames", "episodes", "share_good", "median_plausibility", "longest_episode")
-                           or k.startswith("share_with_")})
-    if args.json:
-        from neuralgym.tools.cli import print_json
-
-        print_json(result)
-    else:
-        for key, value in result.items():
-            print(f"{key:>24}: {value:.3f}" if isinstance(value, float) else f"{key:>24}: {value}", file=sys.stdout)
-    return 0

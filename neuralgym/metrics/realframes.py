@@ -1,7 +1,8 @@
-"""Frames the real env can show, and the nearest of them to any frame (plausibility).
+"""Frames the real env can show: the real-frame indexes plausibility is measured against.
 
 A dreamt frame is *plausible* when some real frame looks like it: its plausibility is the
-PSNR (dB, uint8) to the nearest frame of a :class:`RealFrameIndex`.
+PSNR (dB, uint8) to the nearest frame of a
+:class:`~neuralgym.world.frameindex.RealFrameIndex`.
 
 * CartPole's frame is a function of two numbers, the cart position and the pole angle, so
   its index is exact: the real renderer and the world's preprocessing over a grid one
@@ -10,23 +11,20 @@ PSNR (dB, uint8) to the nearest frame of a :class:`RealFrameIndex`.
 * Any other world gets a proxy: a bank of real frames from held-out episodes of the
   world's behaviour policy (:func:`real_frame_bank`). A perfect dream still scores below
   100 dB against a finite bank; the same bank's score on fresh real frames is the yardstick.
-
-The search is exact where it matters: a coarse pass on 4x4-averaged frames keeps the
-``candidates`` nearest entries, which are then ranked by the exact full-resolution MSE.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
+from neuralgym.common.files import atomic_write_bytes, cache_dir
+from neuralgym.dream.real import RealWorldEnv
+from neuralgym.training.policies import policy_factory
+from neuralgym.world.frameindex import RealFrameIndex
+from neuralgym.world.preprocess import preprocess_frame
 from neuralgym.world.spec import WorldSpec
 
 #: one render pixel of CartPole's 600-pixel-wide canvas (world width 4.8 m)
@@ -35,68 +33,10 @@ CARTPOLE_THETA_STEP = 0.004
 CARTPOLE_X_RANGE = 2.6  # the episode ends past 2.4: its last frame may lie a little beyond
 CARTPOLE_THETA_RANGE = 0.3  # ... and past 0.2095 rad
 
-
-PSNR_CAP = 100.0  # dB: identical frames
-
-
-def psnr_from_mse(mse: np.ndarray) -> np.ndarray:
-    """PSNR in dB of a mean squared error on the 0..255 scale, capped at PSNR_CAP."""
-    return np.minimum(10.0 * np.log10(255.0**2 / np.maximum(mse, 1e-10)), PSNR_CAP)
-
-
-@dataclass
-class RealFrameIndex:
-    """Real frames (M, H, W, C) uint8 and optional per-frame labels (M, D)."""
-
-    frames: np.ndarray
-    labels: np.ndarray | None = None
-    exact: bool = False  # True: the frames cover everything the real env can show
-    description: str = ""
-    candidates: int = 256
-
-    def __post_init__(self) -> None:
-        if self.frames.ndim != 4 or self.frames.dtype != np.uint8 or len(self.frames) == 0:
-            raise ValueError(f"an index needs uint8 frames (M, H, W, C) with M >= 1, got {self.frames.dtype} {self.frames.shape}")
-        self._coarse = self._pool(self.frames)  # (M, D) float32
-        self._coarse_sq = (self._coarse**2).sum(dim=1)
-
-    @staticmethod
-    def _pool(frames: np.ndarray) -> torch.Tensor:
-        x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()
-        parts = [F.avg_pool2d(x[i : i + 4096], 4).flatten(1) for i in range(0, len(x), 4096)]
-        return torch.cat(parts)
-
-    def nearest(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """frames (n, H, W, C) uint8 -> (index of the nearest real frame (n,), its PSNR in dB (n,))."""
-        if frames.shape[1:] != self.frames.shape[1:]:
-            raise ValueError(f"frames of shape {frames.shape[1:]} against an index of {self.frames.shape[1:]}")
-        q = self._pool(frames)
-        coarse = (q**2).sum(dim=1, keepdim=True) + self._coarse_sq[None] - 2.0 * q @ self._coarse.t()  # (n, M)
-        k = min(self.candidates, len(self.frames))
-        cand = torch.topk(coarse, k, dim=1, largest=False).indices.numpy()  # (n, k)
-        best = np.empty(len(frames), np.int64)
-        mse = np.empty(len(frames), np.float64)
-        for i, c in enumerate(cand):
-            diff = self.frames[c].astype(np.int32) - frames[i].astype(np.int32)[None]
-            m = (diff * diff).reshape(k, -1).mean(axis=1)
-            j = int(np.argmin(m))
-            best[i], mse[i] = c[j], m[j]
-        return best, psnr_from_mse(mse)
-
-
-# ----------------------------------------------------------------------------- builders
-
-
-def _cache_dir() -> Path:
-    return Path(os.environ.get("NEURALGYM_CACHE", Path.home() / ".cache" / "neuralgym"))
-
-
 def _cached(name: str, key: dict, build) -> dict[str, np.ndarray]:
     """Arrays from the cache file for ``key``, or built by ``build()`` and cached (atomically)."""
-    from neuralgym.training.data import atomic_write_bytes
-
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
-    path = _cache_dir() / f"{name}-{digest}.npz"
+    path = cache_dir() / f"{name}-{digest}.npz"
     if path.is_file():
         try:
             with np.load(path, allow_pickle=False) as z:
@@ -114,8 +54,6 @@ def cartpole_grid(spec: WorldSpec, x_step: float = CARTPOLE_X_STEP, theta_step: 
     renderer and preprocessed as the world does; labels (x, theta). Cached on disk
     (``NEURALGYM_CACHE``, default ``~/.cache/neuralgym``)."""
     import gymnasium as gym
-
-    from neuralgym.dream.real import preprocess_frame
 
     xs = np.arange(-CARTPOLE_X_RANGE, CARTPOLE_X_RANGE + 1e-9, x_step)
     thetas = np.arange(-CARTPOLE_THETA_RANGE, CARTPOLE_THETA_RANGE + 1e-9, theta_step)
@@ -144,9 +82,6 @@ def cartpole_grid(spec: WorldSpec, x_step: float = CARTPOLE_X_STEP, theta_step: 
 def real_frame_bank(spec: WorldSpec, frames: int = 20_000, seed: int = 5_000_000, epsilon: float = 0.25) -> RealFrameIndex:
     """A proxy index: ``frames`` real frames from episodes of the world's behaviour policy
     (``epsilon`` random actions) on seeds far from training's. Cached on disk."""
-    from neuralgym.training.policies import policy_factory
-    from neuralgym.dream.real import RealWorldEnv
-
     key = {"world": spec.key, "source": [spec.source_id, repr(spec.source_kwargs)],
            "pp": repr(spec.preprocess), "frames": frames, "seed": seed, "eps": epsilon, "v": 1}
 

@@ -107,10 +107,9 @@ def throughput(dream_id: str, num_envs: int, device: str, seconds: float = 1.5, 
 def run_bench(world: str, device: str = "auto", batches: tuple[int, ...] = DEFAULT_BATCHES, seconds: float = 1.5,
               obs_backend: str = "numpy", precision: str = "auto", compile: bool = False,
               weights: str | None = None) -> dict[str, Any]:
-    import neuralgym  # noqa: F401
+    from neuralgym.common.device import resolve_device
+    from neuralgym.world.catalog import get_spec
     from neuralgym.world.model import count_flops
-    from neuralgym.world.spec import get_spec
-    from neuralgym.training.loop import resolve_device
 
     spec = get_spec(world)
     dev = resolve_device(device)

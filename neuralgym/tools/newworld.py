@@ -18,7 +18,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from neuralgym.world.spec import ENVS_DIR, SpecError, all_specs, load_spec
+from neuralgym.world.catalog import all_specs
+from neuralgym.world.parse import load_spec
+from neuralgym.world.spec import ENVS_DIR, SpecError
 
 #: action names of classic-control envs that do not name their actions themselves
 KNOWN_ACTION_NAMES: dict[str, tuple[list[str], int]] = {  # id prefix -> (names, noop index)

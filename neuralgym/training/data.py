@@ -1,10 +1,10 @@
-"""Episode files: collection from the real env, atomic writes, checksums, loading.
+"""Episode files: the dataset format, checksums, loading, and the lock a collector holds.
 
 A dataset is a folder of ``episode_NNNNNN.npz`` files, one per episode, each holding
 ``frames`` (T+1, H, W, C) uint8, ``actions`` (T,) or (T, A), ``rewards``,
 ``terminated``, ``truncated`` (T,), the world key and a SHA-256 of the arrays. Files
 are written to a temporary name and renamed, so a crash loses at most the episode in
-progress; ``collect`` resumes from what is on disk.
+progress; ``collect`` (:mod:`neuralgym.training.collect`) resumes from what is on disk.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ except ImportError:  # pragma: no cover - Windows: the lock falls back to the pi
 
 import numpy as np
 
+from neuralgym.common.files import atomic_write_bytes, pid_alive
 from neuralgym.world.spec import WorldSpec
 
 EPISODE_RE = re.compile(r"^episode_(\d{6,})\.npz$")
@@ -58,22 +59,6 @@ def _checksum(arrays: dict[str, np.ndarray]) -> str:
         h.update(str(a.shape).encode())
         h.update(a.tobytes())
     return h.hexdigest()
-
-
-def atomic_write_bytes(path: Path, write) -> None:
-    """Call ``write(file_object)`` on a temporary file, fsync it, then rename it onto ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def save_episode(path: Path, episode: Episode, world: str) -> None:
@@ -149,44 +134,6 @@ def load_dataset(data_dir: Path, spec: WorldSpec) -> list[Episode]:
         if len(ep) >= 1:
             episodes.append(ep)
     return episodes
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether process ``pid`` exists on this machine and is not a zombie."""
-    if not 0 < pid < 2**31:  # no such pid (and os.kill would overflow)
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, owned by another user
-        return True
-    except OSError:
-        return False
-    try:  # a killed but not yet reaped process is gone for our purposes
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def remove_stale_temporaries(folder: Path, name: str) -> list[Path]:
-    """Delete ``.{name}.tmp<PID>`` files (the temporaries of :func:`atomic_write_bytes`) in
-    ``folder`` whose writer is gone: what a killed write left behind. A live writer's
-    temporary stays. Returns the files deleted."""
-    pattern = re.compile(rf"^\.{re.escape(name)}\.tmp(\d+)$")
-    removed = []
-    try:
-        entries = list(Path(folder).iterdir())
-    except OSError:  # no folder (yet), or not readable: nothing to clean
-        return removed
-    for p in entries:
-        m = pattern.match(p.name)
-        if m and (int(m.group(1)) == os.getpid() or not pid_alive(int(m.group(1)))):
-            with contextlib.suppress(FileNotFoundError):
-                p.unlink()
-                removed.append(p)
-    return removed
 
 
 def prepare_folder(folder: Path, what: str = "dataset folder") -> Path:
@@ -277,79 +224,3 @@ def dataset_lock(folder: Path) -> Iterator[Path]:
             os.close(fd)
         return
     raise DatasetError(f"could not lock {folder}: its lock file {lock} keeps changing")
-
-
-def run_episode(env, policy, seed: int, max_steps: int) -> Episode:
-    obs, _ = env.reset(seed=seed)
-    frames, actions, rewards, terms, truncs = [obs], [], [], [], []
-    for _ in range(max_steps):
-        action = policy(obs)
-        obs, reward, terminated, truncated, _ = env.step(action)
-        frames.append(obs)
-        actions.append(action)
-        rewards.append(reward)
-        terms.append(terminated)
-        truncs.append(truncated)
-        if terminated or truncated:
-            break
-    act_dtype = np.int64 if env.action_space.shape == () else np.float32
-    return Episode(
-        frames=np.stack(frames).astype(np.uint8),
-        actions=np.asarray(actions, dtype=act_dtype),
-        rewards=np.asarray(rewards, dtype=np.float32),
-        terminated=np.asarray(terms, dtype=bool),
-        truncated=np.asarray(truncs, dtype=bool),
-    )
-
-
-def collect(
-    spec: WorldSpec,
-    out_dir: Path,
-    steps: int,
-    policy: str | None = None,
-    seed: int = 0,
-    progress: bool = True,
-) -> Iterator[tuple[int, int]]:
-    """Collect whole episodes until ``out_dir`` holds at least ``steps`` transitions.
-
-    ``steps`` is a minimum: episodes are never cut short, so the last one runs to its
-    end and the dataset may hold more (one Pong game is ~4,000 steps).
-    Resumes from the files already there: episode ``i`` always uses seed ``seed + i``.
-    Yields ``(episodes, steps)`` after each episode written. The folder is locked
-    (:func:`dataset_lock`) while collecting: a second collector into it is refused.
-    """
-    out_dir = prepare_folder(Path(out_dir))
-    with dataset_lock(out_dir):
-        yield from _collect_locked(spec, out_dir, steps, policy, seed, progress)
-
-
-def _collect_locked(spec: WorldSpec, out_dir: Path, steps: int, policy: str | None, seed: int,
-                    progress: bool) -> Iterator[tuple[int, int]]:
-    from tqdm import tqdm
-
-    from neuralgym.training.policies import policy_factory
-    from neuralgym.dream.real import RealWorldEnv
-
-    for stale in out_dir.glob(".episode_*.tmp*"):  # the folder is ours: any temporary is a killed write's
-        stale.unlink()
-    existing = episode_paths(out_dir)
-    done_steps = 0
-    for p in existing:
-        done_steps += len(load_episode(p, spec.key))  # verifies: never extend a corrupt dataset silently
-    next_index = 1 + max((int(EPISODE_RE.match(p.name).group(1)) for p in existing), default=-1)
-    factory = policy_factory(policy or spec.collect_policy)
-    env = RealWorldEnv(spec)
-    bar = tqdm(total=steps, initial=min(done_steps, steps), unit="step", disable=not progress, desc=f"collect {spec.key}")
-    try:
-        while done_steps < steps:
-            episode_seed = seed + next_index
-            rng = np.random.default_rng([seed, next_index])
-            ep = run_episode(env, factory(env, rng), episode_seed, spec.max_episode_steps)
-            save_episode(out_dir / f"episode_{next_index:06d}.npz", ep, spec.key)
-            done_steps += len(ep)
-            next_index += 1
-            bar.update(min(len(ep), max(0, steps - bar.n)))
-            yield next_index, done_steps
-    finally:
-        bar.close()
-        env.close()

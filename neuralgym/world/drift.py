@@ -18,23 +18,27 @@ dreamt ``max_horizon`` steps since its context was last real (0: no cap).
 
 The threshold is the spec's ``[drift] threshold`` where it sets one; otherwise the one
 ``neuralgym train`` calibrated on held-out data and stored in the weights
-(``info["drift"]["threshold"]``, see :func:`neuralgym.training.loop.calibrate_drift`).
+(``info["drift"]["threshold"]``, see :func:`neuralgym.training.calibration.calibrate_drift`).
+
+A spec's ``[drift]`` table (:class:`DriftSpec`) is a policy with two more fields: whether
+it sets the threshold, and the PSNR under which a dreamt frame counts as off. Its
+``policy`` key is the policy's ``mode``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
-
-from neuralgym.world.spec import DriftSpec
 
 MODES = ("none", "truncate", "reanchor")
 
 
 @dataclass(frozen=True)
 class DriftResetPolicy:
+    """When a dream's lanes have drifted too far, and what to do then (see the module docstring)."""
+
     mode: str = "truncate"
     threshold: float = float("inf")
     max_horizon: int = 0
@@ -49,14 +53,14 @@ class DriftResetPolicy:
             raise ValueError(f"max_horizon must be >= 0 and hysteresis >= 1, got {self.max_horizon}, {self.hysteresis}")
 
     @classmethod
-    def from_spec(cls, spec: DriftSpec, calibrated: float | None = None) -> "DriftResetPolicy":
+    def from_spec(cls, spec: DriftSpec, calibrated: float | None = None) -> DriftResetPolicy:
         """The spec's policy; its threshold is the spec's where it sets one, else
         ``calibrated`` (what training measured, stored in the weights), else none (inf)."""
-        threshold = spec.threshold if spec.threshold_set or calibrated is None else float(calibrated)
-        return cls(spec.policy, threshold, spec.max_horizon, spec.hysteresis)
+        policy = cls(**{f.name: getattr(spec, f.name) for f in fields(cls)})
+        return policy if spec.threshold_set or calibrated is None else replace(policy, threshold=float(calibrated))
 
     @classmethod
-    def resolve(cls, value: Any, default: DriftSpec, calibrated: float | None = None) -> "DriftResetPolicy":
+    def resolve(cls, value: Any, default: DriftSpec, calibrated: float | None = None) -> DriftResetPolicy:
         """``gym.make(..., drift_policy=...)``: None/"default" (the world's own), a mode
         name (with the world's threshold), a dict of fields, or a policy. The world's
         threshold is the spec's, or, where the spec sets none, ``calibrated``."""
@@ -91,3 +95,19 @@ class DriftResetPolicy:
         if self.max_horizon > 0:
             act |= dream_step >= self.max_horizon
         return act
+
+
+@dataclass(frozen=True)
+class DriftSpec(DriftResetPolicy):
+    """A spec's ``[drift]`` table: the world's default :class:`DriftResetPolicy` (its
+    ``policy`` key is the ``mode``), and two fields of its own."""
+
+    # whether the spec sets ``threshold``; if not, the dream uses the threshold that
+    # training calibrated and stored in the weights (``info["drift"]["threshold"]``)
+    threshold_set: bool = False
+    fidelity_psnr: float = 30.0  # a dream frame below this PSNR against reality counts as "off"
+
+    @property
+    def policy(self) -> str:
+        """The spec file's name for :attr:`mode`."""
+        return self.mode

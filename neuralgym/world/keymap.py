@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from neuralgym.world.spec import WorldSpec
 from neuralgym.common.window import require_pygame
+from neuralgym.world.spec import WorldSpec
 
 # Names people write that pygame spells differently.
 _ALIASES = {

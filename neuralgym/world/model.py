@@ -218,6 +218,13 @@ class WorldModel(nn.Module):
         return torch.cat([grid, coarse.mean(dim=(2, 3)), coarse.amax(dim=(2, 3))], dim=1)  # (B, 18 Wc)
 
 
+def predicted_rmse(log_err: torch.Tensor) -> torch.Tensor:
+    """The error head's estimate of a predicted frame's RMS error, in 8-bit grey levels
+    (NaN counts as the largest error it can say). The dream's drift score and the drift
+    threshold training calibrates are both built from it."""
+    return torch.exp(0.5 * torch.nan_to_num(log_err, nan=20.0).clamp(max=20.0)) * 255.0
+
+
 def quantize(frame: torch.Tensor) -> torch.Tensor:
     """Round to the 8-bit grid; gradients pass straight through (for training on rollouts)."""
     return frame + (torch.round(frame * 255.0) / 255.0 - frame).detach()

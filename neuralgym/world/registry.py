@@ -12,7 +12,8 @@ from pathlib import Path
 
 import gymnasium as gym
 
-from neuralgym.world.spec import WorldSpec, all_specs, register_spec_file
+from neuralgym.world.catalog import all_specs, register_spec_file
+from neuralgym.world.spec import WorldSpec
 
 
 def _world_arg(spec: WorldSpec) -> str:
@@ -23,6 +24,7 @@ def _world_arg(spec: WorldSpec) -> str:
 
 def _register(spec: WorldSpec, replace: bool = False) -> list[str]:
     kwargs = {"world": _world_arg(spec), "limit_by_wrapper": True}
+    # entry points are strings: the dream layer is imported only when an env is made
     for env_id, entry, vector in ((spec.dream_id, "neuralgym.dream.env:WorldModelEnv", "neuralgym.dream.vector:DreamVectorEnv"),
                                   (spec.real_id, "neuralgym.dream.real:RealWorldEnv", None)):
         if env_id in gym.registry:

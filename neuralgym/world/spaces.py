@@ -33,23 +33,6 @@ class ResetNeededError(gym.error.ResetNeeded, RuntimeError, ValueError):
     catching any of the three catch it."""
 
 
-def check_seed(seed: Any) -> int | None:
-    """A ``reset(seed=...)`` value: None or an int >= 0 (numpy ints too; bools are not seeds)."""
-    if seed is None:
-        return None
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, numbers.Integral):
-        raise TypeError(f"seed must be an int >= 0 or None, got {seed!r} ({type(seed).__name__})")
-    if seed < 0:
-        raise ValueError(f"seed must be an int >= 0 or None, got {seed}")
-    return int(seed)
-
-
-def torch_seed(np_random: np.random.Generator) -> int:
-    """A seed for a torch generator drawn from a (seeded) numpy generator: any int
-    seed a user passes (even >= 2**64) maps to one torch can take, deterministically."""
-    return int(np_random.integers(2**63 - 1))
-
-
 def validate_action(space: gym.spaces.Space, action: Any) -> Any:
     """Return the action as a clean Python int / float32 vector, or raise naming what was expected.
 

@@ -22,7 +22,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save
 
-from neuralgym.training.data import atomic_write_bytes, remove_stale_temporaries
+from neuralgym.common.files import atomic_write_bytes, remove_stale_temporaries
 from neuralgym.world.model import WorldModel, WorldModelConfig
 from neuralgym.world.spec import WorldSpec
 

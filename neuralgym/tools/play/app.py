@@ -17,466 +17,38 @@ time is not recorded.
 
 Headless: with ``SDL_VIDEODRIVER=dummy`` it runs without a display; ``--max-frames``
 ends it. At exit it prints one summary line (frames, achieved fps, frame times).
+
+The pieces: :mod:`~neuralgym.tools.play.session` (the env played), ``controls`` (keys),
+``hud`` (what the panel shows), ``window``, ``recorder`` and ``args``; this module is the
+loop that ties them together.
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 import time
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
-import gymnasium as gym
-import numpy as np
-
-from neuralgym.world.keymap import Binding, action_for_keys, describe_action, key_code, noop_action, parse_keymap
-from neuralgym.world.spec import WorldSpec, get_spec
 from neuralgym.common.threads import torch_threads
 from neuralgym.common.window import Pacer, require_pygame, upscale
+from neuralgym.tools.play.args import add_arguments, parse_args
+from neuralgym.tools.play.controls import control_keys, poll
+from neuralgym.tools.play.hud import FrameStats, HudView, help_lines, hud_lines, summary_line
+from neuralgym.tools.play.recorder import Recorder, RecordError, default_path
+from neuralgym.tools.play.session import EnvUnavailable, Session
+from neuralgym.world.catalog import get_spec
+from neuralgym.world.keymap import Binding, action_for_keys, describe_action, parse_keymap
+from neuralgym.world.spec import WorldSpec
+from neuralgym.tools.play.window import PlayWindow
+
+__all__ = ["add_arguments", "main"]
 
-# command, key names (first is the one shown in help), description
-CONTROLS: tuple[tuple[str, tuple[str, ...], str], ...] = (
-    ("quit", ("escape",), "quit"),
-    ("pause", ("space", "p"), "pause / resume"),
-    ("step", ("period",), "single step (paused)"),
-    ("reset", ("return", "kp_enter"), "reset episode"),
-    ("switch", ("tab",), "switch dream <-> real"),
-    ("record", ("r", "f9"), "start / stop recording"),
-    ("screenshot", ("f12",), "save a screenshot"),
-    ("help", ("f1",), "show / hide this help"),
-)
-_KEY_LABELS = {"escape": "Esc", "space": "Space", "period": ".", "return": "Enter", "kp_enter": "", "tab": "Tab"}
 
-PANEL_W = 320
-HUD_ROWS = 16  # the panel is at least this many text rows tall
-COLOURS = {
-    "title": (255, 255, 255),
-    "text": (215, 215, 215),
-    "dim": (135, 135, 140),
-    "warn": (255, 95, 60),
-    "rec": (255, 60, 60),
-    "ok": (120, 215, 120),
-}
-BACKGROUND = (22, 22, 26)
-
-
-class EnvUnavailable(RuntimeError):
-    """The dream or real env of a world cannot be made (not registered, no weights...)."""
-
-
-class RecordError(ValueError):
-    """The mp4 file cannot be written."""
-
-
-# --------------------------------------------------------------------------- pure logic
-
-
-def control_keys(bindings: Sequence[Binding]) -> tuple[dict[int, str], list[tuple[str, str]]]:
-    """Key code -> control command, and (key label, description) rows for the help.
-
-    A key the world's keymap uses belongs to the keymap, so e.g. Space pauses only in
-    worlds that do not bind it (P always does)."""
-    taken = set().union(*(b.keys for b in bindings)) if bindings else set()
-    codes: dict[int, str] = {}
-    rows: list[tuple[str, str]] = []
-    for command, names, description in CONTROLS:
-        free = [n for n in names if key_code(n) not in taken]
-        for n in free:
-            codes[key_code(n)] = command
-        if free:
-            labels = [_KEY_LABELS.get(n, n.upper()) for n in free]
-            rows.append((" / ".join(label for label in labels if label), description))
-    return codes, rows
-
-
-class FrameStats:
-    """Achieved frame rate and frame times: recent (for the HUD) and over the whole run.
-
-    Frame time is the interval between consecutive displayed frames (1000/fps when
-    pacing holds); work time is the part of it spent stepping, drawing and recording."""
-
-    def __init__(self, recent: int = 50):
-        self.intervals: list[float] = []
-        self.works: list[float] = []
-        self._recent = recent
-        self._last: float | None = None
-        self._first: float | None = None
-
-    def tick(self, now: float, work_s: float) -> None:
-        """Record one displayed frame at time ``now`` (seconds) that took ``work_s`` of work."""
-        if self._last is None:
-            self._first = now
-        else:
-            self.intervals.append(now - self._last)
-        self._last = now
-        self.works.append(work_s)
-
-    @property
-    def frames(self) -> int:
-        return len(self.works)
-
-    def recent_fps(self) -> float:
-        tail = self.intervals[-self._recent :]
-        return len(tail) / sum(tail) if tail and sum(tail) > 0 else 0.0
-
-    def recent_ms(self) -> tuple[float, float]:
-        """Mean frame time and mean work time (ms) over the recent frames."""
-        iv, wk = self.intervals[-self._recent :], self.works[-self._recent :]
-        return (1e3 * float(np.mean(iv)) if iv else 0.0, 1e3 * float(np.mean(wk)) if wk else 0.0)
-
-    def summary(self) -> dict[str, float]:
-        iv = np.asarray(self.intervals) * 1e3
-        wk = np.asarray(self.works) * 1e3
-        elapsed = (self._last - self._first) if self._first is not None and self._last is not None else 0.0
-        return {
-            "frames": self.frames,
-            "seconds": elapsed,
-            "fps": len(iv) / elapsed if elapsed > 0 else 0.0,
-            "frame_ms_mean": float(iv.mean()) if iv.size else 0.0,
-            "frame_ms_p99": float(np.percentile(iv, 99)) if iv.size else 0.0,
-            "work_ms_mean": float(wk.mean()) if wk.size else 0.0,
-            "work_ms_p99": float(np.percentile(wk, 99)) if wk.size else 0.0,
-        }
-
-
-@dataclass
-class HudView:
-    """Everything the HUD shows, gathered from the loop's state each frame."""
-
-    world: str
-    dream: bool
-    target_fps: float
-    fps: float = 0.0
-    frame_ms: float = 0.0
-    work_ms: float = 0.0
-    episode: int = 1
-    step: int = 0
-    episode_return: float = 0.0
-    last_reward: float | None = None
-    action: str = ""
-    drift: float | None = None
-    drift_threshold: float = math.inf
-    drift_policy: str | None = None
-    dream_step: int | None = None
-    last_reset: str = "start"
-    paused: bool = False
-    recording: str | None = None
-    recorded_frames: int = 0
-    message: str = ""
-
-
-def _fmt_threshold(t: float) -> str:
-    return "off" if not math.isfinite(t) or t >= 1e9 else f"{t:.3g}"
-
-
-def drift_warning(drift: float | None, threshold: float) -> bool:
-    """True once the drift score has crossed the world's threshold (never for inf/NaN)."""
-    return drift is not None and math.isfinite(threshold) and drift > threshold
-
-
-def hud_lines(v: HudView) -> list[tuple[str, str]]:
-    """The HUD as (text, style) rows; style is a key of :data:`COLOURS`."""
-    rows: list[tuple[str, str]] = [
-        (f"{v.world}  {'DREAM' if v.dream else 'REAL'}", "title"),
-        (f"fps   {v.fps:5.1f} / {v.target_fps:g}", "text"),
-        (f"frame {v.frame_ms:5.1f} ms  work {v.work_ms:4.1f} ms", "text"),
-        ("", "text"),
-        (f"episode {v.episode}  step {v.step}", "text"),
-        (f"return  {v.episode_return:.2f}", "text"),
-        (f"reward  {'-' if v.last_reward is None else f'{v.last_reward:+.2f}'}", "text"),
-        (f"action  {v.action}", "text"),
-    ]
-    if v.dream:
-        warn = drift_warning(v.drift, v.drift_threshold)
-        drift = "-" if v.drift is None else f"{v.drift:.4g}"
-        rows.append((f"drift   {drift}  (thr {_fmt_threshold(v.drift_threshold)})", "warn" if warn else "text"))
-        if v.drift_policy == "none":
-            rows.append(("        drift resets off", "dim"))
-        rows.append((f"dream step {'-' if v.dream_step is None else v.dream_step}", "text"))
-    else:
-        rows.append(("drift   n/a (real env)", "dim"))
-    reset_style = "warn" if v.last_reset == "drift" else "text"
-    rows.append((f"last reset: {v.last_reset}{' (drift reset)' if v.last_reset == 'drift' else ''}", reset_style))
-    rows.append(("", "text"))
-    if v.paused:
-        rows.append(("PAUSED  ('.' steps)", "warn"))
-    if v.recording:
-        rows.append((f"REC {Path(v.recording).name} ({v.recorded_frames})", "rec"))
-    if v.message:
-        rows.append((v.message, "ok"))
-    rows.append(("F1 help", "dim"))
-    return rows
-
-
-def help_lines(spec: WorldSpec, bindings: Sequence[Binding], controls: Sequence[tuple[str, str]]) -> list[str]:
-    """The F1 overlay: controls, then the world's keys and what they do."""
-    lines = ["Controls"] + [f"  {k:<11} {d}" for k, d in controls]
-    lines += ["", f"{spec.name} keys"]
-    lines += [f"  {b.name:<11} {describe_action(spec, b.action)}" for b in bindings]
-    lines.append(f"  {'(no key)':<11} {describe_action(spec, noop_action(spec))}")
-    return lines
-
-
-def default_path(world: str, suffix: str) -> Path:
-    """A new file in the working directory: ``neuralgym-<world>-<time>[-n]<suffix>``."""
-    stem = f"neuralgym-{world}-{time.strftime('%Y%m%d-%H%M%S')}"
-    path, n = Path(stem + suffix), 1
-    while path.exists():
-        n += 1
-        path = Path(f"{stem}-{n}{suffix}")
-    return path
-
-
-# --------------------------------------------------------------------------- envs
-
-
-def make_env(spec: WorldSpec, dream: bool, **kwargs: Any) -> gym.Env:
-    """The world's dream or real env through ``gym.make`` of its registered id."""
-    env_id = spec.dream_id if dream else spec.real_id
-    if env_id not in gym.registry:
-        if not dream:  # fallback until `import neuralgym` registers the -real-v0 ids
-            from neuralgym.dream.real import RealWorldEnv
-
-            return RealWorldEnv(spec, render_mode="rgb_array")
-        raise EnvUnavailable(f"{env_id} is not registered")
-    try:
-        return gym.make(env_id, render_mode="rgb_array", **kwargs)
-    except Exception as e:  # shown to the player, who can still play the other env
-        raise EnvUnavailable(f"could not make {env_id}: {type(e).__name__}: {' '.join(str(e).split())}") from e
-
-
-def _rgb(frame: np.ndarray) -> np.ndarray:
-    frame = np.asarray(frame, dtype=np.uint8)
-    if frame.ndim == 2:
-        frame = frame[:, :, None]
-    return np.repeat(frame, 3, axis=2) if frame.shape[2] == 1 else frame
-
-
-class Session:
-    """The env being played (dream or real), its episode counters, and the other env for Tab.
-
-    The last K observations and the actions between them are kept so that switching
-    from real to dream prompts the dream with them: the dream continues where you were.
-    """
-
-    def __init__(self, spec: WorldSpec, dream: bool, seed: int | None, dream_kwargs: dict[str, Any]):
-        self.spec = spec
-        self.dream = dream
-        self._seed = seed
-        self._dream_kwargs = dream_kwargs
-        self.drift_policy = str(dream_kwargs.get("drift_policy") or spec.drift.policy)
-        self._envs: dict[bool, gym.Env] = {}
-        self._seeded: set[bool] = set()
-        self.episode = 0
-        self.env = self._get(dream)
-        k = int(getattr(self.env.unwrapped, "context_length", spec.context_length))
-        self._frames: deque[np.ndarray] = deque(maxlen=k)
-        self._actions: deque[Any] = deque(maxlen=k - 1)
-        self.reset("start")
-
-    def _get(self, dream: bool) -> gym.Env:
-        if dream not in self._envs:
-            self._envs[dream] = make_env(self.spec, dream, **(self._dream_kwargs if dream else {}))
-        return self._envs[dream]
-
-    def _after(self, obs: np.ndarray) -> None:
-        self._frames.append(np.asarray(obs))
-        frame = self.env.render()
-        self.frame = _rgb(frame if frame is not None else obs)
-
-    def reset(self, reason: str, options: dict[str, Any] | None = None) -> None:
-        seed = self._seed if self.dream not in self._seeded else None
-        self._seeded.add(self.dream)
-        self._frames.clear()
-        self._actions.clear()
-        obs, info = self.env.reset(seed=seed, options=options)
-        self.episode += 1
-        self.step_count = 0
-        self.episode_return = 0.0
-        self.last_reward: float | None = None
-        self.info: dict[str, Any] = dict(info)
-        self.done = False
-        self.end_reason = ""
-        self.last_reset = reason
-        self._after(obs)
-
-    def step(self, action: Any) -> None:
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        self.step_count += 1
-        self.episode_return += float(reward)
-        self.last_reward = float(reward)
-        self.info = dict(info)
-        self.done = bool(terminated or truncated)
-        if self.done:
-            self.end_reason = "drift" if info.get("drift_reset") else ("terminated" if terminated else "truncated")
-        self._actions.append(action)
-        self._after(obs)
-
-    def advance(self, action: Any) -> None:
-        """One displayed frame: the next step, or the reset after an episode's end."""
-        if self.done:
-            self.reset(self.end_reason)
-        else:
-            self.step(action)
-
-    def switch(self) -> str:
-        """Tab: play the other env; from real to dream, the dream starts from the last
-        real frames. Returns a message for the HUD; raises :class:`EnvUnavailable`."""
-        target = not self.dream
-        env = self._get(target)
-        options = None
-        if target and self._frames:  # n frames and the n-1 actions between them
-            options = {"frames": np.stack(list(self._frames)), "actions": list(self._actions)}
-        self.dream, self.env = target, env
-        try:
-            self.reset("switch", options)
-        except (ValueError, TypeError):  # the dream refused the prompt: a fresh start
-            self.reset("switch")
-        return f"switched to {'dream' if target else 'real'}"
-
-    def close(self) -> None:
-        for env in self._envs.values():
-            env.close()
-        self._envs.clear()
-
-
-class Recorder:
-    """mp4 through OpenCV ('mp4v'): RGB frames in, one video frame each."""
-
-    def __init__(self, path: Path, fps: float, size_wh: tuple[int, int]):
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise RecordError(f"could not create the folder of {path}: {e}") from e
-        self.path = path
-        self.frames = 0
-        self._size = size_wh
-        self._writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), size_wh)
-        if not self._writer.isOpened():
-            raise RecordError(f"could not open {path} for writing an mp4 video")
-
-    def write(self, rgb: np.ndarray) -> None:
-        self._writer.write(cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-        self.frames += 1
-
-    def close(self) -> None:
-        self._writer.release()
-
-
-# --------------------------------------------------------------------------- window
-
-
-class PlayWindow:
-    """The game frame on the left, the HUD panel on the right, help drawn over the game."""
-
-    def __init__(self, title: str, game_wh: tuple[int, int]):
-        pg = self._pg = require_pygame()
-        pg.display.init()
-        pg.font.init()
-        self.font = pg.font.SysFont("dejavusansmono,liberationmono,monospace", 16)
-        self.line_h = self.font.get_linesize()
-        self.game_wh = game_wh
-        height = max(game_wh[1], HUD_ROWS * self.line_h + 20)
-        pg.display.set_caption(title)
-        self.screen = pg.display.set_mode((game_wh[0] + PANEL_W, height))
-
-    def draw(self, game_rgb: np.ndarray, hud: Sequence[tuple[str, str]], help_rows: Sequence[str] | None) -> None:
-        pg = self._pg
-        self.screen.fill(BACKGROUND)
-        self.screen.blit(pg.surfarray.make_surface(game_rgb.swapaxes(0, 1)), (0, 0))
-        x = self.game_wh[0] + 14
-        for i, (text, style) in enumerate(hud):
-            if text:
-                self.screen.blit(self._fit(text, PANEL_W - 24, COLOURS[style]), (x, 10 + i * self.line_h))
-        if help_rows:
-            self._draw_help(help_rows)
-        pg.display.flip()
-
-    def _fit(self, text: str, width: int, colour: tuple[int, int, int]) -> Any:
-        """Render ``text``, cut with "..." to ``width`` pixels."""
-        while len(text) > 4 and self.font.size(text)[0] > width:
-            text = text[:-4] + "..."
-        return self.font.render(text, True, colour)
-
-    def _draw_help(self, rows: Sequence[str]) -> None:
-        pg = self._pg
-        w, h = self.game_wh
-        box_h = min(h, len(rows) * self.line_h + 20)
-        overlay = pg.Surface((w, box_h), pg.SRCALPHA)
-        overlay.fill((0, 0, 0, 200))
-        self.screen.blit(overlay, (0, 0))
-        for i, text in enumerate(rows):
-            self.screen.blit(self._fit(text, w - 20, COLOURS["text"]), (12, 10 + i * self.line_h))
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self.screen.get_size()
-
-    def snapshot(self) -> np.ndarray:
-        """The window as an (H, W, 3) uint8 RGB array."""
-        return np.ascontiguousarray(self._pg.surfarray.array3d(self.screen).swapaxes(0, 1))
-
-    def save(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._pg.image.save(self.screen, str(path))
-
-    def close(self) -> None:
-        self._pg.display.quit()
-
-
-# --------------------------------------------------------------------------- CLI
-
-
-def _positive(kind: type) -> Any:
-    def parse(text: str) -> Any:
-        value = kind(text)
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-        return value
-
-    parse.__name__ = kind.__name__
-    return parse
-
-
-def _mp4(text: str) -> Path:
-    if not text.lower().endswith(".mp4"):
-        raise argparse.ArgumentTypeError(f"the recording must be an .mp4 file, got {text}")
-    return Path(text)
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``neuralgym play``."""
-    add = parser.add_argument
-    add("world", metavar="WORLD", help="world to play, e.g. cartpole (see `neuralgym worlds`)")
-    add("--real", action="store_true", help="play the real env instead of the dream")
-    add("--fps", type=_positive(float), help="frames (env steps) per second; default: the world's render_fps")
-    add("--scale", type=_positive(int), default=8, help="integer upscaling of the observation (default 8)")
-    add("--record", type=_mp4, metavar="PATH.mp4", help="record the game frames (no HUD) from the start")
-    add("--record-game-only", dest="record_hud", action="store_false",
-        help="record only the scaled game frame, without the HUD (default: the whole window, as the player sees it)")
-    add("--max-frames", type=_positive(int), metavar="N", help="quit after N frames (ends headless runs)")
-    add("--seed", type=int, help="seed of the first reset")
-    add("--weights", help="dream: another weights file for the world")
-    add("--device", help="dream: auto, cpu or cuda (default: the env's)")
-    add("--drift-policy", help="dream: override the drift-reset policy (e.g. none)")
-    add("--threads", type=_positive(int), default=1,
-        help="torch CPU threads (default 1: a batch-1 step gains little from more, and loses a lot on busy cores)")
-    add("--screenshot", type=Path, help=argparse.SUPPRESS)  # save the window at exit
-
-
-def _parse(args: argparse.Namespace | Sequence[str] | None) -> argparse.Namespace:
-    if isinstance(args, argparse.Namespace):
-        return args
-    parser = argparse.ArgumentParser(prog="neuralgym play", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return parser.parse_args(args)
 
 
 @dataclass
@@ -498,24 +70,6 @@ class _Loop:
         self.message, self.message_until = text, time.perf_counter() + seconds
 
 
-def _poll(pg: Any, loop: _Loop, relevant: set[int], controls: dict[int, str]) -> list[str]:
-    """Update the held keys from pygame events; return the control commands pressed."""
-    commands = []
-    for event in pg.event.get():
-        if event.type == pg.QUIT:
-            commands.append("quit")
-        elif event.type == pg.KEYDOWN:
-            if event.key in relevant:
-                if event.key not in loop.held:
-                    loop.held.append(event.key)
-            elif event.key in controls:
-                commands.append(controls[event.key])
-        elif event.type == pg.KEYUP and event.key in loop.held:
-            loop.held.remove(event.key)
-        elif event.type == getattr(pg, "WINDOWFOCUSLOST", -1):
-            loop.held.clear()  # no stuck keys after alt-tab
-    return commands
-
 
 def _start_recording(loop: _Loop, path: Path, session: Session, window: PlayWindow, args: argparse.Namespace) -> None:
     h, w = session.frame.shape[:2]
@@ -529,6 +83,7 @@ def _stop_recording(loop: _Loop) -> None:
         loop.recorder.close()
         loop.recordings.append((loop.recorder.path, loop.recorder.frames))
         loop.recorder = None
+
 
 
 def _apply(command: str, loop: _Loop, session: Session, window: PlayWindow, args: argparse.Namespace) -> None:
@@ -566,6 +121,7 @@ def _apply(command: str, loop: _Loop, session: Session, window: PlayWindow, args
         loop.say(f"saved {path.name}")
 
 
+
 def _hud(session: Session, loop: _Loop, stats: FrameStats, fps: float, action: Any) -> list[tuple[str, str]]:
     frame_ms, work_ms = stats.recent_ms()
     info, spec = session.info, session.spec
@@ -596,20 +152,6 @@ def _hud(session: Session, loop: _Loop, stats: FrameStats, fps: float, action: A
     )
 
 
-def summary_line(
-    spec: WorldSpec, dream: bool, s: dict[str, float], target_fps: float, recordings: list[tuple[Path, int]]
-) -> str:
-    """The one line printed at exit."""
-    line = (
-        f"neuralgym play: {spec.name} {'dream' if dream else 'real'}: "
-        f"{s['frames']} frames in {s['seconds']:.2f} s, "
-        f"{s['fps']:.1f} fps (target {target_fps:g}), frame time mean {s['frame_ms_mean']:.2f} ms "
-        f"p99 {s['frame_ms_p99']:.2f} ms, work mean {s['work_ms_mean']:.2f} ms p99 {s['work_ms_p99']:.2f} ms"
-    )
-    for path, n in recordings:
-        line += f"; recorded {n} frames to {path}"
-    return line
-
 
 def _drift_threshold(session: Any) -> float:
     """The threshold the dream applies (the spec's, or the one training calibrated)."""
@@ -618,9 +160,10 @@ def _drift_threshold(session: Any) -> float:
     return float(policy.threshold) if policy is not None else session.spec.drift.threshold
 
 
+
 def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
     """Run ``neuralgym play``; returns the exit status."""
-    args = _parse(args)
+    args = parse_args(args)
     try:
         spec = get_spec(args.world)
         pg = require_pygame()
@@ -631,6 +174,7 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
         return 2
     with torch_threads(args.threads):
         return _run(args, spec, pg, bindings, controls, control_rows)
+
 
 
 def no_display() -> bool:
@@ -644,7 +188,7 @@ def no_display() -> bool:
 def headless_demo(spec: WorldSpec, args: argparse.Namespace, reason: str) -> int:
     """No display at all: instead of a window, write a short side-by-side GIF of the
     real env and the dream in lockstep (real | dream | error), and say where it is."""
-    from neuralgym.metrics.lockstep import run_lockstep, summarize, write_gif
+    from neuralgym.metrics.lockstep import run_lockstep, summarize, write_gif  # only without a display
 
     frames = min(args.max_frames or 150, 500)
     path = Path(f"{spec.key}_dream_vs_real.gif")
@@ -697,7 +241,7 @@ def _run(args: argparse.Namespace, spec: WorldSpec, pg: Any, bindings: list[Bind
             _start_recording(loop, args.record, session, window, args)
         while loop.running:
             t0 = time.perf_counter()
-            for command in _poll(pg, loop, relevant, controls):
+            for command in poll(pg, loop.held, relevant, controls):
                 _apply(command, loop, session, window, args)
             if not loop.running:
                 break
