@@ -1,8 +1,8 @@
 """Ship the repo-root ``envs/`` and ``weights/`` inside the package.
 
-In a checkout, ``neuralgym.spec`` reads ``envs/`` and ``weights/`` from the repo root.
+In a checkout, ``neuralgym.world.spec`` reads ``envs/`` and ``weights/`` from the repo root.
 An installed wheel has no repo root, so the build copies them to
-``neuralgym/_data/{envs,weights}``, which ``neuralgym.spec`` looks for first. An
+``neuralgym/_data/{envs,weights}``, which ``neuralgym.world.spec`` looks for first. An
 editable install keeps reading the checkout's folders, so nothing is copied there.
 Everything else about the package lives in ``pyproject.toml``.
 """

@@ -2,7 +2,7 @@
 
 import sys
 
-from neuralgym.cli import main
+from neuralgym.tools.cli import main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -13,7 +13,8 @@ from typing import Callable  # noqa: E402
 
 import pytest  # noqa: E402
 
-from neuralgym.spec import WorldSpec, get_spec  # noqa: E402
+from neuralgym.world.catalog import get_spec  # noqa: E402
+from neuralgym.world.spec import WorldSpec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -26,8 +27,8 @@ def cartpole_spec() -> WorldSpec:
 
 
 def collect_into(spec: WorldSpec, out: Path, steps: int, seed: int = 0, policy: str = "random") -> list[tuple[int, int]]:
-    """Run :func:`neuralgym.data.collect` to completion; return what it yielded."""
-    from neuralgym.data import collect
+    """Run :func:`neuralgym.training.data.collect` to completion; return what it yielded."""
+    from neuralgym.training.collect import collect
 
     return list(collect(spec, out, steps, policy=policy, seed=seed, progress=False))
 

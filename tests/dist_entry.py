@@ -28,7 +28,7 @@ from pathlib import Path
 def _install_hooks() -> None:
     import torch
 
-    import neuralgym.train as train_mod
+    import neuralgym.training.loop as train_mod
 
     rank = int(os.environ.get("RANK", "0"))
     env = os.environ.get
@@ -88,6 +88,6 @@ def _install_hooks() -> None:
 
 if __name__ == "__main__":
     _install_hooks()
-    from neuralgym.cli import main
+    from neuralgym.tools.cli import main
 
     sys.exit(main(sys.argv[1:]))

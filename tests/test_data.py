@@ -14,8 +14,8 @@ from typing import Callable
 import numpy as np
 import pytest
 
-from neuralgym.cli import main as cli_main
-from neuralgym.data import (
+from neuralgym.tools.cli import main as cli_main
+from neuralgym.training.data import (
     ARRAY_KEYS,
     DatasetError,
     Episode,
@@ -24,7 +24,7 @@ from neuralgym.data import (
     load_episode,
     save_episode,
 )
-from neuralgym.spec import WorldSpec
+from neuralgym.world.spec import WorldSpec
 
 RunCollect = Callable[..., list]
 

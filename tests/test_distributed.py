@@ -26,8 +26,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from neuralgym.train import Dist, dist_timeout
-from neuralgym.windows import EpochSampler
+from neuralgym.training.distributed import Dist, dist_timeout
+from neuralgym.training.windows import EpochSampler
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENTRY = REPO_ROOT / "tests" / "dist_entry.py"

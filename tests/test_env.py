@@ -17,7 +17,7 @@ from gymnasium.utils.env_checker import check_env as gym_check_env
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import neuralgym
-from neuralgym.spec import WorldSpec
+from neuralgym.world.spec import WorldSpec
 
 from worlds import SPECS, WORLDS
 
@@ -44,9 +44,9 @@ def relevant(caught: list[warnings.WarningMessage]) -> list[str]:
 def human_viewer_or_skip(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SDL_VIDEODRIVER", "dummy")
     try:
-        from neuralgym.viewer import Viewer  # noqa: F401
+        from neuralgym.common.window import Viewer  # noqa: F401
     except ImportError as e:
-        pytest.skip(f"neuralgym.viewer.Viewer is not available yet (being written by another helper): {e}")
+        pytest.skip(f"neuralgym.common.window.Viewer is not available yet (being written by another helper): {e}")
 
 
 def action_list(env: gym.Env, n: int, seed: int) -> list:

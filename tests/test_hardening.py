@@ -22,10 +22,11 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import neuralgym
-from neuralgym.env import WorldModelEnv
-from neuralgym.spaces import action_space_for, validate_action
-from neuralgym.spec import WorldSpec, all_specs
-from neuralgym.weights import WeightsError, load_world, save_world
+from neuralgym.dream.env import WorldModelEnv
+from neuralgym.world.spaces import action_space_for, validate_action
+from neuralgym.world.catalog import all_specs
+from neuralgym.world.spec import WorldSpec
+from neuralgym.world.weights import WeightsError, load_world, save_world
 
 from worlds import SPECS, WORLDS
 HYPO = settings(max_examples=30, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
@@ -143,7 +144,7 @@ def test_box_action_validation() -> None:
     np.testing.assert_array_equal(validate_action(space, [0.5, 1]), np.array([0.5, 1], np.float32))
     for bad in (None, "ab", ["0.5", "1"], [True, False], [0.5], [[0.5, 1]], [np.nan, 1], [0, 3], [-2, 1], [0, None], {}):
         rejected(validate_action, space, bad)
-    from neuralgym.spaces import validate_action_batch
+    from neuralgym.world.spaces import validate_action_batch
 
     np.testing.assert_array_equal(validate_action_batch(space, [[0, 1], [1, 2]], 2), np.array([[0, 1], [1, 2]], np.float32))
     for bad in (None, [[0, 1]], [[0, 1], [1, 3]], [[0, 1], [np.inf, 1]], np.ones((2, 2), bool), [["a", "b"], ["c", "d"]]):

@@ -22,23 +22,19 @@ import torch
 from safetensors.torch import save_file
 
 import neuralgym  # noqa: F401 - registers the worlds
-from neuralgym.cli import main as cli_main
-from neuralgym.core import DreamCore
-from neuralgym.data import (
-    LOCK_NAME,
-    DatasetError,
-    collect,
-    dataset_lock,
-    episode_paths,
-    load_dataset,
-    load_episode,
-    remove_stale_temporaries,
-)
-from neuralgym.model import WorldModel, WorldModelConfig
-from neuralgym.real import RealWorldEnv
-from neuralgym.spec import MAX_FRAME_SIDE, SpecError, WorldSpec, load_spec, parse_spec
-from neuralgym.train import TrainConfig, init_from_world, train
-from neuralgym.weights import WeightsError, load_world, save_world
+from neuralgym.tools.cli import main as cli_main
+from neuralgym.dream.core import DreamCore
+from neuralgym.common.files import remove_stale_temporaries
+from neuralgym.training.collect import collect
+from neuralgym.training.data import DatasetError, LOCK_NAME, dataset_lock, episode_paths, load_dataset, load_episode
+from neuralgym.world.model import WorldModel, WorldModelConfig
+from neuralgym.dream.real import RealWorldEnv
+from neuralgym.world.parse import load_spec, parse_spec
+from neuralgym.world.spec import MAX_FRAME_SIDE, SpecError, WorldSpec
+from neuralgym.training.checkpoints import init_from_world
+from neuralgym.training.config import TrainConfig
+from neuralgym.training.loop import train
+from neuralgym.world.weights import WeightsError, load_world, save_world
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -227,7 +223,7 @@ def test_train_out_a_folder_or_run_dir_a_file_fails_before_training(tiny_dataset
 
 def test_unwritable_out_fails_before_collecting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    import neuralgym.data as data_mod
+    import neuralgym.training.data as data_mod
 
     out = tmp_path / "ro"
     out.mkdir()
@@ -240,7 +236,7 @@ def test_unwritable_out_fails_before_collecting(tmp_path: Path, monkeypatch: pyt
 
     started: list[bool] = []
     monkeypatch.setattr(data_mod.os, "open", denied)
-    monkeypatch.setattr("neuralgym.real.RealWorldEnv.reset", lambda *a, **k: started.append(True))
+    monkeypatch.setattr("neuralgym.dream.real.RealWorldEnv.reset", lambda *a, **k: started.append(True))
     assert cli_main(["collect", "cartpole", "--steps", "10", "--policy", "random", "--out", str(out),
                      "--no-progress"]) == 2
     one_error_line(capsys, str(out), "not writable")
@@ -441,6 +437,6 @@ def test_spec_values_are_bounded_and_checked_at_load(section: str, field: str, v
 
 
 def test_shipped_keymaps_still_load() -> None:
-    from neuralgym.spec import all_specs
+    from neuralgym.world.catalog import all_specs
 
     assert all(spec.play.keymap for spec in all_specs().values())

@@ -9,9 +9,10 @@ import torch
 from stable_baselines3 import PPO
 
 import neuralgym
-from neuralgym.latent import LATENT_DIMS, LatentEncoder
-from neuralgym.mirror import MirrorSymmetricPolicy, action_mirror, mirror_codes, mirror_frames
-from neuralgym.spec import WorldSpec, get_spec
+from neuralgym.dream.latent import LATENT_DIMS, LatentEncoder
+from neuralgym.dream.mirror import MirrorSymmetricPolicy, action_mirror, mirror_codes, mirror_frames
+from neuralgym.world.catalog import get_spec
+from neuralgym.world.spec import WorldSpec
 
 
 def test_a_mirrored_cartpole_is_cartpole_with_the_pushes_swapped() -> None:
@@ -92,7 +93,7 @@ def test_the_policy_refuses_what_it_cannot_mirror() -> None:
 def test_symmetrise_keeps_the_network_and_acts_on_both_views(cartpole_spec: WorldSpec, tmp_path) -> None:
     """A plain agent, symmetrised: on the pair (z, z') it acts on the mean of what it would do
     on z and, mirrored back, on z'; it saves and loads as an ordinary PPO zip."""
-    from neuralgym.mirror import symmetrise
+    from neuralgym.dream.mirror import symmetrise
 
     env = neuralgym.make_sb3_vec_env(cartpole_spec.dream_id, 2, seed=0, obs="latent", device="cpu")
     plain = PPO("MlpPolicy", env, n_steps=16, batch_size=16, n_epochs=1, seed=0, device="cpu",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from neuralgym.model import WorldModel, WorldModelConfig, count_flops, quantize
+from neuralgym.world.model import WorldModel, WorldModelConfig, count_flops, quantize
 
 GRAY_K4 = WorldModelConfig()  # 64x64x1, K=4, two discrete actions: CartPole's shape
 RGB = WorldModelConfig(height=48, width=80, channels=3, context=3, action_dim=5)

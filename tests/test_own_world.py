@@ -15,11 +15,13 @@ import numpy as np
 import pytest
 
 import neuralgym
-from neuralgym.cli import default_train_out
-from neuralgym.cli import main as cli_main
-from neuralgym.drift import DriftResetPolicy
-from neuralgym.spec import (ENVS_DIR, WEIGHTS_DIR, WORLDS_PATH_ENV, DriftSpec, SpecError, all_specs, get_spec,
-                            load_spec, search_dirs, user_worlds_dir)
+from neuralgym.tools.train import default_train_out
+from neuralgym.tools.cli import main as cli_main
+from neuralgym.world.drift import DriftResetPolicy
+from neuralgym.world.catalog import WORLDS_PATH_ENV, all_specs, get_spec, search_dirs, user_worlds_dir
+from neuralgym.world.drift import DriftSpec
+from neuralgym.world.parse import load_spec
+from neuralgym.world.spec import ENVS_DIR, SpecError, WEIGHTS_DIR
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TOY = ('name = "{name}"\n[source]\nid = "CartPole-v1"\n[actions]\nkind = "discrete"\nvalues = [0, 1]\n'
@@ -36,7 +38,7 @@ def toy(folder: Path, key: str = "toy", name: str = "Toy", weights: str = "toy.s
 @pytest.fixture(autouse=True)
 def _forget_registered_worlds(monkeypatch: pytest.MonkeyPatch):
     """Worlds a test registers from its tmp folder do not outlive it."""
-    import neuralgym.spec as spec_mod
+    import neuralgym.world.catalog as spec_mod
 
     monkeypatch.setattr(spec_mod, "_REGISTERED", {})
     before = set(gym.registry)
@@ -168,14 +170,15 @@ def test_gym_make_max_episode_steps_sets_the_dreams_limit(cartpole_spec) -> None
 
 @pytest.mark.parametrize("command", ["bench", "eval", "exploit", "collect"])
 def test_threads_option(command: str) -> None:
-    from neuralgym.cli import build_parser
+    from neuralgym.tools.cli import build_parser
 
     argv = [command, "cartpole", "--threads", "1"] + (["--steps", "1"] if command == "collect" else [])
     assert build_parser(argv).parse_args(argv).threads == 1
 
 
 def test_eta_line() -> None:
-    from neuralgym.train import TrainConfig, _eta_line
+    from neuralgym.training.config import TrainConfig
+    from neuralgym.training.loop import _eta_line
 
     line = _eta_line(TrainConfig(steps=100, rollout_max=8), 0, 10, 5.0)
     assert line.startswith("~0.50 s per step") and "ETA" in line and "90 more steps" in line
@@ -183,7 +186,7 @@ def test_eta_line() -> None:
 
 # ------------------------------------------------------------------ new -> collect -> train -> gym.make
 def test_new_writes_a_loadable_spec(tmp_path: Path) -> None:
-    from neuralgym.newworld import write_new_spec
+    from neuralgym.tools.newworld import write_new_spec
 
     path = write_new_spec("Acrobot-v1", tmp_path / "acrobot.toml")
     spec = load_spec(path)
@@ -216,7 +219,7 @@ def test_own_world_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, c
     weights = tmp_path / "runs" / "acrobot" / "acrobot.safetensors"
     assert Path(report["weights"]) == Path("runs/acrobot/acrobot.safetensors") and weights.is_file()
     assert "s per step" in captured.err and "ETA" in captured.err
-    from neuralgym.weights import read_metadata
+    from neuralgym.world.weights import read_metadata
 
     drift = json.loads(read_metadata(weights)["neuralgym.info"])["drift"]
     assert drift["frames"] > 0 and (drift["threshold"] is None or drift["threshold"] >= 0)

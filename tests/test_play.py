@@ -19,10 +19,14 @@ import pytest
 import torch
 
 import neuralgym  # noqa: F401  (registers the ids)
-from neuralgym.keys import action_for_keys, key_code, keys_to_action, noop_action, parse_keymap
-from neuralgym.play import EnvUnavailable, FrameStats, HudView, Session, control_keys, drift_warning, hud_lines, main
-from neuralgym.spec import ActionSpec, PlaySpec, get_spec
-from neuralgym.viewer import Pacer, Viewer, upscale
+from neuralgym.world.keymap import action_for_keys, key_code, keys_to_action, noop_action, parse_keymap
+from neuralgym.tools.play.app import main
+from neuralgym.tools.play.controls import control_keys
+from neuralgym.tools.play.hud import FrameStats, HudView, drift_warning, hud_lines
+from neuralgym.tools.play.session import EnvUnavailable, Session
+from neuralgym.world.catalog import get_spec
+from neuralgym.world.spec import ActionSpec, PlaySpec
+from neuralgym.common.window import Pacer, Viewer, upscale
 from worlds import WORLDS
 
 CARTPOLE = get_spec("cartpole")
@@ -161,7 +165,7 @@ def test_hud_lines():
 def test_missing_pygame_is_a_clear_error(monkeypatch):
     from gymnasium.error import DependencyNotInstalled
 
-    from neuralgym.viewer import require_pygame
+    from neuralgym.common.window import require_pygame
 
     monkeypatch.setitem(sys.modules, "pygame", None)  # makes `import pygame` fail
     with pytest.raises(DependencyNotInstalled, match="pip install pygame-ce"):

@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
 
-from neuralgym.real import RealWorldEnv, preprocess_frame
-from neuralgym.spec import ENVS_DIR, PreprocessSpec, WorldSpec, load_spec
+from neuralgym.dream.real import RealWorldEnv
+from neuralgym.world.preprocess import preprocess_frame
+from neuralgym.world.parse import load_spec
+from neuralgym.world.spec import ENVS_DIR, PreprocessSpec, WorldSpec
 
 SHIPPED = sorted(ENVS_DIR.glob("*.toml"))
 

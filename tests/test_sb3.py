@@ -11,8 +11,8 @@ from stable_baselines3 import PPO
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv, VecFrameStack, VecMonitor
 
 import neuralgym
-from neuralgym.sb3 import DreamSB3VecEnv
-from neuralgym.spec import WorldSpec
+from neuralgym.dream.sb3 import DreamSB3VecEnv
+from neuralgym.world.spec import WorldSpec
 
 from worlds import SPECS, WORLDS
 
@@ -211,7 +211,7 @@ def test_off_policy_algorithm_runs_in_the_dream(spec: WorldSpec) -> None:
 def test_latent_mirror_pairs_the_history_with_its_mirror_image_in_dream_and_reality(cartpole_spec: WorldSpec) -> None:
     """``make_sb3_vec_env(..., latent_mirror=True)``: 2 x LATENT_DIMS numbers, the same pipeline
     in the dream and the real env; refused for pixels."""
-    from neuralgym.latent import LATENT_DIMS
+    from neuralgym.dream.latent import LATENT_DIMS
 
     dream = neuralgym.make_sb3_vec_env(cartpole_spec.dream_id, 2, seed=0, obs="latent", latent_mirror=True, device="cpu")
     real = neuralgym.make_sb3_vec_env(cartpole_spec.real_id, 1, seed=0, obs="latent", latent_mirror=True, device="cpu")
@@ -229,7 +229,7 @@ def test_latent_mirror_pairs_the_history_with_its_mirror_image_in_dream_and_real
 def test_latent_encoder_projects_on_principal_axes(cartpole_spec: WorldSpec) -> None:
     """The agents' latent: LATENT_DIMS decorrelated, unit-spread numbers on the world's real
     contexts, the same axes every time the world is loaded; dims=0 keeps every feature."""
-    from neuralgym.latent import LATENT_DIMS, LatentEncoder
+    from neuralgym.dream.latent import LATENT_DIMS, LatentEncoder
 
     enc = LatentEncoder(cartpole_spec)
     assert enc.dim == LATENT_DIMS and enc.observation_space.shape == (LATENT_DIMS,)
@@ -279,7 +279,7 @@ def test_anchor_starts_begin_dreams_mid_motion_and_the_latent_sees_it(cartpole_s
     plain.reset()
     assert float((plain.venv.core.frames[:, -1] - plain.venv.core.frames[:, 0]).abs().max()) == 0  # padded start frame
 
-    from neuralgym.latent import LatentObservation
+    from neuralgym.dream.latent import LatentObservation
 
     one = LatentObservation(gym.make(cartpole_spec.dream_id, device="cpu", anchor_starts=1.0))
     z1, _ = one.reset(seed=1)

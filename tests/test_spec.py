@@ -12,9 +12,11 @@ from typing import Any
 
 import pytest
 
-import neuralgym.cli as cli
-from neuralgym.cli import main as cli_main
-from neuralgym.spec import ENVS_DIR, SpecError, WorldSpec, all_specs, get_spec, load_spec, parse_spec
+import neuralgym.tools.cli as cli
+from neuralgym.tools.cli import main as cli_main
+from neuralgym.world.catalog import all_specs, get_spec
+from neuralgym.world.parse import load_spec, parse_spec
+from neuralgym.world.spec import ENVS_DIR, SpecError, WorldSpec
 
 MINIMAL: dict[str, Any] = {
     "name": "Toy",

@@ -10,9 +10,10 @@ import pytest
 import torch
 
 import neuralgym  # noqa: F401
-from neuralgym import precision as prec
-from neuralgym.bench import format_table, run_bench
-from neuralgym.spec import WorldSpec, get_spec
+from neuralgym.common import precision as prec
+from neuralgym.tools.bench import format_table, run_bench
+from neuralgym.world.catalog import get_spec
+from neuralgym.world.spec import WorldSpec
 from worlds import WORLDS
 
 
@@ -157,7 +158,7 @@ def test_cuda_dream_matches_cpu_and_keeps_obs_on_device(spec: WorldSpec) -> None
 
 def test_flop_count_runs_where_the_model_is() -> None:
     """count_flops builds its probe inputs on the model's device (bench --device cuda used to crash)."""
-    from neuralgym.model import WorldModel, WorldModelConfig, count_flops
+    from neuralgym.world.model import WorldModel, WorldModelConfig, count_flops
 
     model = WorldModel(WorldModelConfig())
     assert count_flops(model) > 1_000_000

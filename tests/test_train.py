@@ -14,12 +14,13 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import neuralgym.train as train_mod
-from neuralgym.cli import main as cli_main
-from neuralgym.data import DatasetError
-from neuralgym.spec import WorldSpec
-from neuralgym.train import TrainConfig, train
-from neuralgym.weights import load_world
+import neuralgym.training.loop as train_mod
+from neuralgym.tools.cli import main as cli_main
+from neuralgym.training.data import DatasetError
+from neuralgym.world.spec import WorldSpec
+from neuralgym.training.config import TrainConfig
+from neuralgym.training.loop import train
+from neuralgym.world.weights import load_world
 
 TINY = dict(batch_size=8, rollout_max=2, device="cpu", threads=2, eval_every=10**6)
 
@@ -197,7 +198,7 @@ def test_heads_only_keeps_every_frame_tensor(fresh_run: Run, cartpole_spec: Worl
 
 
 def test_init_from_copies_the_tensors_that_fit(fresh_run: Run, cartpole_spec: WorldSpec, tmp_path: Path) -> None:
-    from neuralgym.model import WorldModel
+    from neuralgym.world.model import WorldModel
 
     fresh = WorldModel(load_world(fresh_run.weights, cartpole_spec).model.config)
     assert train_mod.init_from_world(fresh, fresh_run.weights) == []
@@ -210,7 +211,7 @@ def test_init_from_widens_a_shorter_context_exactly(fresh_run: Run, cartpole_spe
     from the newest K frames and actions: the older slots begin at zero."""
     from dataclasses import replace
 
-    from neuralgym.model import WorldModel
+    from neuralgym.world.model import WorldModel
 
     old = load_world(fresh_run.weights, cartpole_spec).model
     k = old.config.context

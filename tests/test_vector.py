@@ -13,8 +13,8 @@ import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 import neuralgym  # noqa: F401  (registers the ids)
-from neuralgym.spec import WorldSpec
-from neuralgym.vector import DreamVectorEnv
+from neuralgym.world.spec import WorldSpec
+from neuralgym.dream.vector import DreamVectorEnv
 
 from worlds import SPECS, WORLDS
 

@@ -13,12 +13,13 @@ import pytest
 import torch
 
 import neuralgym  # noqa: F401
-from neuralgym.coherence import CoherenceRun, run_coherence, summarize_coherence, write_strip
-from neuralgym.evaluate import Lockstep, object_fidelity, reward_events
-from neuralgym.model import WorldModel, WorldModelConfig
-from neuralgym.objects import pong_ball, pong_paddle, within
-from neuralgym.realframes import RealFrameIndex, psnr_from_mse
-from neuralgym.train import reward_class_values, reward_class_weights
+from neuralgym.metrics.coherence import CoherenceRun, run_coherence, summarize_coherence, write_strip
+from neuralgym.metrics.lockstep import Lockstep, object_fidelity, reward_events
+from neuralgym.world.model import WorldModel, WorldModelConfig
+from neuralgym.metrics.objects import pong_ball, pong_paddle, within
+from neuralgym.common.images import psnr_from_mse
+from neuralgym.world.frameindex import RealFrameIndex
+from neuralgym.training.losses import reward_class_values, reward_class_weights
 
 # ------------------------------------------------------------------ nearest real frame
 
@@ -210,8 +211,8 @@ def test_reward_groups_of_close_values() -> None:
 
 
 def test_reward_events_are_oversampled(cartpole_spec) -> None:
-    from neuralgym.data import Episode
-    from neuralgym.windows import WindowDataset
+    from neuralgym.training.data import Episode
+    from neuralgym.training.windows import WindowDataset
 
     n = 60
     frames = np.zeros((n + 1, *cartpole_spec.obs_shape), np.uint8)
@@ -226,7 +227,7 @@ def test_reward_events_are_oversampled(cartpole_spec) -> None:
 
 def test_dream_samples_rewards_from_the_classifier(cartpole_spec, tmp_path) -> None:
     """A reward classifier's value is drawn at temperature > 0 and is the argmax at 0."""
-    from neuralgym.core import DreamCore
+    from neuralgym.dream.core import DreamCore
 
     core = DreamCore(cartpole_spec, num_envs=64, device="cpu")
     model = core.model
@@ -249,8 +250,8 @@ def test_dream_samples_rewards_from_the_classifier(cartpole_spec, tmp_path) -> N
 
 
 def test_exploit_holds_each_box_dimension_high() -> None:
-    from neuralgym.exploit import patterns_for
-    from neuralgym.spec import get_spec
+    from neuralgym.metrics.exploit import patterns_for
+    from neuralgym.world.catalog import get_spec
 
     patterns = patterns_for(get_spec("carracing"))
     gas = patterns["high_gas"](0, np.random.default_rng(0))

@@ -1,0 +1,365 @@
+"""The dream's engine: N lanes of frame/action history and ONE batched model call per step.
+
+:class:`DreamCore` is the single implementation behind every face of a dream: the
+Gymnasium vector env, the one-lane Gymnasium env and the SB3 VecEnv. It owns
+
+* the history of each lane as device tensors: the last K frames (float in [0, 1],
+  on the 8-bit grid) and the K-1 actions between them;
+* ``step``: validate, one model call for all lanes, 8-bit rounding, seeded sampling
+  of termination, drift scoring and the drift-reset policy, non-finite guards;
+* ``reset_lanes``: new start contexts from the start bank (or, with ``anchor_starts``,
+  a real K-frame window of the anchor bank), or prompts of real frames.
+
+It does no autoreset: the faces decide when to reset which lanes.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from neuralgym.common.device import resolve_device
+from neuralgym.common.precision import autocast, resolve_precision
+from neuralgym.world.drift import DriftResetPolicy
+from neuralgym.world.spaces import action_space_for, encode_actions, observation_space_for, validate_action, validate_action_batch
+from neuralgym.world.spec import WorldSpec
+from neuralgym.world.model import predicted_rmse
+from neuralgym.world.weights import World, load_world
+
+#: per-step termination probabilities are pushed through sigmoid(logit / temperature)
+DEFAULT_TEMPERATURE = 1.0
+#: an episode limit that is never reached (the limit is a TimeLimit wrapper's)
+NO_LIMIT = 2**62
+
+
+def available_memory(device: torch.device) -> int | None:
+    """Bytes a new allocation can have on ``device`` now (CUDA: free memory; CPU: the
+    kernel's MemAvailable, capped by a cgroup limit), or None where unknown."""
+    if device.type == "cuda":
+        try:
+            return int(torch.cuda.mem_get_info(device)[0])
+        except (RuntimeError, AssertionError):
+            return None
+    found: list[int] = []
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                found.append(int(line.split()[1]) * 1024)
+    except (OSError, ValueError, IndexError):
+        pass
+    try:  # a container's own limit (cgroup v2)
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit.isdigit():
+            found.append(int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text().strip()))
+    except (OSError, ValueError):
+        pass
+    if not found:
+        try:
+            found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        except (AttributeError, OSError, ValueError):
+            return None
+    return max(0, min(found))
+
+
+def _bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
+        if n < 1000 or unit == "PB":
+            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
+        n /= 1000
+    raise AssertionError("unreachable")
+
+
+def check_lanes_fit(spec: WorldSpec, num_envs: int, device: torch.device) -> None:
+    """Refuse up front a dream of more lanes than ``device`` can hold: each lane keeps K
+    float32 frames and K-1 action codes, and a step builds the shifted copy beside them."""
+    k, (h, w, c), a = spec.context_length, spec.obs_shape, spec.actions.model_dim
+    per_lane = 2 * 4 * (k * c * h * w + (k - 1) * a) + 2 * c * h * w  # history twice, plus the uint8 observation
+    need = num_envs * per_lane
+    have = available_memory(device)
+    if have is not None and need > have:
+        raise ValueError(f"num_envs={num_envs} needs at least {_bytes(need)} of memory on {device} "
+                         f"({_bytes(per_lane)} per lane: {k} frames of {h}x{w}x{c} float32 and a step's copy of them), "
+                         f"but {device} has {_bytes(have)} available: use fewer lanes (at most ~{have // per_lane} fit)")
+
+
+def calibrated_threshold(info: dict[str, Any]) -> float | None:
+    """The drift threshold training calibrated for these weights (``info["drift"]["threshold"]``), if any."""
+    drift = info.get("drift")
+    value = drift.get("threshold") if isinstance(drift, dict) else None
+    return float(value) if value is not None else None
+
+
+@dataclass
+class StepResult:
+    frames: torch.Tensor  # (N, C, H, W) uint8 on device: the new observations
+    reward: np.ndarray  # (N,) float32
+    terminated: np.ndarray  # (N,) bool
+    truncated: np.ndarray  # (N,) bool  (time limit, drift reset or non-finite prediction)
+    drift: np.ndarray  # (N,) float32: accumulated predicted RMSE since the context was last real
+    drift_step: np.ndarray  # (N,) float32: this step's predicted RMSE (the error head)
+    dream_step: np.ndarray  # (N,) int64
+    drift_reset: np.ndarray  # (N,) bool: the drift policy acted on this lane this step
+    nonfinite: np.ndarray  # (N,) bool: the model produced NaN/inf for this lane
+
+
+class DreamCore:
+    """Lanes of a dream of ``spec``'s world. See the module docstring."""
+
+    def __init__(self, spec: WorldSpec, num_envs: int = 1, weights: str | Path | None = None, device: str = "auto",
+                 drift_policy: Any = None, temperature: float = DEFAULT_TEMPERATURE, max_episode_steps: int | None = None,
+                 precision: str = "auto", compile: bool = False, anchor_starts: float = 0.0):
+        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
+            raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
+        if not isinstance(device, str):
+            raise TypeError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
+        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not np.isfinite(temperature) or temperature < 0:
+            raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
+        if weights is not None and not isinstance(weights, (str, Path)):
+            raise TypeError(f"weights must be a path to a .safetensors file, got {type(weights).__name__}")
+        self.spec = spec
+        self.num_envs = int(num_envs)
+        self.device = resolve_device(device)
+        check_lanes_fit(spec, self.num_envs, self.device)
+        self.precision = resolve_precision(precision, self.device, self.num_envs)
+        self.weights_path = Path(weights) if weights is not None else spec.weights_path
+        self.world: World = load_world(self.weights_path, spec, self.device)
+        self.model = self.world.model
+        if not isinstance(compile, bool):
+            raise TypeError(f"compile must be True or False, got {compile!r}")
+        # torch.compile fuses the elementwise work around the convolutions (on CUDA also
+        # CUDA graphs, "reduce-overhead"); it costs tens of seconds per batch size at first
+        self._predict = self.model if not compile else torch.compile(
+            self.model, dynamic=False, mode="reduce-overhead" if self.device.type == "cuda" else "default")
+        self._compile_pending = compile  # the first call of a compiled model builds it (see _run_model)
+        self.drift_policy = DriftResetPolicy.resolve(drift_policy, spec.drift, calibrated_threshold(self.world.info))
+        self.temperature = float(temperature)
+        if max_episode_steps is not None and (isinstance(max_episode_steps, bool) or not isinstance(max_episode_steps, (int, np.integer))
+                                              or max_episode_steps < 1):
+            raise ValueError(f"max_episode_steps must be an int >= 1 or None, got {max_episode_steps!r}")
+        self.max_episode_steps = int(max_episode_steps if max_episode_steps is not None else spec.max_episode_steps)
+        self.observation_space = observation_space_for(spec)
+        self.action_space = action_space_for(spec)
+        k, (h, w, c), a = spec.context_length, spec.obs_shape, spec.actions.model_dim
+        self.k, self.shape, self.action_dim = k, (h, w, c), a
+        n, dev = self.num_envs, self.device
+        self.frames = torch.zeros(n, k, c, h, w, device=dev)  # float on the 8-bit grid
+        self.actions = torch.zeros(n, k - 1, a, device=dev)  # the K-1 actions between the frames
+        self.t = np.zeros(n, np.int64)
+        self.dream_step = np.zeros(n, np.int64)
+        self.over = np.zeros(n, np.int64)  # consecutive over-threshold steps (drift hysteresis)
+        self.drift_sq = np.zeros(n, np.float64)  # sum of squared predicted per-step errors since last real
+        self.needs_reset = np.ones(n, bool)
+        self.generator = torch.Generator(device=dev)
+        self.generator.manual_seed(0)
+        bank = self.world
+        if isinstance(anchor_starts, bool) or not isinstance(anchor_starts, (int, float)) or not 0.0 <= anchor_starts <= 1.0:
+            raise ValueError(f"anchor_starts must be a number in [0, 1], got {anchor_starts!r}")
+        if anchor_starts > 0 and len(bank.anchor_frames) == 0:
+            raise ValueError(f"anchor_starts={anchor_starts} needs anchor windows, and {self.weights_path} has none")
+        #: the share of episodes that start mid-motion, from a random real window of the anchor
+        #: bank, instead of from a start frame (a training aid: model rollouts branched from real
+        #: states, as MBPO branches them; the real env always starts from its own start states)
+        self.anchor_starts = float(anchor_starts)
+        self._starts = torch.from_numpy(bank.starts).to(dev).permute(0, 3, 1, 2).float().div_(255.0)  # (S, C, H, W)
+        self._anchor_frames = torch.from_numpy(bank.anchor_frames).to(dev).permute(0, 1, 4, 2, 3).float().div_(255.0)
+        self._anchor_actions = torch.from_numpy(bank.anchor_actions).to(dev)
+        # training up-weighted terminations (pos_weight) and drew windows near them more
+        # often (terminal_oversample): both shift the head's logit by their log, removed here
+        train_cfg = bank.info.get("train", {})
+        self._term_logit_offset = float(np.log(train_cfg.get("term_pos_weight", 1.0))
+                                        + np.log(max(1, train_cfg.get("terminal_oversample", 1))))
+
+    @property
+    def context_length(self) -> int:
+        return self.k
+
+    def seed(self, seed: int) -> None:
+        self.generator.manual_seed(int(seed))
+
+    # ------------------------------------------------------------------ resets
+    def validate_prompt(self, options: dict[str, Any] | None) -> tuple[np.ndarray, np.ndarray] | None:
+        """Check ``reset`` options; return (frames (n, H, W, C) uint8, action codes (n-1, A)) or None."""
+        if options is None:
+            return None
+        if not isinstance(options, dict):
+            raise TypeError(f"reset options must be a dict or None, got {type(options).__name__}")
+        unknown = set(options) - {"frames", "actions", "reset_mask"}
+        if unknown:
+            raise ValueError(f"unknown reset option(s) {sorted(map(repr, unknown))}; expected 'frames' and optionally 'actions'")
+        if "frames" not in options:
+            if "actions" in options:
+                raise ValueError("reset option 'actions' needs 'frames' as well")
+            return None
+        frames = options["frames"]
+        if not isinstance(frames, np.ndarray):
+            raise TypeError(f"options['frames'] must be a numpy uint8 array of shape (n, {', '.join(map(str, self.shape))}), got {type(frames).__name__}")
+        if frames.dtype != np.uint8:
+            raise TypeError(f"options['frames'] must have dtype uint8 (0..255), got {frames.dtype}")
+        if frames.ndim != 4 or frames.shape[1:] != self.shape:
+            hint = " (one frame? pass frames[None])" if frames.shape == self.shape else ""
+            raise ValueError(f"options['frames'] must have shape (n, {', '.join(map(str, self.shape))}) with 1 <= n <= {self.k}, got {frames.shape}{hint}")
+        n = frames.shape[0]
+        if not 1 <= n <= self.k:
+            raise ValueError(f"options['frames'] must hold 1 to K={self.k} frames, got {n}")
+        actions = options.get("actions")
+        if actions is None:
+            codes = np.zeros((n - 1, self.action_dim), np.float32)
+        else:
+            if isinstance(actions, (str, bytes, dict)):
+                raise TypeError(f"options['actions'] must be a sequence of {n - 1} or {n} actions, got {type(actions).__name__}")
+            try:
+                seq = list(actions)
+            except TypeError as e:
+                raise TypeError(f"options['actions'] must be a sequence of {n - 1} or {n} actions, got {actions!r}") from e
+            if len(seq) not in (n - 1, n):
+                raise ValueError(f"options['actions'] must hold n-1={n - 1} or n={n} actions for {n} frames, got {len(seq)}")
+            seq = [validate_action(self.action_space, a) for a in seq]
+            seq = seq[len(seq) - (n - 1):] if n > 1 else []  # with n actions the first one precedes the prompt
+            codes = encode_actions(self.spec, np.asarray(seq)) if seq else np.zeros((0, self.action_dim), np.float32)
+            codes = codes.reshape(n - 1, self.action_dim)
+        return np.ascontiguousarray(frames), codes
+
+    def reset_lanes(self, lanes: np.ndarray, rng: np.random.Generator, prompt: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+        """Start ``lanes`` (bool mask or index array) afresh: from ``prompt``, or a random start frame
+        (with probability ``anchor_starts`` a random anchor window instead).
+        A prompt of n < K frames is padded in front with its first frame and all-zero action codes."""
+        idx = np.flatnonzero(lanes) if np.asarray(lanes).dtype == bool else np.asarray(lanes, np.int64)
+        if len(idx) == 0:
+            return
+        k = self.k
+        idx_t = torch.as_tensor(idx, device=self.device)
+        if prompt is None:
+            pick = torch.as_tensor(rng.integers(0, len(self._starts), size=len(idx)), device=self.device)
+            first = self._starts[pick]  # (n, C, H, W)
+            self.frames[idx_t] = first[:, None].expand(-1, k, -1, -1, -1)
+            self.actions[idx_t] = 0.0
+            if self.anchor_starts > 0:
+                mid = rng.random(len(idx)) < self.anchor_starts
+                if mid.any():
+                    at = torch.as_tensor(idx[mid], device=self.device)
+                    window = torch.as_tensor(rng.integers(0, len(self._anchor_frames), size=int(mid.sum())), device=self.device)
+                    self.frames[at] = self._anchor_frames[window]
+                    self.actions[at] = self._anchor_actions[window]
+        else:
+            frames, codes = prompt
+            f = torch.from_numpy(frames).to(self.device).permute(0, 3, 1, 2).float().div_(255.0)  # (n, C, H, W)
+            pad = k - f.shape[0]
+            f = torch.cat([f[:1].expand(pad, -1, -1, -1), f]) if pad else f
+            a = torch.from_numpy(codes).to(self.device)
+            a = torch.cat([torch.zeros(pad, self.action_dim, device=self.device), a]) if pad else a
+            self.frames[idx_t] = f[None]
+            self.actions[idx_t] = a[None]
+        self.t[idx] = 0
+        self.dream_step[idx] = 0
+        self.over[idx] = 0
+        self.drift_sq[idx] = 0.0
+        self.needs_reset[idx] = False
+
+    def reanchor_lanes(self, idx: np.ndarray) -> None:
+        """Swap each lane's context for the nearest real window of the anchor bank
+        (nearest by the newest frame's pixels), keeping its episode going."""
+        if len(idx) == 0 or len(self._anchor_frames) == 0:
+            return
+        idx_t = torch.as_tensor(idx, device=self.device)
+        newest = self.frames[idx_t, -1].flatten(1)  # (n, CHW)
+        bank = self._anchor_frames[:, -1].flatten(1)  # (M, CHW)
+        nearest = torch.cdist(newest, bank).argmin(dim=1)
+        self.frames[idx_t] = self._anchor_frames[nearest]
+        self.actions[idx_t] = self._anchor_actions[nearest]
+        self.dream_step[idx] = 0
+        self.over[idx] = 0
+        self.drift_sq[idx] = 0.0
+
+    # ------------------------------------------------------------------- steps
+    def encode(self, actions: Any) -> torch.Tensor:
+        """Validate a batch of actions and return their model codes (N, A) on the device."""
+        return self.codes(validate_action_batch(self.action_space, actions, self.num_envs))
+
+    def codes(self, batch: np.ndarray) -> torch.Tensor:
+        """Model codes (N, A) on the device for an already validated batch of actions."""
+        return torch.from_numpy(encode_actions(self.spec, batch)).to(self.device)
+
+    def _run_model(self, frames: torch.Tensor, acts: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The model call. torch.compile builds the model at its first call; where it cannot be
+        built here (no C++ compiler, an unsupported backend) the dream warns and runs eagerly.
+        Only that first call is guarded: a later error is a real one and propagates."""
+        if not self._compile_pending:
+            return self._predict(frames, acts)
+        try:
+            out = self._predict(frames, acts)
+        except Exception as err:
+            warnings.warn(f"torch.compile failed ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
+                          "the dream runs the model in eager mode", RuntimeWarning, stacklevel=3)
+            self._predict = self.model
+            out = self.model(frames, acts)
+        self._compile_pending = False
+        return out
+
+    @torch.no_grad()
+    def step(self, codes: torch.Tensor) -> StepResult:
+        """Advance every lane one step with action codes (N, A): one batched model call."""
+        if self.needs_reset.any():
+            raise RuntimeError(f"lanes {np.flatnonzero(self.needs_reset).tolist()} must be reset before step()")
+        acts = torch.cat([self.actions, codes[:, None]], dim=1)  # (N, K, A)
+        with autocast(self.precision, self.device):
+            out = self._run_model(self.frames, acts)
+        frame = torch.round(out["frame"].clamp(0.0, 1.0) * 255.0)  # (N, C, H, W) on the 8-bit grid (clamp keeps NaN)
+        finite = torch.isfinite(frame).flatten(1).all(dim=1) & torch.isfinite(out["term_logit"]) & torch.isfinite(out["reward"])
+        frame = torch.where(finite[:, None, None, None], frame, self.frames[:, -1] * 255.0)
+        logit = torch.nan_to_num(out["term_logit"]) - self._term_logit_offset
+        if self.temperature > 0:
+            p = torch.sigmoid(logit / self.temperature)
+            term = torch.rand(p.shape, generator=self.generator, device=self.device) < p
+        else:
+            term = logit > 0
+        if "reward_logits" in out and self.temperature > 0:
+            # a reward classifier's value is drawn from its calibrated class probabilities (the
+            # training weights removed), like termination: rare events happen at their rate,
+            # and over an episode the dream pays what the classifier expects
+            logits = torch.nan_to_num(out["reward_logits"].float() - self.model.reward_logit_offset) / self.temperature
+            pick = torch.multinomial(torch.softmax(logits, dim=1), 1, generator=self.generator)[:, 0]
+            reward = self.model.reward_values[pick]
+        else:
+            reward = torch.nan_to_num(out["reward"])
+        drift = predicted_rmse(out["log_err"])  # grey levels
+        drift = torch.where(finite, drift, torch.full_like(drift, 255.0))
+        frame_u8 = frame.to(torch.uint8)
+        self.frames = torch.cat([self.frames[:, 1:], (frame / 255.0)[:, None]], dim=1)
+        self.actions = torch.cat([self.actions[:, 1:], codes[:, None]], dim=1)
+        # one host sync for the small per-lane results (the frames stay on the device)
+        small = torch.stack([reward, term.float(), drift, finite.float()], dim=1).cpu().numpy()
+        reward_np, term_np = small[:, 0].astype(np.float32), small[:, 1] > 0.5
+        step_err, finite_np = small[:, 2].astype(np.float32), small[:, 3] > 0.5
+        # errors compound: the drift score is the root of the summed squared predicted
+        # per-step errors since the context was last real (reset or re-anchor)
+        self.drift_sq += np.square(step_err.astype(np.float64))
+        drift_np = np.sqrt(self.drift_sq).astype(np.float32)
+        self.t += 1
+        self.dream_step += 1
+        act = self.drift_policy.decide(drift_np, self.dream_step, self.over)
+        drift_reset = act & ~term_np & finite_np
+        truncated = (self.t >= self.max_episode_steps) | ~finite_np
+        if self.drift_policy.mode == "truncate":
+            truncated |= drift_reset
+        elif self.drift_policy.mode == "reanchor":
+            self.reanchor_lanes(np.flatnonzero(drift_reset & ~truncated))
+        term_np &= finite_np
+        reward_np[~finite_np] = 0.0
+        self.needs_reset |= term_np | truncated
+        return StepResult(frame_u8, reward_np, term_np, truncated, drift_np, step_err, self.dream_step.copy(), drift_reset,
+                          ~finite_np)
+
+    def observe(self) -> torch.Tensor:
+        """The newest frame of every lane, (N, C, H, W) uint8 on the device."""
+        return torch.round(self.frames[:, -1] * 255.0).to(torch.uint8)
+
+    @staticmethod
+    def to_numpy(frames: torch.Tensor) -> np.ndarray:
+        """(N, C, H, W) uint8 tensor -> new (N, H, W, C) uint8 numpy array (the one device copy)."""
+        return np.ascontiguousarray(frames.permute(0, 2, 3, 1).cpu().numpy())

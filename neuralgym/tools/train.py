@@ -1,0 +1,121 @@
+"""``neuralgym train``: train a world model on collected episodes (also under ``torchrun``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from neuralgym.tools.cliutil import (CommandError, add_common, add_world, is_main_process, non_negative_int,
+                                    positive_float, positive_int, print_json, stdout_to_stderr)
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    """The ``train`` subcommand."""
+    p = sub.add_parser("train", help="train a world model on collected episodes",
+                       description="Train a world model; writes checkpoints to --run-dir and the world "
+                                   "(safetensors) to --out. Works under `torchrun -m neuralgym train ...`.")
+    add_world(p)
+    p.add_argument("--data", default=None, help="dataset folder (default: data/<world>)")
+    p.add_argument("--steps", type=non_negative_int, default=None,
+                   help="optimizer steps (0 with --init-from: rebuild the world's banks from --data, model unchanged)")
+    p.add_argument("--batch-size", type=positive_int, default=None, help="global batch size")
+    p.add_argument("--lr", type=positive_float, default=None, help="peak learning rate")
+    p.add_argument("--rollout-max", type=positive_int, default=None,
+                   help="longest rollout on the model's own predictions")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--device", default=None, help="auto | cpu | cuda[:N] (default: auto)")
+    p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--checkpoint-every", type=positive_int, default=None, help="steps between checkpoints")
+    p.add_argument("--init-from", default=None, help="start from this world file's tensors (those whose names and shapes fit)")
+    p.add_argument("--heads-only", action="store_true",
+                   help="train only the reward/termination/error heads; every frame prediction stays as it was")
+    p.add_argument("--burn-in", type=non_negative_int, default=None,
+                   help="up to this many free-running steps (no gradient) before each scored rollout: "
+                        "learn from the model's own long-dream contexts (default: 0)")
+    p.add_argument("--context-noise", type=float, default=None,
+                   help="std (0..1 frame units) of Gaussian noise on half the batch's context frames (default: 0)")
+    p.add_argument("--reward-classes", type=non_negative_int, default=None,
+                   help="reward as a classifier over up to this many values from the data; 0: regressed (default: 0)")
+    p.add_argument("--reward-balance", type=float, default=None,
+                   help="reward classes weigh frequency ** -B in the loss (0: plain, 1: balanced; default 0.5)")
+    p.add_argument("--reward-oversample", type=positive_int, default=None,
+                   help="draw windows holding a reward event this many times per epoch (default 1)")
+    p.add_argument("--change-weight", type=float, default=None,
+                   help="extra loss weight of the pixels that change from one frame to the next (small moving "
+                        "objects such as a ball; default: 0)")
+    p.add_argument("--run-dir", default=None, help="checkpoints and TensorBoard logs (default: runs/<world>)")
+    p.add_argument("--out", default=None,
+                   help="weights file to write (default: runs/<world>/<world>.safetensors in the working folder)")
+    p.add_argument("--resume", action="store_true", help="continue from --run-dir's checkpoint if there is one")
+    add_common(p)
+    p.set_defaults(func=cmd_train)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from neuralgym.training.config import TrainConfig
+    from neuralgym.training.loop import train
+    from neuralgym.world.catalog import get_spec
+
+    spec = get_spec(args.world)
+    data = Path(args.data) if args.data else Path("data") / spec.key
+    out = Path(args.out) if args.out else default_train_out(spec.key)
+    run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / spec.key
+    refuse_shipped_weights(out)
+    if out.is_dir():  # found now, not after the whole run
+        raise CommandError(f"--out {out} is a folder, not a file: expected the path of a .safetensors weights file")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise CommandError(f"--run-dir {run_dir} is a file, not a folder: expected a folder for checkpoints and logs")
+    overrides = {
+        "steps": args.steps,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "rollout_max": args.rollout_max,
+        "seed": args.seed,
+        "device": args.device,
+        "threads": args.threads,
+        "checkpoint_every": args.checkpoint_every,
+        "init_from": args.init_from,
+        "heads_only": args.heads_only or None,
+        "burn_in": args.burn_in,
+        "context_noise": args.context_noise,
+        "reward_classes": args.reward_classes,
+        "change_weight": args.change_weight,
+        "reward_balance": args.reward_balance,
+        "reward_oversample": args.reward_oversample,
+    }
+    cfg = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
+    with stdout_to_stderr(args.json):
+        result = train(spec, data, out, run_dir, cfg, resume=args.resume, progress=not args.no_progress)
+    if not is_main_process():
+        return 0
+    report = {"world": spec.key, "weights": str(out), "run_dir": str(run_dir), **result}
+    if args.json:
+        print_json(report)
+    else:
+        print(f"wrote {out} after {result['steps']} steps ({result['seconds']:.0f} s; checkpoint in {run_dir})")
+        if "drift_threshold" in result:
+            print(f"calibrated drift threshold {result['drift_threshold']:.2f} (stored in {out.name}; "
+                  f"used unless the spec's [drift] sets one)")
+        if out.resolve() != spec.weights_path.resolve():
+            print(f"the world reads {spec.weights_path}: copy {out} there, or pass --weights {out} "
+                  f"to eval/play/bench/exploit", file=sys.stderr)
+    return 0
+
+
+def default_train_out(key: str) -> Path:
+    """Where ``train`` writes a world by default: ``runs/<world>/<world>.safetensors`` in the
+    working folder, never inside the package."""
+    return Path("runs") / key / f"{key}.safetensors"
+
+
+def refuse_shipped_weights(out: Path) -> None:
+    """The shipped worlds' weights are package data: no command overwrites them."""
+    from neuralgym.world.catalog import all_specs
+    from neuralgym.world.spec import ENVS_DIR, WEIGHTS_DIR
+
+    target = out.expanduser().resolve()
+    shipped = {s.weights_path.resolve() for s in all_specs(ENVS_DIR).values()}
+    if target in shipped or target.parent == WEIGHTS_DIR.resolve():
+        raise CommandError(f"--out {out} is inside the package's shipped weights folder {WEIGHTS_DIR}: "
+                           f"expected a path outside it (default: {default_train_out('<world>')})")

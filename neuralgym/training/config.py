@@ -1,0 +1,77 @@
+"""What a training run is set by: :class:`TrainConfig`, stored in every checkpoint and world file."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from neuralgym.world.model import WorldModelConfig
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run is set by (the CLI sets some of it; the rest keeps these defaults)."""
+
+    steps: int = 6000
+    batch_size: int = 32  # global, across all ranks
+    lr: float = 1.5e-3
+    weight_decay: float = 1e-4
+    warmup: int = 200
+    rollout_start: int = 1  # rollout length at step 0 ...
+    rollout_max: int = 8  # ... growing linearly to this by ``rollout_ramp`` of the run
+    rollout_ramp: float = 0.5
+    term_pos_weight: float = 10.0  # rare termination events weigh this much more ...
+    term_weight: float = 1.0  # ... and the termination loss this much against the frame loss
+    terminal_oversample: int = 6  # windows within terminal_window steps of a termination are drawn this often
+    terminal_window: int = 40
+    head_weight: float = 0.1  # reward and error heads
+    log_eps: float = 1e-6  # the frame loss flattens out below this MSE (60 dB PSNR)
+    seed: int = 0
+    val_fraction: float = 0.05  # 0: no validation
+    val_samples: int = 128  # held-out windows per validation
+    checkpoint_every: int = 250
+    eval_every: int = 500
+    bank_starts: int = 256
+    bank_anchors: int = 256
+    device: str = "auto"
+    threads: int = 0  # 0: torch's default
+    init_from: str | None = None  # a world file whose tensors start the model (those that fit)
+    heads_only: bool = False  # train only the heads (HEAD_PREFIXES): frame predictions stay exactly as they are
+    # long dreams: before the rollout whose frames are scored, the model runs free (no
+    # gradient) for up to ``burn_in`` steps on its own rounded predictions, so it learns to
+    # predict well from the contexts it makes itself many steps into a dream
+    burn_in: int = 0
+    # after a burn-in the dream no longer tracks the recorded episode (CartPole is chaotic), so
+    # its frames are not scored against the recording (that teaches averaging: a fading pole)
+    # but against the nearest of ``manifold_bank`` real training frames: "look like something
+    # real", whatever the dream went on to show. Half the batches have no burn-in.
+    manifold_bank: int = 50_000
+    context_noise: float = 0.0  # Gaussian noise (std drawn per sample up to this) on the context frames
+    reward_classes: int = 0  # >0: reward as a classifier over up to this many values from the data (0: regressed)
+    reward_balance: float = 0.5  # class weights frequency ** -reward_balance
+    reward_oversample: int = 1  # windows with a reward event among their first targets are drawn this often
+    # pixels that change between the newest context frame and the target (a moving ball, a
+    # paddle's edge) weigh 1 + change_weight in the frame loss: a one-pixel object is then
+    # no longer too cheap to drop (0: every pixel the same)
+    change_weight: float = 0.0
+    lr_floor: float = 0.05  # the cosine schedule ends at this fraction of ``lr``
+    grad_clip: float = 1.0  # the gradient's global norm is clipped to this
+    log_every: int = 20  # steps between TensorBoard points of the training loss
+    model: WorldModelConfig = field(default_factory=lambda: WorldModelConfig(background=1))
+
+    def rollout(self, step: int) -> int:
+        """The rollout length at ``step``: ``rollout_start`` growing linearly to ``rollout_max``."""
+        frac = min(1.0, step / max(1.0, self.rollout_ramp * self.steps))
+        return int(round(self.rollout_start + frac * (self.rollout_max - self.rollout_start)))
+
+    def lr_at(self, step: int) -> float:
+        """The learning rate at ``step``: a linear warm-up over ``warmup`` steps, then a cosine
+        from ``lr`` down to ``lr_floor * lr`` at the last step."""
+        if step < self.warmup:
+            return self.lr * (step + 1) / self.warmup
+        p = (step - self.warmup) / max(1, self.steps - self.warmup)
+        return self.lr * (self.lr_floor + (1.0 - self.lr_floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
+
+
+#: after this many steps ``train`` prints its speed and an ETA on stderr (also with --no-progress)
+ETA_AFTER_STEPS = 10

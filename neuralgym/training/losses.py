@@ -1,0 +1,123 @@
+"""The training loss: rollouts on the model's own predictions, and the reward classes.
+
+The model is rolled out on its own 8-bit-rounded predictions for ``rollout`` steps
+(growing during training) with gradients through the whole rollout, so it learns to
+live with its own errors; the frame loss is the log of each sample's MSE, i.e. minus its
+PSNR, the quantity the fidelity metric averages; termination is up-weighted because in
+tasks like CartPole the whole return is decided by it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from neuralgym.training.config import TrainConfig
+from neuralgym.training.windows import Batch
+from neuralgym.world.frameindex import RealFrameIndex
+from neuralgym.world.model import quantize
+
+
+def reward_class_values(rewards: np.ndarray, max_classes: int, gap_fraction: float = 0.1) -> np.ndarray:
+    """The reward values a classifier head chooses from: the distinct rewards of the data
+    (to 1e-3) if there are at most ``max_classes``; else the mean reward of each group of
+    values that lie closer together than ``gap_fraction`` of the rewards' 5-95% range
+    (CarRacing: the time penalty, a tile's reward, which varies a little from track to
+    track, two tiles, leaving the map); and
+    if those are still too many, the means of ``max_classes`` 1-D k-means clusters."""
+    r = np.asarray(rewards, np.float64).ravel()
+    if len(r) == 0:
+        return np.zeros(1, np.float32)
+    distinct = np.unique(np.round(r, 3))
+    if len(distinct) <= max_classes:
+        return distinct.astype(np.float32)
+    lo, hi = np.quantile(r, [0.05, 0.95])
+    splits = np.flatnonzero(np.diff(distinct) > gap_fraction * max(hi - lo, 1e-6))
+    edges = np.r_[-np.inf, 0.5 * (distinct[splits] + distinct[splits + 1]), np.inf]
+    if len(edges) - 1 <= max_classes:
+        group = np.searchsorted(edges, r, side="right") - 1
+        return np.array([r[group == g].mean() for g in range(len(edges) - 1)], np.float32)
+    centres = np.unique(np.quantile(r, (np.arange(max_classes) + 0.5) / max_classes))
+    for _ in range(20):
+        assign = np.abs(r[:, None] - centres[None]).argmin(axis=1)
+        centres = np.array([r[assign == i].mean() if (assign == i).any() else centres[i] for i in range(len(centres))])
+    return np.unique(np.round(centres, 4)).astype(np.float32)
+
+
+def reward_class_weights(rewards: np.ndarray, values: np.ndarray, balance: float = 0.5) -> np.ndarray:
+    """Class weights ``frequency ** -balance`` (normalised to mean 1 over the data): rare
+    rewards, such as a point won, count more (balance 1: every class weighs the same in all)."""
+    assign = np.abs(np.asarray(rewards, np.float64).ravel()[:, None] - values[None]).argmin(axis=1)
+    freq = np.bincount(assign, minlength=len(values)).astype(np.float64) + 1.0
+    w = freq ** -balance
+    return (w / (w[assign].mean() if len(assign) else 1.0)).astype(np.float32)
+
+
+def nearest_real(bank: RealFrameIndex, frames: torch.Tensor) -> torch.Tensor:
+    """The nearest bank frame of each frame (B, C, H, W) in [0, 1], as a tensor like it."""
+    u8 = torch.round(frames.detach() * 255.0).to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+    idx, _ = bank.nearest(u8)
+    return torch.from_numpy(bank.frames[idx]).to(frames.device).permute(0, 3, 1, 2).float() / 255.0
+
+
+def rollout_loss(model: torch.nn.Module, batch: Batch, rollout: int, k: int, cfg: TrainConfig,
+                 rank_batch: int, burn: int = 0, noise_std: torch.Tensor | None = None,
+                 reward_weights: torch.Tensor | None = None,
+                 bank: RealFrameIndex | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+    """Roll the model out on its own predictions for ``burn`` steps without gradient, then
+    for ``rollout`` scored steps, and sum the losses of the scored steps. After a burn-in
+    (with a ``bank``) a frame is scored against its nearest real frame, and the heads,
+    whose targets belong to the recorded episode, are not scored.
+
+    Losses are summed and divided by constants (this rank's share of the global batch,
+    i.e. global batch / world size, and the rollout), never by per-rank statistics such
+    as the mask count: DDP *averages* the ranks' gradients, so the result is exactly the
+    single-process gradient of the mean over the global batch."""
+    ctx = batch.frames[:, :k]
+    if noise_std is not None:  # noise on the real context (per-sample std), kept on the 8-bit grid
+        ctx = torch.round((ctx + noise_std[:, None, None, None, None] * torch.randn_like(ctx)).clamp(0.0, 1.0) * 255.0) / 255.0
+    if burn:
+        with torch.no_grad():
+            for r in range(burn):
+                pred = torch.round(model(ctx, batch.actions[:, r : r + k])["frame"] * 255.0) / 255.0
+                ctx = torch.cat([ctx[:, 1:], pred[:, None]], dim=1)
+    denom = float(rank_batch * rollout)
+    pos_weight = torch.tensor(cfg.term_pos_weight, device=ctx.device)
+    frame_l = term_l = rew_l = err_l = torch.zeros((), device=ctx.device)
+    free = burn > 0 and bank is not None
+    for r in range(burn, burn + rollout):
+        out = model(ctx, batch.actions[:, r : r + k])
+        pred = quantize(out["frame"])
+        m = batch.mask[:, r]
+        if free:
+            fit = (pred - nearest_real(bank, pred)).pow(2).mean(dim=(1, 2, 3))
+            frame_l = frame_l + (torch.log(fit + cfg.log_eps) * m).sum()
+            ctx = torch.cat([ctx[:, 1:], pred[:, None]], dim=1)
+            continue
+        target = batch.frames[:, k + r]
+        se = (pred - target).pow(2).mean(dim=(1, 2, 3))  # (B,)
+        if cfg.change_weight > 0:
+            moved = ((target - batch.frames[:, k + r - 1]).abs() > 1.5 / 255.0).float()  # (B, C, H, W): changes in reality
+            w = 1.0 + cfg.change_weight * moved
+            fit = ((pred - target).pow(2) * w).sum(dim=(1, 2, 3)) / w.sum(dim=(1, 2, 3))
+        else:
+            fit = se
+        # log-MSE: each sample's loss is its PSNR up to constants, so a sample that is
+        # nearly right counts as much as one that is far off (the metric is mean PSNR)
+        frame_l = frame_l + (torch.log(fit + cfg.log_eps) * m).sum()
+        bce = F.binary_cross_entropy_with_logits(out["term_logit"], batch.terminated[:, r], pos_weight=pos_weight, reduction="none")
+        term_l = term_l + (bce * m).sum()
+        if "reward_logits" in out:
+            values = model.reward_values if hasattr(model, "reward_values") else model.module.reward_values
+            cls = (batch.rewards[:, r, None] - values[None]).abs().argmin(dim=1)
+            ce = F.cross_entropy(out["reward_logits"], cls, weight=reward_weights, reduction="none")
+            rew_l = rew_l + (ce * m).sum()
+        else:
+            rew_l = rew_l + ((out["reward"] - batch.rewards[:, r]).pow(2) * m).sum()
+        err_l = err_l + ((out["log_err"] - torch.log(se.detach() + 1e-7)).pow(2) * m).sum()
+        ctx = torch.cat([ctx[:, 1:], pred[:, None]], dim=1)
+    loss = (frame_l + cfg.term_weight * term_l + cfg.head_weight * (rew_l + err_l)) / denom
+    stats = {"frame": frame_l.item() / denom, "term": term_l.item() / denom, "reward": rew_l.item() / denom,
+             "err": err_l.item() / denom}
+    return loss, stats

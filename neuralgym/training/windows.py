@@ -1,0 +1,131 @@
+"""Training windows: (K context frames + R rollout targets) cut from episodes.
+
+Every transition of every episode starts one window. Each episode is padded at its
+start with K-1 copies of its first frame and all-zero action codes, exactly as the
+dream pads a short prompt, so the model also learns to start from a single frame.
+Steps past an episode's end are masked out of the loss.
+
+An epoch is one seeded permutation of all window starts; a global batch is the next
+slice of it. Under DDP every rank draws the same permutation and takes its own part
+of each global batch, so no window is seen twice in an epoch and the global batch is
+the same as in a single process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from neuralgym.training.data import Episode
+from neuralgym.world.spaces import encode_actions
+from neuralgym.world.spec import WorldSpec
+
+
+@dataclass
+class Batch:
+    frames: torch.Tensor  # (B, K+R, C, H, W) float in [0, 1]
+    actions: torch.Tensor  # (B, K+R-1, A) float: actions[:, j] leads frames[:, j] -> frames[:, j+1]
+    rewards: torch.Tensor  # (B, R)
+    terminated: torch.Tensor  # (B, R) float
+    mask: torch.Tensor  # (B, R) float: 1 where the target frame exists
+
+    def to(self, device: torch.device) -> "Batch":
+        return Batch(*(t.to(device, non_blocking=True) for t in (self.frames, self.actions, self.rewards, self.terminated, self.mask)))
+
+
+class WindowDataset:
+    """All episodes of a dataset in flat uint8 buffers, cut into windows on demand."""
+
+    def __init__(self, episodes: list[Episode], spec: WorldSpec):
+        k = spec.context_length
+        self.k = k
+        frames, actions, rewards, terms, starts, ends = [], [], [], [], [], []
+        offset = 0
+        for ep in episodes:
+            t = len(ep)
+            f = np.concatenate([np.repeat(ep.frames[:1], k - 1, axis=0), ep.frames])  # (T+K, H, W, C)
+            a = encode_actions(spec, ep.actions)
+            a = np.concatenate([np.zeros((k - 1, a.shape[1]), np.float32), a])  # (T+K-1, A)
+            frames.append(f)
+            actions.append(np.concatenate([a, np.zeros((1, a.shape[1]), np.float32)]))  # pad to T+K rows
+            rewards.append(np.concatenate([np.zeros(k - 1, np.float32), ep.rewards, [0.0]]))
+            terms.append(np.concatenate([np.zeros(k - 1, np.float32), ep.terminated.astype(np.float32), [0.0]]))
+            # window start s (padded coords) predicts frame s+K from frames s..s+K-1; valid while s+K <= T+K-1
+            starts.append(offset + np.arange(t))
+            ends.append(np.full(t, offset + t + k - 1))  # index of the episode's last frame
+            offset += t + k
+        self.frames = torch.from_numpy(np.concatenate(frames)).permute(0, 3, 1, 2).contiguous()  # (N, C, H, W) uint8
+        self.actions = torch.from_numpy(np.concatenate(actions))
+        self.rewards = torch.from_numpy(np.concatenate(rewards).astype(np.float32))
+        self.terminated = torch.from_numpy(np.concatenate(terms).astype(np.float32))
+        self.starts = np.concatenate(starts)
+        self.ends = np.concatenate(ends)
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def population(self, terminal_oversample: int = 1, terminal_window: int = 40, reward_oversample: int = 1,
+                   reward_window: int = 8) -> np.ndarray:
+        """Window ids for one epoch: every window once, the windows whose first target
+        lies within ``terminal_window`` steps of a termination ``terminal_oversample``
+        times, and those with a reward event (a reward other than the most common one)
+        among their first ``reward_window`` targets ``reward_oversample`` times. Falls,
+        crashes and points are rare in any behaviour policy's data, yet they are where the
+        dynamics are least forgiving and what decides an agent's return."""
+        ids = np.arange(len(self.starts))
+        parts = [ids]
+        if terminal_oversample > 1:
+            ends_in_term = self.terminated[self.ends - 1].numpy() > 0.5
+            near = ends_in_term & (self.ends - (self.starts + self.k - 1) <= terminal_window)
+            parts.append(np.repeat(ids[near], terminal_oversample - 1))
+        if reward_oversample > 1 and len(self.rewards):
+            r = self.rewards.numpy()
+            values, counts = np.unique(r, return_counts=True)
+            event = np.r_[(r != values[counts.argmax()]).astype(np.int64), np.zeros(reward_window, np.int64)]
+            csum = np.r_[0, np.cumsum(event)]
+            first = self.starts + self.k - 1  # the transition into each window's first target
+            has = (csum[np.minimum(first + reward_window, len(event))] - csum[first]) > 0
+            parts.append(np.repeat(ids[has], reward_oversample - 1))
+        return np.concatenate(parts)
+
+    def batch(self, window_ids: np.ndarray, rollout: int) -> Batch:
+        k, r = self.k, rollout
+        s = torch.from_numpy(self.starts[window_ids])[:, None]
+        end = torch.from_numpy(self.ends[window_ids])[:, None]
+        fidx = (s + torch.arange(k + r)[None]).clamp(max=end)  # past the end: repeat the last frame
+        frames = self.frames[fidx].float().div_(255.0)  # (B, K+R, C, H, W)
+        aidx = (s + torch.arange(k + r - 1)[None]).clamp(max=end - 1)
+        tidx = (s + k - 1 + torch.arange(r)[None]).clamp(max=end - 1)  # transitions into the targets
+        mask = ((s + k - 1 + torch.arange(r)[None]) < end).float()
+        return Batch(frames, self.actions[aidx], self.rewards[tidx] * mask, self.terminated[tidx] * mask, mask)
+
+
+class EpochSampler:
+    """Seeded epoch permutations of window ids; ``next(global_batch)`` gives this rank's part.
+
+    ``population`` is the number of windows or the array of window ids of one epoch
+    (ids may repeat, see :meth:`WindowDataset.population`)."""
+
+    def __init__(self, population: int | np.ndarray, seed: int, rank: int = 0, world_size: int = 1, epoch: int = 0,
+                 position: int = 0):
+        self.population = np.arange(population) if np.ndim(population) == 0 else np.asarray(population)
+        self.n, self.seed, self.rank, self.world_size = len(self.population), seed, rank, world_size
+        self.epoch, self.position = epoch, position
+        self._perm = self._permutation()
+
+    def _permutation(self) -> np.ndarray:
+        return self.population[np.random.default_rng([self.seed, self.epoch]).permutation(self.n)]
+
+    def next(self, global_batch: int) -> np.ndarray:
+        if self.position + global_batch > self.n:
+            self.epoch, self.position = self.epoch + 1, 0
+            self._perm = self._permutation()
+        ids = self._perm[self.position : self.position + global_batch]
+        self.position += global_batch
+        per_rank = global_batch // self.world_size
+        return ids[self.rank * per_rank : (self.rank + 1) * per_rank]
+
+    def state(self) -> dict[str, int]:
+        return {"epoch": self.epoch, "position": self.position}

@@ -1,0 +1,275 @@
+"""The world model: an action-conditioned next-frame predictor over the last K frames.
+
+Design (see README, "How the world model works"), shaped by what was measured on a
+2-core CPU: a frozen frame is a strong baseline, so the model must copy what does not
+move pixel-exactly and move what does by the right sub-pixel amount.
+
+* Its output is a per-pixel 3x3 filter applied to the newest frame plus a residual
+  (a dynamic-filter output): a sub-pixel shift of an edge is an exact blend of real
+  neighbouring pixels, and the filter starts as the identity, so static pixels come
+  out unchanged.
+* Its input is the newest frame plus the K-1 frame differences (scaled up), so the
+  velocity of every edge is an explicit input, not something to infer.
+* Frames are folded 4x4 into channels (pixel unshuffle): a 64x64 frame becomes a
+  16x16 grid whose channels keep every pixel, so edges' sub-pixel intensities survive.
+  A 1/8-resolution path gives the whole-scene context (e.g. the pole's angle).
+* Actions enter as a per-channel scale and shift (FiLM) at both resolutions.
+* Heads on the context pooled to a 4x4 grid: reward, termination logit, and the log of
+  the model's own expected squared error (a drift signal: the "error head").
+
+Shapes: B batch, K context, C channels, H x W frame, A action width.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class WorldModelConfig:
+    height: int = 64
+    width: int = 64
+    channels: int = 1  # 1 grayscale, 3 RGB
+    context: int = 4  # K frames and K actions
+    action_dim: int = 2  # one-hot width (discrete) or box dimension
+    patch: int = 4  # pixel-unshuffle factor: the fine grid is H/patch x W/patch
+    fine_width: int = 24  # channels on the fine grid
+    coarse_width: int = 48  # channels on the coarse grid (fine / 2)
+    diff_scale: float = 8.0  # frame differences are small: scale them up at the input
+    # a learned static background image blended in by a predicted per-pixel mask: where
+    # nothing moves the output is pulled back to the background every step, so small
+    # errors there cannot accumulate over a long dream (0: off, as in older worlds)
+    background: int = 0
+    # reward as a classifier over this many reward values (the model's ``reward_values``
+    # buffer, taken from the data); 0: a regressed reward, as in older worlds
+    reward_classes: int = 0
+
+    def validate(self) -> None:
+        if self.background not in (0, 1):
+            raise ValueError(f"background must be 0 or 1, got {self.background!r}")
+        if self.height % (2 * self.patch) or self.width % (2 * self.patch):
+            raise ValueError(f"frame size {self.height}x{self.width} must be divisible by {2 * self.patch}")
+        if self.context < 2:
+            raise ValueError(f"context must be >= 2 (motion lives in the history), got {self.context}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class FiLMResBlock(nn.Module):
+    """x + conv(act(conv(act(x) * (1 + scale) + shift))): a residual block whose
+    activations are modulated by the action embedding."""
+
+    def __init__(self, width: int, cond_dim: int, dilation: int = 1):
+        super().__init__()
+        self.conv1 = nn.Conv2d(width, width, 3, padding=dilation, dilation=dilation)
+        self.conv2 = nn.Conv2d(width, width, 3, padding=1)
+        self.film = nn.Linear(cond_dim, 2 * width)
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+        nn.init.zeros_(self.film.weight)
+        nn.init.zeros_(self.film.bias)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        scale, shift = self.film(cond)[:, :, None, None].chunk(2, dim=1)
+        h = self.conv1(F.gelu(x))
+        h = F.gelu(h * (1 + scale) + shift)
+        return x + self.conv2(h)
+
+
+class WorldModel(nn.Module):
+    """Next frame, reward, termination and expected error from K frames and K actions."""
+
+    def __init__(self, config: WorldModelConfig):
+        super().__init__()
+        config.validate()
+        self.config = c = config
+        in_ch = c.channels * c.context * c.patch * c.patch
+        cond = 64
+        self.action_embed = nn.Sequential(nn.Linear(c.context * c.action_dim, cond), nn.GELU(), nn.Linear(cond, cond))
+        self.inp = nn.Conv2d(in_ch, c.fine_width, 1)
+        self.fine_in = FiLMResBlock(c.fine_width, cond)
+        self.down = nn.Conv2d(c.fine_width, c.coarse_width, 3, stride=2, padding=1)
+        self.coarse1 = FiLMResBlock(c.coarse_width, cond, dilation=1)
+        self.coarse2 = FiLMResBlock(c.coarse_width, cond, dilation=2)
+        self.up = nn.Conv2d(c.coarse_width, c.fine_width, 1)
+        self.fine_out = FiLMResBlock(c.fine_width, cond)
+        # per output pixel: 9 filter taps over the newest frame's 3x3 neighbourhood + 1 residual
+        self.out = nn.Conv2d(c.fine_width, c.channels * 10 * c.patch * c.patch, 1)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+        # the heads see where things are (a 4x4 pooled grid), not just what is there: a
+        # termination is a pole past an angle or a cart past an edge
+        head_in = 16 * c.coarse_width + cond
+        self.heads = nn.Sequential(nn.Linear(head_in, 64), nn.GELU(), nn.Linear(64, 3))  # reward, term logit, log err
+        if c.background:
+            self.mask_out = nn.Conv2d(c.fine_width, c.channels * c.patch * c.patch, 1)
+            nn.init.zeros_(self.mask_out.weight)
+            nn.init.constant_(self.mask_out.bias, 6.0)  # sigmoid(6) ~ 1: the filter's output, as without a background
+            self.background = nn.Parameter(torch.full((c.channels, c.height, c.width), 0.5))
+        if c.reward_classes:
+            # its own MLP, which also sees the fine grid max-pooled to 4x4: a reward is often
+            # decided by a small object at an edge (a ball passing a paddle), which the
+            # averaged context grid blurs away; and the frame it predicts next beside the newest
+            # one (max, min and change, pooled to 8x8): a ball that leaves the field
+            self.reward_head = nn.Sequential(nn.Linear(head_in + 16 * c.fine_width + 3 * 64 * c.channels, 64), nn.GELU(),
+                                             nn.Linear(64, c.reward_classes))
+            nn.init.zeros_(self.reward_head[2].weight)
+            nn.init.zeros_(self.reward_head[2].bias)
+            self.register_buffer("reward_values", torch.zeros(c.reward_classes))
+            # training weighs rare classes up; their log weights, subtracted again at inference
+            self.register_buffer("reward_logit_offset", torch.zeros(c.reward_classes))
+        # NHWC conv weights: oneDNN then runs the convolutions without reordering each call
+        # (measured on a 2-core CPU: inference +45%, training +50%)
+        self.to(memory_format=torch.channels_last)
+
+    def input_weight(self, start: int | None = None) -> torch.Tensor:
+        """The input convolution's weights over the K raw frames, (Wf, K C, p, p).
+
+        The model reads the newest frame and the K-1 scaled differences between
+        consecutive frames; a difference is linear in its two frames, so one convolution of
+        the frames themselves with these combined weights computes exactly the same (to
+        float rounding) without building the differences: the dream's step then reads its
+        history as it is stored. ``start``: the slot of the oldest frame in a ring buffer
+        of K slots (slot ``(start + t) % K`` holds time step t); None: the slots are in time order."""
+        c = self.config
+        k, ch, p = c.context, c.channels, c.patch
+        w = self.inp.weight.view(c.fine_width, k, ch, p, p)  # slot 0: the newest frame; 1..K-1: the differences
+        wd = w[:, 1:].float() * c.diff_scale  # (Wf, K-1, C, p, p): d_t = f_{t+1} - f_t
+        zero = wd.new_zeros(c.fine_width, 1, ch, p, p)
+        eff = torch.cat([zero, wd], dim=1) - torch.cat([wd, zero], dim=1)  # coefficient of f_t: wd_{t-1} - wd_t
+        eff[:, -1] += w[:, 0].float()
+        if start:
+            eff = eff.roll(start % k, dims=1)  # time step t to slot (start + t) % K
+        return eff.flatten(1, 2)
+
+    def features(self, frames: torch.Tensor, actions: torch.Tensor,
+                 start: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """frames (B, K, C, H, W) in [0, 1], oldest first, or a ring buffer (B, K C, H, W)
+        whose oldest frame is in slot ``start`` (:meth:`input_weight`); actions (B, K, A). Returns the fine grid
+        (B, Wf, H/p, W/p), the coarse grid (B, Wc, H/2p, W/2p) and the action code (B, 64)."""
+        c = self.config
+        history = frames.flatten(1, 2) if frames.dim() == 5 else frames  # (B, KC, H, W)
+        cond = self.action_embed(actions.flatten(1))  # (B, 64)
+        # the 1x1 input conv over the 4x4-folded frame, as one stride-4 patch convolution over
+        # the raw frames (input_weight); in fp32 also under autocast: the combined weights
+        # cancel where nothing moves, which bf16 rounding would not
+        with torch.autocast(history.device.type, enabled=False):
+            x = F.conv2d(history.float(), self.input_weight(start), self.inp.bias.float(), stride=c.patch)
+        fine = self.fine_in(x, cond)  # (B, Wf, H/p, W/p)
+        coarse = self.coarse2(self.coarse1(self.down(fine), cond), cond)
+        return fine, coarse, cond
+
+    def newest(self, frames: torch.Tensor, start: int | None = None) -> torch.Tensor:
+        """The newest frame (B, C, H, W) of a history as :meth:`features` takes it."""
+        if frames.dim() == 5:
+            return frames[:, -1]
+        ch, slot = self.config.channels, ((start or 0) - 1) % self.config.context
+        return frames[:, slot * ch : (slot + 1) * ch]
+
+    #: on a CPU, inference runs the batch in blocks of this many samples: the full-resolution
+    #: output stage of a large batch no longer fits in cache and throughput halves
+    cpu_block: int = 64
+
+    def forward(self, frames: torch.Tensor, actions: torch.Tensor,
+                start: int | None = None) -> dict[str, torch.Tensor]:
+        """frames and ``start`` as :meth:`features` takes them. Returns ``frame`` (B, C, H, W)
+        in [0, 1] (not yet rounded to 8 bits), ``reward`` (B,), ``term_logit`` (B,), ``log_err`` (B,)."""
+        n = frames.shape[0]
+        if n > self.cpu_block and frames.device.type == "cpu" and not torch.is_grad_enabled():
+            parts = [self._forward(frames[i : i + self.cpu_block], actions[i : i + self.cpu_block], start)
+                     for i in range(0, n, self.cpu_block)]
+            return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+        return self._forward(frames, actions, start)
+
+    def _forward(self, frames: torch.Tensor, actions: torch.Tensor,
+                 start: int | None = None) -> dict[str, torch.Tensor]:
+        fine, coarse, cond = self.features(frames, actions, start)
+        last = self.newest(frames, start)  # (B, C, H, W)
+        fine = fine + F.interpolate(self.up(coarse), scale_factor=2, mode="nearest")
+        fine = self.fine_out(fine, cond)
+        frame = self._filter(F.gelu(fine), last)
+        frame = frame.clamp(0.0, 1.0)
+        pooled = torch.cat([F.adaptive_avg_pool2d(coarse, 4).flatten(1), cond], dim=1)
+        reward, term_logit, log_err = self.heads(pooled).float().unbind(dim=1)  # fp32 under autocast too
+        out = {"frame": frame, "reward": reward, "term_logit": term_logit, "log_err": log_err}
+        if self.config.reward_classes:
+            local = F.adaptive_max_pool2d(fine, 4).flatten(1)  # (B, 16 Wf)
+            nxt, last = frame.detach().float(), last.float()  # (B, C, H, W): the reward loss does not move frames
+            seen = [F.adaptive_max_pool2d(nxt, 8), -F.adaptive_max_pool2d(-nxt, 8), F.adaptive_max_pool2d((nxt - last).abs(), 8)]
+            inputs = torch.cat([pooled, local, *(x.flatten(1) for x in seen)], dim=1)
+            logits = self.reward_head(inputs.to(pooled.dtype)).float()  # (B, R)
+            out["reward_logits"] = logits
+            out["reward"] = self.reward_values[(logits - self.reward_logit_offset).argmax(dim=1)]  # the most likely value
+        return out
+
+    def _filter(self, act: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+        """The dynamic-filter output: act (B, Wf, h, w) the fine grid's activations, last
+        (B, C, H, W) the newest frame -> the next frame (B, C, H, W), not yet clamped.
+
+        It runs on the fine grid, channels last (the convolutions' layout): each tap's
+        window of the newest frame is a strided view folded 4x4 like the maps, so only the
+        1-channel result is unfolded to full size."""
+        c, p = self.config, self.config.patch
+        b, _, h, w = act.shape
+        # the 1x1 output conv as one fp32 matmul on channels-last pixels (the filter taps need
+        # fp32 even under autocast); a column of ones carries the bias (addmm would first
+        # copy the bias into the 10x wider output)
+        with torch.autocast(act.device.type, enabled=False):
+            pixels = act.permute(0, 2, 3, 1).reshape(b * h * w, -1)  # (B h w, Wf): no copy
+            pixels = torch.cat([pixels.float(), pixels.new_ones(b * h * w, 1, dtype=torch.float32)], dim=1)  # (B h w, Wf + 1)
+            weight = torch.cat([self.out.weight.flatten(1), self.out.bias[:, None]], dim=1).float()  # (C*10*p*p, Wf + 1)
+            maps = (pixels @ weight.t()).view(b, h, w, c.channels, 10, p, p)
+        padded = F.pad(last, (1, 1, 1, 1), mode="replicate")  # (B, C, H+2, W+2)
+        # every (p+2) x (p+2) window of the padded frame around a patch, as a view (no copy)
+        s_b, s_c, s_y, s_x = padded.stride()
+        windows = padded.as_strided((b, h, w, c.channels, p + 2, p + 2), (s_b, p * s_y, p * s_x, s_c, s_y, s_x))
+        frame = torch.add(windows[..., 1 : p + 1, 1 : p + 1], maps[..., 9, :, :])  # (B, h, w, C, p, p)
+        for k in range(9):
+            dy, dx = divmod(k, 3)
+            frame = torch.addcmul(frame, maps[..., k, :, :], windows[..., dy : dy + p, dx : dx + p])
+        if c.background:
+            with torch.autocast(act.device.type, enabled=False):
+                mask = torch.sigmoid((pixels @ torch.cat([self.mask_out.weight.flatten(1), self.mask_out.bias[:, None]], dim=1)
+                                      .float().t()).view(b, h, w, c.channels, p, p))
+            bg = self.background.float().view(c.channels, h, p, w, p).permute(1, 3, 0, 2, 4)  # (h, w, C, p, p)
+            frame = torch.addcmul(bg, mask, frame - bg)  # mask 1: the filter's frame; 0: the background
+        return frame.permute(0, 3, 1, 4, 2, 5).reshape(b, c.channels, c.height, c.width)
+
+    def encode(self, frames: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """Flat features of a frame history, for agents (the latent observation mode):
+        the context grid pooled to 4x4 (where things are; 16 Wc) and its mean and max over
+        the whole grid (what the moving things are doing wherever they are; 2 Wc)."""
+        _, coarse, _ = self.features(frames, actions)  # (B, Wc, H/2p, W/2p)
+        grid = F.adaptive_avg_pool2d(coarse, 4).flatten(1)  # (B, 16 Wc)
+        return torch.cat([grid, coarse.mean(dim=(2, 3)), coarse.amax(dim=(2, 3))], dim=1)  # (B, 18 Wc)
+
+
+def predicted_rmse(log_err: torch.Tensor) -> torch.Tensor:
+    """The error head's estimate of a predicted frame's RMS error, in 8-bit grey levels
+    (NaN counts as the largest error it can say). The dream's drift score and the drift
+    threshold training calibrates are both built from it."""
+    return torch.exp(0.5 * torch.nan_to_num(log_err, nan=20.0).clamp(max=20.0)) * 255.0
+
+
+def quantize(frame: torch.Tensor) -> torch.Tensor:
+    """Round to the 8-bit grid; gradients pass straight through (for training on rollouts)."""
+    return frame + (torch.round(frame * 255.0) / 255.0 - frame).detach()
+
+
+def count_flops(model: WorldModel, batch: int = 1) -> int:
+    """FLOPs of one forward pass per predicted frame, counted by torch's flop counter."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    c = model.config
+    device = next(model.parameters()).device  # a model on CUDA needs its inputs there
+    frames = torch.zeros(batch, c.context, c.channels, c.height, c.width, device=device)
+    actions = torch.zeros(batch, c.context, c.action_dim, device=device)
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        model(frames, actions)
+    return math.ceil(counter.get_total_flops() / batch)
