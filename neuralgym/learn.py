@@ -203,7 +203,7 @@ class Loop:
             model = WorldModelConfig(**{k: v for k, v in config.items() if k in model_fields})
             base = TrainConfig()
             kwargs.update(init_from=init, model=model, lr=self.cfg.world_lr, warmup=min(base.warmup, steps // 5),
-                          rollout_start=base.rollout_max, reward_classes=model.reward_classes)
+                          reward_classes=model.reward_classes)
         out = self.out / "worlds" / f"world_{i}.safetensors"
         out.parent.mkdir(parents=True, exist_ok=True)
         run_dir = self.out / "worlds" / f"run_{i}"
