@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from neuralgym.agents.ppo import AgentRun, train_agent
 from neuralgym.agents.recipe import OBS_MODES, recipe_for
-from neuralgym.spec import get_spec
+from neuralgym.world.catalog import get_spec
 
 
 @dataclass

@@ -14,8 +14,8 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 
 from neuralgym.agents.ensemble import PolicyEnsemble
 from neuralgym.agents.recipe import GENERIC, AgentRecipe, recipe_for, recipe_from_table
-from neuralgym.latent import LATENT_DIMS
-from neuralgym.spec import get_spec
+from neuralgym.dream.latent import LATENT_DIMS
+from neuralgym.world.catalog import get_spec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 AGENTS = REPO_ROOT / "agents"

@@ -3,7 +3,8 @@ only from its own layer or below, the imports form no cycle, and no file is long
 
 Layers, bottom to top (``LAYERS``): ``common`` (helpers that import nothing of ours),
 ``world`` (what a world is), ``dream`` (running one), ``training`` (making one),
-``metrics`` (measuring one against reality), ``tools`` (the command line, play, bench);
+``metrics`` (measuring one against reality), ``agents`` (PPO agents for a world), ``tools``
+(the command line, play, bench, the learn loop);
 the package root (``neuralgym/__init__.py``, ``__main__.py``) sits above them all. Every
 ``import`` statement counts, also those inside functions: a lazy import still points
 the dependency its way.
@@ -20,7 +21,7 @@ import pytest
 import neuralgym
 
 PACKAGE = Path(neuralgym.__file__).resolve().parent
-LAYERS = ("common", "world", "dream", "training", "metrics", "tools")
+LAYERS = ("common", "world", "dream", "training", "metrics", "agents", "tools")
 MAX_LINES = 400
 
 

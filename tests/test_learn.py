@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from neuralgym.data import episode_paths, load_episode
-from neuralgym.learn import STATE, LearnConfig, learn, learn_config
-from neuralgym.spec import get_spec
+from neuralgym.training.data import episode_paths, load_episode
+from neuralgym.tools.learn import STATE, LearnConfig, learn, learn_config
+from neuralgym.world.catalog import get_spec
 
-TINY_AGENT = {"timesteps": 256, "n_envs": 2, "members": 1, "mirror": False, "compile": False}
+TINY_AGENT = {"timesteps": 256, "n_envs": 2, "members": 1, "mirror": False, "compile": False, "ppo": {"batch_size": 64}}
 
 
 def tiny(**changes):
@@ -85,7 +85,7 @@ def test_a_killed_collection_restarts_from_its_first_episode(cartpole_run: tuple
 
 def test_settings_come_from_the_spec_and_bad_ones_are_named() -> None:
     cfg = learn_config(get_spec("cartpole"))
-    assert cfg.iterations == 3 and cfg.agent["members"] == 1 and cfg.agent["mirror"] is False
+    assert cfg.iterations == 2 and cfg.agent["members"] == 1 and cfg.agent["mirror"] is False
     assert learn_config(get_spec("cartpole"), agent={"timesteps": 5}).agent == {**cfg.agent, "timesteps": 5}
     assert learn_config(get_spec("pong")) == LearnConfig()  # no [learn] table: the defaults
     with pytest.raises(ValueError, match="behaviour_share must be in"):
@@ -95,7 +95,7 @@ def test_settings_come_from_the_spec_and_bad_ones_are_named() -> None:
 
 
 def test_a_new_world_starts_from_scratch(tmp_path: Path) -> None:
-    from neuralgym.newworld import write_new_spec
+    from neuralgym.tools.newworld import write_new_spec
 
     spec_path = write_new_spec("Acrobot-v1", out=tmp_path / "acrobot.toml")
     report = learn(str(spec_path), tmp_path / "run", progress=False,

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper, VecFrameStack
 
-from neuralgym.data import EPISODE_RE, Episode, episode_paths, save_episode
-from neuralgym.spec import WorldSpec
+from neuralgym.training.data import EPISODE_RE, Episode, episode_paths, save_episode
+from neuralgym.world.spec import WorldSpec
 
 
 class EpisodeRecorder(VecEnvWrapper):
@@ -89,7 +89,7 @@ def play_agent(spec: WorldSpec, agent: Any, meta: dict[str, Any], data_dir: Path
     episodes (each lane plays whole episodes; the first ``episodes`` to finish are not
     favoured: lane ``i`` contributes its first ``ceil(episodes / n_envs)`` ones), or once
     ``steps`` real steps are taken (episodes still running then are dropped)."""
-    from neuralgym.sb3 import make_sb3_vec_env
+    from neuralgym.dream.sb3 import make_sb3_vec_env
 
     if (episodes is None) == (steps is None):
         raise ValueError("play_agent needs exactly one of episodes and steps")
@@ -119,7 +119,7 @@ def play_agent(spec: WorldSpec, agent: Any, meta: dict[str, Any], data_dir: Path
     recorder = EpisodeRecorder(make_sb3_vec_env(real_id, n_envs, seed=seed), keep)
     env: VecEnv = recorder  # the agent's observation wrappers (as in make_agent_env) go on top
     if meta["obs"] == "latent":
-        from neuralgym.latent import LatentEncoder, VecLatent
+        from neuralgym.dream.latent import LatentEncoder, VecLatent
 
         env = VecLatent(recorder, LatentEncoder(spec, weights or meta.get("weights"), mirror=meta.get("mirror", False)))
     else:

@@ -16,8 +16,7 @@ def make_agent_env(env_id: str, *, obs: str, n_envs: int, seed: int, weights: st
     """``n_envs`` lanes of ``env_id`` as an SB3 VecEnv with episode statistics; pixels are
     stacked :data:`FRAME_STACK` deep, latents come from ``weights``' encoder (the world's own).
     Dream-only settings (``drift_policy``, ``temperature``, ``compile``...) are ignored by a real id."""
-    import neuralgym
-    from neuralgym.sb3 import is_dream_id
+    from neuralgym.dream.sb3 import is_dream_id, make_sb3_vec_env
 
     kwargs: dict[str, Any] = {"device": device}
     if weights:
@@ -33,7 +32,7 @@ def make_agent_env(env_id: str, *, obs: str, n_envs: int, seed: int, weights: st
             kwargs["uncertainty_penalty"] = uncertainty_penalty
     if mirror:  # the latent of the mirrored history beside the history's (MirrorSymmetricPolicy)
         kwargs["latent_mirror"] = True
-    env = VecMonitor(neuralgym.make_sb3_vec_env(env_id, n_envs, seed=seed, obs=obs, **kwargs))
+    env = VecMonitor(make_sb3_vec_env(env_id, n_envs, seed=seed, obs=obs, **kwargs))
     if obs == "pixels":
         env = VecFrameStack(env, n_stack=FRAME_STACK)
     return env

@@ -23,8 +23,8 @@ from stable_baselines3 import PPO
 from neuralgym.agents.ensemble import PolicyEnsemble
 from neuralgym.agents.pipeline import FRAME_STACK, make_agent_env
 from neuralgym.agents.recipe import AgentRecipe
-from neuralgym.mirror import action_mirror, symmetrise
-from neuralgym.spec import get_spec
+from neuralgym.dream.mirror import action_mirror, symmetrise
+from neuralgym.world.catalog import get_spec
 
 
 @dataclass(frozen=True)

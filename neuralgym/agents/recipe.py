@@ -24,7 +24,7 @@ import tomllib
 from dataclasses import dataclass, field
 from typing import Any
 
-from neuralgym.spec import WorldSpec
+from neuralgym.world.spec import WorldSpec
 
 OBS_MODES = ("latent", "pixels")
 

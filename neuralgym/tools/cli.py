@@ -5,6 +5,7 @@
     neuralgym collect WORLD --steps N [--policy random|NAME|PATH.zip] [--out DIR] [--seed S]  (N: at least, whole episodes)
     neuralgym train WORLD [--data DIR] [--steps N] ... [--resume] [--json]
     neuralgym play | eval | bench | exploit WORLD ...
+    neuralgym learn WORLD [--real-steps N] [--out DIR] [--resume]
 
 WORLD is a world's key, name or id, or the path of a spec file (``path/to/acrobot.toml``)
 anywhere on disk. Outputs go under the working folder (``data/<world>``,
@@ -12,7 +13,7 @@ anywhere on disk. Outputs go under the working folder (``data/<world>``,
 
 Each subcommand lives in its own module of :mod:`neuralgym.tools`: ``worlds``, ``new`` and
 ``collect`` in :mod:`~neuralgym.tools.worlds`, ``train`` in :mod:`~neuralgym.tools.train`
-(their parsers are always built), and ``play``, ``eval``, ``bench`` and ``exploit``, each
+(their parsers are always built), and ``play``, ``eval``, ``bench``, ``exploit`` and ``learn``, each
 with ``add_arguments(parser)`` and ``main(args) -> int``, imported only when their
 subcommand is the one asked for, so ``neuralgym --help`` stays fast and never breaks on
 one face's import error.
@@ -40,6 +41,8 @@ LAZY_COMMANDS: dict[str, tuple[str, str]] = {
     "eval": ("neuralgym.tools.evaluate", "run dream and real env in lockstep: fidelity, fidelity gain, drift AUROC"),
     "bench": ("neuralgym.tools.bench", "dream latency and throughput across batch sizes, beside the real env's"),
     "exploit": ("neuralgym.tools.exploit", "blind action patterns in the dream and in reality: can a dream-trained agent cheat?"),
+    "learn": ("neuralgym.tools.learn", "the loop: collect real episodes with the agent, update the world, train the agent in "
+                                       "the dream, repeat, within a budget of real steps"),
 }
 
 

@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from neuralgym.agents.recipe import AgentRecipe, recipe_for, spec_table
-from neuralgym.spec import WorldSpec
+from neuralgym.world.spec import WorldSpec
 
 STATE = "state.json"
 REPORT = "report.json"
@@ -137,7 +137,7 @@ class Loop:
         """Start (or restart after a kill) a phase that writes episodes: drop the episodes a
         killed attempt left, so a resumed run collects exactly what an uninterrupted one does."""
         from neuralgym.agents.collect import next_episode_index
-        from neuralgym.data import EPISODE_RE, episode_paths
+        from neuralgym.training.data import EPISODE_RE, episode_paths
 
         key = f"{name}_first_episode"
         if key in it:
@@ -188,15 +188,16 @@ class Loop:
         return path
 
     def _train_world(self, i: int, init: str | None) -> str:
-        from neuralgym.train import TrainConfig, train
-        from neuralgym.weights import read_metadata
+        from neuralgym.training.config import TrainConfig
+        from neuralgym.training.loop import train
+        from neuralgym.world.weights import read_metadata
 
         steps = self.cfg.first_world_steps if init is None else self.cfg.world_steps
         _log(f"iteration {i}: world {'from scratch' if init is None else 'update'}, {steps} steps on "
              f"{_dataset_steps(self.data, self.spec)} real steps of data")
         kwargs: dict[str, Any] = {"steps": steps, "seed": self.cfg.seed + i, "device": self.cfg.device}
         if init is not None:
-            from neuralgym.model import WorldModelConfig
+            from neuralgym.world.model import WorldModelConfig
 
             config = json.loads(read_metadata(Path(init)).get("neuralgym.config", "{}"))
             model_fields = {f.name for f in dataclasses.fields(WorldModelConfig)}
@@ -273,7 +274,7 @@ class Loop:
     def _behaviour(self, cap: int, seed: int) -> int:
         """Whole episodes of the spec's behaviour policy, at most ``cap`` steps (at least one
         episode); returns the steps taken."""
-        from neuralgym.data import collect
+        from neuralgym.training.collect import collect
 
         before = _dataset_steps(self.data, self.spec)
         target = before + max(1, cap - self.spec.max_episode_steps + 1)  # the last episode may run to its limit
@@ -323,7 +324,7 @@ def _jsonable(cfg: LearnConfig) -> dict[str, Any]:
 
 
 def _dataset_steps(data_dir: Path, spec: WorldSpec) -> int:
-    from neuralgym.data import episode_paths, load_episode
+    from neuralgym.training.data import episode_paths, load_episode
 
     if not data_dir.is_dir():
         return 0
@@ -332,11 +333,11 @@ def _dataset_steps(data_dir: Path, spec: WorldSpec) -> int:
 
 def learn(world: str, out: str | Path, resume: bool = False, progress: bool = True, **overrides: Any) -> dict[str, Any]:
     """Run (or ``resume``) the loop for ``world`` (a name or a spec file) into ``out``; return the report."""
-    import neuralgym
-    from neuralgym.spec import get_spec, is_spec_path
+    from neuralgym.world.catalog import get_spec, is_spec_path
+    from neuralgym.world.registry import register_world
 
     if is_spec_path(world):
-        neuralgym.register_world(world)
+        register_world(world)
     spec = get_spec(world)
     cfg = learn_config(spec, **overrides)
     return Loop(spec, cfg, Path(out), resume=resume, progress=progress).run()
@@ -353,19 +354,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-episodes", type=int, help="real episodes that evaluate each agent")
     p.add_argument("--obs", choices=["latent", "pixels"], help="the agent's observations (default: latent)")
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--device", default=None, help="auto, cpu or cuda (default: cpu)")
+    p.add_argument("--device", default=None, help="the world's and the dream's device: auto, cpu or cuda (default: cpu)")
     p.add_argument("--out", default=None, help="the run's folder (default: runs/<world>/learn)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out after its last finished phase")
     p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads (default: every core: the loop is the only job it runs)")
 
 
 def run_from_args(args: argparse.Namespace) -> dict[str, Any]:
-    from neuralgym.spec import get_spec, is_spec_path
+    from neuralgym.world.catalog import get_spec, is_spec_path
 
     if is_spec_path(args.world):
-        import neuralgym
+        from neuralgym.world.registry import register_world
 
-        neuralgym.register_world(args.world)
+        register_world(args.world)
     out = args.out or str(Path("runs") / get_spec(args.world).key / "learn")
     agent = {"timesteps": args.agent_timesteps} if args.agent_timesteps else None
     report = learn(args.world, out, resume=args.resume, progress=not args.no_progress, real_steps=args.real_steps,
@@ -374,12 +377,14 @@ def run_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return report
 
 
-def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="neuralgym learn", description=__doc__.split("\n")[0])
-    add_arguments(p)
-    report = run_from_args(p.parse_args(argv))
+def main(args: argparse.Namespace) -> int:
+    """``neuralgym learn``: runs the loop; prints the report (without the per-iteration details) as JSON."""
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be >= 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
+    report = run_from_args(args)
     print(json.dumps({k: v for k, v in report.items() if k != "iterations"}))
-
-
-if __name__ == "__main__":
-    main()
+    return 0
