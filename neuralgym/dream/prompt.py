@@ -36,12 +36,14 @@ def validate_prompt(options: dict[str, Any] | None, spec: WorldSpec, action_spac
         return None
     frames = options["frames"]
     if not isinstance(frames, np.ndarray):
-        raise TypeError(f"options['frames'] must be a numpy uint8 array of shape (n, {', '.join(map(str, shape))}), got {type(frames).__name__}")
+        raise TypeError(f"options['frames'] must be a numpy uint8 array of shape (n, {', '.join(map(str, shape))}), "
+                        f"got {type(frames).__name__}")
     if frames.dtype != np.uint8:
         raise TypeError(f"options['frames'] must have dtype uint8 (0..255), got {frames.dtype}")
     if frames.ndim != 4 or frames.shape[1:] != shape:
         hint = " (one frame? pass frames[None])" if frames.shape == shape else ""
-        raise ValueError(f"options['frames'] must have shape (n, {', '.join(map(str, shape))}) with 1 <= n <= {k}, got {frames.shape}{hint}")
+        raise ValueError(f"options['frames'] must have shape (n, {', '.join(map(str, shape))}) with 1 <= n <= {k}, "
+                         f"got {frames.shape}{hint}")
     n = frames.shape[0]
     if not 1 <= n <= k:
         raise ValueError(f"options['frames'] must hold 1 to K={k} frames, got {n}")
