@@ -44,7 +44,8 @@ class DreamVectorEnv(VectorEnv):
     in the step that ended it; its last frame is in ``info["final_obs"]``).
 
     ## Info
-    ``drift`` (float, N), ``dream_step`` (int, N), ``drift_reset`` (bool, N).
+    ``drift`` and ``drift_step`` (float, N), ``dream_step`` (int, N), ``drift_reset`` (bool, N)
+    (see :mod:`neuralgym.dream.info`).
 
     ## Arguments
     ``world`` (key or spec), ``num_envs``, ``weights`` (path), ``device`` ("auto",
