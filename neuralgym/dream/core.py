@@ -19,7 +19,6 @@ validate their own arguments and format what it returns. It owns
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from neuralgym.common.precision import autocast, resolve_precision
 from neuralgym.common.seeding import torch_seed
 from neuralgym.dream.info import lanes_info, start_info
 from neuralgym.dream.memory import check_lanes_fit
+from neuralgym.dream.predictor import Predictor
 from neuralgym.dream.prompt import Prompt, validate_prompt
 from neuralgym.world.drift import DriftResetPolicy
 from neuralgym.world.spaces import (ResetNeededError, action_space_for, encode_actions, observation_space_for,
@@ -92,13 +92,7 @@ class DreamCore:
         self.weights_path = Path(weights) if weights is not None else spec.weights_path
         self.world: World = load_world(self.weights_path, spec, self.device)
         self.model = self.world.model
-        if not isinstance(compile, bool):
-            raise TypeError(f"compile must be True or False, got {compile!r}")
-        # torch.compile fuses the elementwise work around the convolutions (on CUDA also
-        # CUDA graphs, "reduce-overhead"); it costs tens of seconds per batch size at first
-        self._predict = self.model if not compile else torch.compile(
-            self.model, dynamic=False, mode="reduce-overhead" if self.device.type == "cuda" else "default")
-        self._compile_pending = compile  # the first call of a compiled model builds it (see _run_model)
+        self.predict = Predictor(self.model, self.device, compile)
         self.drift_policy = DriftResetPolicy.resolve(drift_policy, spec.drift, calibrated_threshold(self.world.info))
         self.temperature = float(temperature)
         if max_episode_steps is not None and (isinstance(max_episode_steps, bool) or not isinstance(max_episode_steps, (int, np.integer))
@@ -289,22 +283,6 @@ class DreamCore:
         """``frames`` with the just-reset ``lanes`` showing their new newest frame."""
         return torch.where(torch.as_tensor(lanes, device=self.device)[:, None, None, None], self.observe(), frames)
 
-    def _run_model(self, frames: torch.Tensor, acts: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The model call. torch.compile builds the model at its first call; where it cannot be
-        built here (no C++ compiler, an unsupported backend) the dream warns and runs eagerly.
-        Only that first call is guarded: a later error is a real one and propagates."""
-        if not self._compile_pending:
-            return self._predict(frames, acts)
-        try:
-            out = self._predict(frames, acts)
-        except Exception as err:
-            warnings.warn(f"torch.compile failed ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
-                          "the dream runs the model in eager mode", RuntimeWarning, stacklevel=4)
-            self._predict = self.model
-            out = self.model(frames, acts)
-        self._compile_pending = False
-        return out
-
     @torch.no_grad()
     def _advance(self, codes: torch.Tensor) -> tuple[Any, ...]:
         """One batched model step of every lane with action codes (N, A); returns the new frames
@@ -312,7 +290,7 @@ class DreamCore:
         drift_reset and nonfinite arrays (fresh, for the caller to edit)."""
         acts = torch.cat([self.actions, codes[:, None]], dim=1)  # (N, K, A)
         with autocast(self.precision, self.device):
-            out = self._run_model(self.frames, acts)
+            out = self.predict(self.frames, acts)
         frame = torch.round(out["frame"].clamp(0.0, 1.0) * 255.0)  # (N, C, H, W) on the 8-bit grid (clamp keeps NaN)
         finite = torch.isfinite(frame).flatten(1).all(dim=1) & torch.isfinite(out["term_logit"]) & torch.isfinite(out["reward"])
         frame = torch.where(finite[:, None, None, None], frame, self.frames[:, -1] * 255.0)
