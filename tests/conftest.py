@@ -27,7 +27,7 @@ def cartpole_spec() -> WorldSpec:
 
 
 def collect_into(spec: WorldSpec, out: Path, steps: int, seed: int = 0, policy: str = "random") -> list[tuple[int, int]]:
-    """Run :func:`neuralgym.training.data.collect` to completion; return what it yielded."""
+    """Run :func:`neuralgym.training.collect.collect` to completion; return what it yielded."""
     from neuralgym.training.collect import collect
 
     return list(collect(spec, out, steps, policy=policy, seed=seed, progress=False))

@@ -292,7 +292,7 @@ def test_ranks_that_disagree_fail_together(tiny_dataset: Path, tmp_path: Path) -
             if p.poll() is None:
                 p.kill()
                 p.communicate()
-    for p, (out, err) in zip(procs, outs):
+    for p, (_out, err) in zip(procs, outs):
         assert p.returncode == 2, err[-4000:]
         assert (f"error: ranks disagree on the training setup: rank 0 vs rank 1: config.steps: {STEPS} vs "
                 f"{STEPS + 1}; every node needs the same command line and the same data") in err.splitlines(), err

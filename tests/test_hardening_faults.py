@@ -22,18 +22,18 @@ import torch
 from safetensors.torch import save_file
 
 import neuralgym  # noqa: F401 - registers the worlds
-from neuralgym.tools.cli import main as cli_main
-from neuralgym.dream.core import DreamCore
 from neuralgym.common.files import remove_stale_temporaries
-from neuralgym.training.collect import collect
-from neuralgym.training.data import DatasetError, LOCK_NAME, dataset_lock, episode_paths, load_dataset, load_episode
-from neuralgym.world.model import WorldModel, WorldModelConfig
+from neuralgym.dream.core import DreamCore
 from neuralgym.dream.real import RealWorldEnv
+from neuralgym.tools.cli import main as cli_main
+from neuralgym.training.checkpoints import init_from_world
+from neuralgym.training.collect import collect
+from neuralgym.training.config import TrainConfig
+from neuralgym.training.data import LOCK_NAME, DatasetError, dataset_lock, episode_paths, load_dataset, load_episode
+from neuralgym.training.loop import train
+from neuralgym.world.model import WorldModel, WorldModelConfig
 from neuralgym.world.parse import load_spec, parse_spec
 from neuralgym.world.spec import MAX_FRAME_SIDE, SpecError, WorldSpec
-from neuralgym.training.checkpoints import init_from_world
-from neuralgym.training.config import TrainConfig
-from neuralgym.training.loop import train
 from neuralgym.world.weights import WeightsError, load_world, save_world
 
 if sys.version_info >= (3, 11):
@@ -305,7 +305,7 @@ def test_npz_holding_object_arrays_is_rejected_without_suggesting_to_unpickle(tm
     assert str(path) in str(info.value) and "pickle" not in str(info.value).replace(str(path), "").lower()
 
 
-# ---------------------------------------------------------------------------- 7 + 12. train: stale temporaries, file modes
+# ------------------------------------------------------------------- 7 + 12. train: stale temporaries, file modes
 
 
 def test_train_cleans_killed_writes_and_writes_weights_0644(cartpole_spec: WorldSpec, tiny_dataset: Path,

@@ -243,8 +243,10 @@ def test_own_world_subprocess_from_another_folder(tmp_path: Path, subprocess_env
     """A fresh process elsewhere finds the world through NEURALGYM_WORLDS."""
     world = tmp_path / "worlds"
     world.mkdir()
-    run = lambda *a, cwd=world: subprocess.run([sys.executable, "-m", "neuralgym", *a], cwd=cwd, env=subprocess_env,  # noqa: E731
-                                               capture_output=True, text=True, timeout=300)
+    def run(*a: str, cwd: Path = world) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "neuralgym", *a], cwd=cwd, env=subprocess_env, capture_output=True,
+                              text=True, timeout=300)
+
     assert run("new", "Acrobot-v1").returncode == 0
     assert run("collect", "acrobot.toml", "--steps", "600", "--no-progress").returncode == 0
     assert run("train", "acrobot.toml", "--steps", "8", "--batch-size", "8", "--no-progress").returncode == 0

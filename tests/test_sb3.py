@@ -233,7 +233,7 @@ def test_latent_encoder_projects_on_principal_axes(cartpole_spec: WorldSpec) -> 
 
     enc = LatentEncoder(cartpole_spec)
     assert enc.dim == LATENT_DIMS and enc.observation_space.shape == (LATENT_DIMS,)
-    w, k = enc.world, cartpole_spec.context_length
+    w = enc.world
     frames = torch.from_numpy(w.anchor_frames).permute(0, 1, 4, 2, 3).float().div(255.0)
     z = enc(frames, torch.from_numpy(w.anchor_actions))
     assert z.shape == (len(frames), LATENT_DIMS) and z.dtype == np.float32

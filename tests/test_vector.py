@@ -165,7 +165,7 @@ def test_same_step_autoreset_all_lanes_at_once(spec: WorldSpec, backend: str) ->
     env.reset(seed=4)
     h, w, c = spec.obs_shape
     saw_done = False
-    for t, actions in enumerate(batch(env, 4, 2 * limit), start=1):
+    for actions in batch(env, 4, 2 * limit):
         obs, reward, terminated, truncated, info = env.step(actions)
         done = terminated | truncated
         if not done.any():
@@ -200,7 +200,7 @@ def test_same_step_autoreset_some_lanes(spec: WorldSpec) -> None:
     mask = np.array([True, False, True, False])
     env.reset(options={"reset_mask": mask})  # lanes 0 and 2 restart: the lanes now end on different steps
     done_steps = []
-    for t, actions in enumerate(acts[1:], start=1):
+    for actions in acts[1:]:
         obs, _, terminated, truncated, info = env.step(actions)
         done = terminated | truncated
         if done.any():

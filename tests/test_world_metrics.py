@@ -228,6 +228,7 @@ def test_reward_events_are_oversampled(cartpole_spec) -> None:
 def test_dream_samples_rewards_from_the_classifier(cartpole_spec, tmp_path) -> None:
     """A reward classifier's value is drawn at temperature > 0 and is the argmax at 0."""
     from neuralgym.dream.core import DreamCore
+    from neuralgym.dream.predictor import Predictor
 
     core = DreamCore(cartpole_spec, num_envs=64, device="cpu")
     model = core.model
@@ -239,14 +240,13 @@ def test_dream_samples_rewards_from_the_classifier(cartpole_spec, tmp_path) -> N
     with torch.no_grad():
         m2.reward_values.copy_(torch.tensor([0.0, 1.0]))
         m2.reward_head[2].bias.copy_(torch.tensor([1.0, 0.0]))
-    core.model = core._predict = m2
-    core.reset_lanes(np.ones(64, bool), np.random.default_rng(0))
-    core.seed(0)
-    paid = np.concatenate([core.step(core.codes(np.zeros(64, np.int64))).reward for _ in range(3)])
+    core.model, core.predict = m2, Predictor(m2, core.device)
+    core.reset(seed=0)
+    paid = np.concatenate([core.step(np.zeros(64, np.int64)).reward for _ in range(3)])
     assert set(np.unique(paid)) <= {0.0, 1.0} and 0.1 < paid.mean() < 0.45
     core.temperature = 0.0
-    core.reset_lanes(np.ones(64, bool), np.random.default_rng(0))
-    assert (core.step(core.codes(np.zeros(64, np.int64))).reward == 0.0).all()
+    core.reset(seed=0)
+    assert (core.step(np.zeros(64, np.int64)).reward == 0.0).all()
 
 
 def test_exploit_holds_each_box_dimension_high() -> None:

@@ -11,7 +11,6 @@ per-call overhead makes it slower than fp32, hence ``AUTO_BF16_MIN_BATCH``.
 from __future__ import annotations
 
 import contextlib
-from typing import ContextManager
 
 import torch
 
@@ -40,7 +39,7 @@ def resolve_precision(precision: str, device: torch.device, batch: int) -> str:
     return precision
 
 
-def autocast(precision: str, device: torch.device) -> ContextManager:
+def autocast(precision: str, device: torch.device) -> contextlib.AbstractContextManager:
     """The autocast context for a resolved precision (a no-op for fp32)."""
     if precision == "fp32":
         return contextlib.nullcontext()

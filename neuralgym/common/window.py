@@ -12,7 +12,6 @@ import time
 from collections.abc import Callable
 from types import ModuleType
 
-import cv2
 import numpy as np
 
 
@@ -34,6 +33,8 @@ def upscale(frame: np.ndarray, scale: int) -> np.ndarray:
     """Nearest-neighbour upscaling of an (H, W, 3) uint8 frame: pixels stay crisp squares."""
     if scale == 1:
         return np.ascontiguousarray(frame)
+    import cv2  # here, not at the top: `import neuralgym` checks keymaps through this module
+
     h, w = frame.shape[:2]
     return cv2.resize(frame, (w * scale, h * scale), interpolation=cv2.INTER_NEAREST)
 

@@ -1,33 +1,42 @@
 """The dream's engine: N lanes of frame/action history and ONE batched model call per step.
 
 :class:`DreamCore` is the single implementation behind every face of a dream: the
-Gymnasium vector env, the one-lane Gymnasium env and the SB3 VecEnv. It owns
+Gymnasium vector env, the one-lane Gymnasium env and the SB3 VecEnv are thin faces that
+validate their own arguments and format what it returns. It owns
 
-* the history of each lane as device tensors: the last K frames (float in [0, 1],
-  on the 8-bit grid) and the K-1 actions between them;
-* ``step``: validate, one model call for all lanes, 8-bit rounding, seeded sampling
-  of termination, drift scoring and the drift-reset policy, non-finite guards;
-* ``reset_lanes``: new start contexts from the start bank (or, with ``anchor_starts``,
-  a real K-frame window of the anchor bank), or prompts of real frames.
-
-It does no autoreset: the faces decide when to reset which lanes.
+* every per-lane array: the last K frames (float in [0, 1], on the 8-bit grid) and the
+  K-1 actions between them as device tensors; step counts, drift accumulators, the
+  drift policy's hysteresis counts, which lanes must be reset and which restart next step;
+* seeding: one numpy generator (the face's ``np_random``) and a torch generator drawn
+  from it (:meth:`DreamCore.seed`);
+* ``reset``: new start contexts from the start bank (or, with ``anchor_starts``, a real
+  K-frame window of the anchor bank), or prompts of real frames;
+* ``step``: one model call for all lanes, 8-bit rounding, seeded sampling of termination
+  and reward, drift scoring and the drift-reset policy, non-finite guards, then the
+  autoreset of the lanes that ended (Gymnasium's NEXT_STEP or SAME_STEP, or none), and
+  the info dict (:mod:`neuralgym.dream.info`).
 """
 
 from __future__ import annotations
 
-import os
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from gymnasium.vector import AutoresetMode
 
 from neuralgym.common.device import resolve_device
 from neuralgym.common.precision import autocast, resolve_precision
+from neuralgym.common.seeding import torch_seed
+from neuralgym.dream.info import lanes_info, start_info
+from neuralgym.dream.memory import check_lanes_fit
+from neuralgym.dream.predictor import Predictor
+from neuralgym.dream.prompt import Prompt, validate_prompt
 from neuralgym.world.drift import DriftResetPolicy
-from neuralgym.world.spaces import action_space_for, encode_actions, observation_space_for, validate_action, validate_action_batch
+from neuralgym.world.spaces import (ResetNeededError, action_space_for, encode_actions, observation_space_for,
+                                    validate_action, validate_action_batch)
 from neuralgym.world.spec import WorldSpec
 from neuralgym.world.model import predicted_rmse
 from neuralgym.world.weights import World, load_world
@@ -36,56 +45,6 @@ from neuralgym.world.weights import World, load_world
 DEFAULT_TEMPERATURE = 1.0
 #: an episode limit that is never reached (the limit is a TimeLimit wrapper's)
 NO_LIMIT = 2**62
-
-
-def available_memory(device: torch.device) -> int | None:
-    """Bytes a new allocation can have on ``device`` now (CUDA: free memory; CPU: the
-    kernel's MemAvailable, capped by a cgroup limit), or None where unknown."""
-    if device.type == "cuda":
-        try:
-            return int(torch.cuda.mem_get_info(device)[0])
-        except (RuntimeError, AssertionError):
-            return None
-    found: list[int] = []
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                found.append(int(line.split()[1]) * 1024)
-    except (OSError, ValueError, IndexError):
-        pass
-    try:  # a container's own limit (cgroup v2)
-        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
-        if limit.isdigit():
-            found.append(int(limit) - int(Path("/sys/fs/cgroup/memory.current").read_text().strip()))
-    except (OSError, ValueError):
-        pass
-    if not found:
-        try:
-            found.append(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-        except (AttributeError, OSError, ValueError):
-            return None
-    return max(0, min(found))
-
-
-def _bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB", "TB", "PB"):
-        if n < 1000 or unit == "PB":
-            return f"{n:.1f} {unit}" if unit != "B" else f"{int(n)} B"
-        n /= 1000
-    raise AssertionError("unreachable")
-
-
-def check_lanes_fit(spec: WorldSpec, num_envs: int, device: torch.device) -> None:
-    """Refuse up front a dream of more lanes than ``device`` can hold: each lane keeps K
-    float32 frames and K-1 action codes, and a step builds the shifted copy beside them."""
-    k, (h, w, c), a = spec.context_length, spec.obs_shape, spec.actions.model_dim
-    per_lane = 2 * 4 * (k * c * h * w + (k - 1) * a) + 2 * c * h * w  # history twice, plus the uint8 observation
-    need = num_envs * per_lane
-    have = available_memory(device)
-    if have is not None and need > have:
-        raise ValueError(f"num_envs={num_envs} needs at least {_bytes(need)} of memory on {device} "
-                         f"({_bytes(per_lane)} per lane: {k} frames of {h}x{w}x{c} float32 and a step's copy of them), "
-                         f"but {device} has {_bytes(have)} available: use fewer lanes (at most ~{have // per_lane} fit)")
 
 
 def calibrated_threshold(info: dict[str, Any]) -> float | None:
@@ -97,23 +56,25 @@ def calibrated_threshold(info: dict[str, Any]) -> float | None:
 
 @dataclass
 class StepResult:
-    frames: torch.Tensor  # (N, C, H, W) uint8 on device: the new observations
+    frames: torch.Tensor  # (N, C, H, W) uint8 on device: the observations (restarted lanes: their start frame)
     reward: np.ndarray  # (N,) float32
     terminated: np.ndarray  # (N,) bool
     truncated: np.ndarray  # (N,) bool  (time limit, drift reset or non-finite prediction)
-    drift: np.ndarray  # (N,) float32: accumulated predicted RMSE since the context was last real
-    drift_step: np.ndarray  # (N,) float32: this step's predicted RMSE (the error head)
-    dream_step: np.ndarray  # (N,) int64
-    drift_reset: np.ndarray  # (N,) bool: the drift policy acted on this lane this step
-    nonfinite: np.ndarray  # (N,) bool: the model produced NaN/inf for this lane
+    info: dict[str, np.ndarray]  # see neuralgym.dream.info
+    done: np.ndarray  # (N,) bool: terminated | truncated
+    final_frames: torch.Tensor | None = None  # SAME_STEP, some lane done: every lane's frame before the resets
 
 
 class DreamCore:
-    """Lanes of a dream of ``spec``'s world. See the module docstring."""
+    """Lanes of a dream of ``spec``'s world. See the module docstring.
+
+    ``autoreset``: ``AutoresetMode.DISABLED`` (a lane that ended waits for ``reset``),
+    ``NEXT_STEP`` or ``SAME_STEP`` (Gymnasium's vector autoreset modes)."""
 
     def __init__(self, spec: WorldSpec, num_envs: int = 1, weights: str | Path | None = None, device: str = "auto",
                  drift_policy: Any = None, temperature: float = DEFAULT_TEMPERATURE, max_episode_steps: int | None = None,
-                 precision: str = "auto", compile: bool = False, anchor_starts: float = 0.0):
+                 precision: str = "auto", compile: bool = False, anchor_starts: float = 0.0,
+                 autoreset: AutoresetMode = AutoresetMode.DISABLED):
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
         if not isinstance(device, str):
@@ -124,19 +85,14 @@ class DreamCore:
             raise TypeError(f"weights must be a path to a .safetensors file, got {type(weights).__name__}")
         self.spec = spec
         self.num_envs = int(num_envs)
+        self.autoreset = AutoresetMode(autoreset)
         self.device = resolve_device(device)
         check_lanes_fit(spec, self.num_envs, self.device)
         self.precision = resolve_precision(precision, self.device, self.num_envs)
         self.weights_path = Path(weights) if weights is not None else spec.weights_path
         self.world: World = load_world(self.weights_path, spec, self.device)
         self.model = self.world.model
-        if not isinstance(compile, bool):
-            raise TypeError(f"compile must be True or False, got {compile!r}")
-        # torch.compile fuses the elementwise work around the convolutions (on CUDA also
-        # CUDA graphs, "reduce-overhead"); it costs tens of seconds per batch size at first
-        self._predict = self.model if not compile else torch.compile(
-            self.model, dynamic=False, mode="reduce-overhead" if self.device.type == "cuda" else "default")
-        self._compile_pending = compile  # the first call of a compiled model builds it (see _run_model)
+        self.predict = Predictor(self.model, self.device, compile)
         self.drift_policy = DriftResetPolicy.resolve(drift_policy, spec.drift, calibrated_threshold(self.world.info))
         self.temperature = float(temperature)
         if max_episode_steps is not None and (isinstance(max_episode_steps, bool) or not isinstance(max_episode_steps, (int, np.integer))
@@ -154,9 +110,13 @@ class DreamCore:
         self.dream_step = np.zeros(n, np.int64)
         self.over = np.zeros(n, np.int64)  # consecutive over-threshold steps (drift hysteresis)
         self.drift_sq = np.zeros(n, np.float64)  # sum of squared predicted per-step errors since last real
-        self.needs_reset = np.ones(n, bool)
+        self.needs_reset = np.ones(n, bool)  # the lane's episode ended (or never started)
+        self.pending = np.zeros(n, bool)  # NEXT_STEP: lanes that restart on the next step
+        self.obs: torch.Tensor | None = None  # (N, C, H, W) uint8: the observations last returned; None before reset
+        self.np_random = np.random.default_rng()
         self.generator = torch.Generator(device=dev)
         self.generator.manual_seed(0)
+        self._torch_seeded = False
         bank = self.world
         if isinstance(anchor_starts, bool) or not isinstance(anchor_starts, (int, float)) or not 0.0 <= anchor_starts <= 1.0:
             raise ValueError(f"anchor_starts must be a number in [0, 1], got {anchor_starts!r}")
@@ -179,60 +139,49 @@ class DreamCore:
     def context_length(self) -> int:
         return self.k
 
-    def seed(self, seed: int) -> None:
-        self.generator.manual_seed(int(seed))
-
     # ------------------------------------------------------------------ resets
-    def validate_prompt(self, options: dict[str, Any] | None) -> tuple[np.ndarray, np.ndarray] | None:
-        """Check ``reset`` options; return (frames (n, H, W, C) uint8, action codes (n-1, A)) or None."""
-        if options is None:
-            return None
-        if not isinstance(options, dict):
-            raise TypeError(f"reset options must be a dict or None, got {type(options).__name__}")
-        unknown = set(options) - {"frames", "actions", "reset_mask"}
-        if unknown:
-            raise ValueError(f"unknown reset option(s) {sorted(map(repr, unknown))}; expected 'frames' and optionally 'actions'")
-        if "frames" not in options:
-            if "actions" in options:
-                raise ValueError("reset option 'actions' needs 'frames' as well")
-            return None
-        frames = options["frames"]
-        if not isinstance(frames, np.ndarray):
-            raise TypeError(f"options['frames'] must be a numpy uint8 array of shape (n, {', '.join(map(str, self.shape))}), got {type(frames).__name__}")
-        if frames.dtype != np.uint8:
-            raise TypeError(f"options['frames'] must have dtype uint8 (0..255), got {frames.dtype}")
-        if frames.ndim != 4 or frames.shape[1:] != self.shape:
-            hint = " (one frame? pass frames[None])" if frames.shape == self.shape else ""
-            raise ValueError(f"options['frames'] must have shape (n, {', '.join(map(str, self.shape))}) with 1 <= n <= {self.k}, got {frames.shape}{hint}")
-        n = frames.shape[0]
-        if not 1 <= n <= self.k:
-            raise ValueError(f"options['frames'] must hold 1 to K={self.k} frames, got {n}")
-        actions = options.get("actions")
-        if actions is None:
-            codes = np.zeros((n - 1, self.action_dim), np.float32)
-        else:
-            if isinstance(actions, (str, bytes, dict)):
-                raise TypeError(f"options['actions'] must be a sequence of {n - 1} or {n} actions, got {type(actions).__name__}")
-            try:
-                seq = list(actions)
-            except TypeError as e:
-                raise TypeError(f"options['actions'] must be a sequence of {n - 1} or {n} actions, got {actions!r}") from e
-            if len(seq) not in (n - 1, n):
-                raise ValueError(f"options['actions'] must hold n-1={n - 1} or n={n} actions for {n} frames, got {len(seq)}")
-            seq = [validate_action(self.action_space, a) for a in seq]
-            seq = seq[len(seq) - (n - 1):] if n > 1 else []  # with n actions the first one precedes the prompt
-            codes = encode_actions(self.spec, np.asarray(seq)) if seq else np.zeros((0, self.action_dim), np.float32)
-            codes = codes.reshape(n - 1, self.action_dim)
-        return np.ascontiguousarray(frames), codes
+    def seed(self, seed: int | None = None, rng: np.random.Generator | None = None) -> None:
+        """Take ``rng`` (a Gymnasium face's ``np_random``, already seeded with ``seed``) as the
+        lanes' numpy generator, or without it seed a new one from ``seed``. The torch
+        generator follows it: drawn from it on the first reset and on every seeded one."""
+        if rng is not None:
+            self.np_random = rng
+        elif seed is not None:
+            self.np_random = np.random.default_rng(seed)
+        if seed is not None or not self._torch_seeded:
+            self.generator.manual_seed(torch_seed(self.np_random))
+            self._torch_seeded = True
 
-    def reset_lanes(self, lanes: np.ndarray, rng: np.random.Generator, prompt: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+    def validate_prompt(self, options: dict[str, Any] | None) -> Prompt | None:
+        """Check ``reset`` options (see :func:`~neuralgym.dream.prompt.validate_prompt`)."""
+        return validate_prompt(options, self.spec, self.action_space)
+
+    def reset(self, seed: int | None = None, rng: np.random.Generator | None = None, lanes: np.ndarray | None = None,
+              prompt: Prompt | list[Prompt | None] | None = None) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
+        """Seed (:meth:`seed`), then start ``lanes`` (a bool mask; default all) afresh, from
+        ``prompt`` (one for all of them, or a list with one per lane, None for a start
+        frame). Returns every lane's observation (N, C, H, W) and the start info."""
+        self.seed(seed, rng)
+        mask = np.ones(self.num_envs, bool) if lanes is None else np.asarray(lanes, bool)
+        if isinstance(prompt, list):
+            plain = mask & np.array([p is None for p in prompt])
+            self.reset_lanes(plain)
+            for i in np.flatnonzero(mask & ~plain):
+                self.reset_lanes(np.array([i]), prompt[i])
+        else:
+            self.reset_lanes(mask, prompt)
+        self.pending[mask] = False
+        self.obs = self.observe()
+        return self.obs, start_info(self.num_envs)
+
+    def reset_lanes(self, lanes: np.ndarray, prompt: Prompt | None = None) -> None:
         """Start ``lanes`` (bool mask or index array) afresh: from ``prompt``, or a random start frame
-        (with probability ``anchor_starts`` a random anchor window instead).
+        (with probability ``anchor_starts`` a random anchor window instead), drawn from ``np_random``.
         A prompt of n < K frames is padded in front with its first frame and all-zero action codes."""
         idx = np.flatnonzero(lanes) if np.asarray(lanes).dtype == bool else np.asarray(lanes, np.int64)
         if len(idx) == 0:
             return
-        k = self.k
+        k, rng = self.k, self.np_random
         idx_t = torch.as_tensor(idx, device=self.device)
         if prompt is None:
             pick = torch.as_tensor(rng.integers(0, len(self._starts), size=len(idx)), device=self.device)
@@ -285,30 +234,63 @@ class DreamCore:
         """Model codes (N, A) on the device for an already validated batch of actions."""
         return torch.from_numpy(encode_actions(self.spec, batch)).to(self.device)
 
-    def _run_model(self, frames: torch.Tensor, acts: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The model call. torch.compile builds the model at its first call; where it cannot be
-        built here (no C++ compiler, an unsupported backend) the dream warns and runs eagerly.
-        Only that first call is guarded: a later error is a real one and propagates."""
-        if not self._compile_pending:
-            return self._predict(frames, acts)
-        try:
-            out = self._predict(frames, acts)
-        except Exception as err:
-            warnings.warn(f"torch.compile failed ({type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}); "
-                          "the dream runs the model in eager mode", RuntimeWarning, stacklevel=3)
-            self._predict = self.model
-            out = self.model(frames, acts)
-        self._compile_pending = False
-        return out
+    def check_steppable(self) -> None:
+        """Raise :class:`ResetNeededError` unless every lane can step now."""
+        if self.obs is None:
+            raise ResetNeededError("step() called before reset(): call env.reset() first")
+        stuck = self.needs_reset & ~self.pending
+        if stuck.any():
+            if self.autoreset == AutoresetMode.DISABLED:
+                raise ResetNeededError("the episode has ended (terminated or truncated): call env.reset() before step()")
+            # only after reset(options={"reset_mask": ...}) left lanes unstarted
+            raise ResetNeededError(f"lanes {np.flatnonzero(stuck).tolist()} were never reset: reset them before step()")
+
+    def step(self, actions: Any, single: bool = False) -> StepResult:
+        """Advance every lane one step (``actions``: a batch, or with ``single`` the one
+        lane's action), then autoreset the lanes that ended as ``autoreset`` says.
+        Everything is validated before anything changes."""
+        self.check_steppable()
+        if single:
+            codes = self.codes(np.asarray([validate_action(self.action_space, actions)]))
+        else:
+            codes = self.encode(actions)
+        # NEXT_STEP: lanes whose episode ended last step restart now, ignoring their action;
+        # they still ride along in the one batched model call and are overwritten after it
+        restarting = self.pending.copy()
+        self.needs_reset[restarting] = False
+        frames, reward, terminated, truncated, drift, drift_step, drift_reset, nonfinite = self._advance(codes)
+        dream_step = self.dream_step.copy()
+        if restarting.any():  # the restarted lanes report their start frame, nothing else
+            self.reset_lanes(restarting)
+            frames = self._merge(restarting, frames)
+            for values in (reward, terminated, truncated, drift, drift_step, drift_reset):
+                values[restarting] = 0
+            dream_step = self.dream_step.copy()
+            nonfinite &= ~restarting
+        done = terminated | truncated
+        info = lanes_info(drift, drift_step, dream_step, drift_reset, nonfinite)
+        final = None
+        if self.autoreset == AutoresetMode.NEXT_STEP:
+            self.pending = done
+        elif self.autoreset == AutoresetMode.SAME_STEP and done.any():
+            final = frames
+            self.reset_lanes(done)
+            frames = self._merge(done, frames)
+        self.obs = frames
+        return StepResult(frames, reward, terminated, truncated, info, done, final)
+
+    def _merge(self, lanes: np.ndarray, frames: torch.Tensor) -> torch.Tensor:
+        """``frames`` with the just-reset ``lanes`` showing their new newest frame."""
+        return torch.where(torch.as_tensor(lanes, device=self.device)[:, None, None, None], self.observe(), frames)
 
     @torch.no_grad()
-    def step(self, codes: torch.Tensor) -> StepResult:
-        """Advance every lane one step with action codes (N, A): one batched model call."""
-        if self.needs_reset.any():
-            raise RuntimeError(f"lanes {np.flatnonzero(self.needs_reset).tolist()} must be reset before step()")
+    def _advance(self, codes: torch.Tensor) -> tuple[Any, ...]:
+        """One batched model step of every lane with action codes (N, A); returns the new frames
+        (N, C, H, W) uint8 and per-lane reward, terminated, truncated, drift, drift_step,
+        drift_reset and nonfinite arrays (fresh, for the caller to edit)."""
         acts = torch.cat([self.actions, codes[:, None]], dim=1)  # (N, K, A)
         with autocast(self.precision, self.device):
-            out = self._run_model(self.frames, acts)
+            out = self.predict(self.frames, acts)
         frame = torch.round(out["frame"].clamp(0.0, 1.0) * 255.0)  # (N, C, H, W) on the 8-bit grid (clamp keeps NaN)
         finite = torch.isfinite(frame).flatten(1).all(dim=1) & torch.isfinite(out["term_logit"]) & torch.isfinite(out["reward"])
         frame = torch.where(finite[:, None, None, None], frame, self.frames[:, -1] * 255.0)
@@ -352,12 +334,15 @@ class DreamCore:
         term_np &= finite_np
         reward_np[~finite_np] = 0.0
         self.needs_reset |= term_np | truncated
-        return StepResult(frame_u8, reward_np, term_np, truncated, drift_np, step_err, self.dream_step.copy(), drift_reset,
-                          ~finite_np)
+        return frame_u8, reward_np, term_np, truncated, drift_np, step_err, drift_reset, ~finite_np
 
     def observe(self) -> torch.Tensor:
         """The newest frame of every lane, (N, C, H, W) uint8 on the device."""
         return torch.round(self.frames[:, -1] * 255.0).to(torch.uint8)
+
+    def close(self) -> None:
+        """Forget the last observations: stepping needs a reset again."""
+        self.obs = None
 
     @staticmethod
     def to_numpy(frames: torch.Tensor) -> np.ndarray:

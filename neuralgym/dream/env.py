@@ -1,7 +1,9 @@
 """``WorldModelEnv``: one dream as a ``gymnasium.Env`` (``gym.make("neuralgym/<World>-v0")``).
 
 It is the batched :class:`~neuralgym.dream.core.DreamCore` with one lane, not a second
-implementation: everything the vector env does per step happens here the same way.
+implementation: everything the vector env does per step happens here the same way. The
+core keeps the lane's state, seeding and info; this face checks Gymnasium's arguments,
+renders, and hands back lane 0 as Gymnasium's single-env API wants it.
 """
 
 from __future__ import annotations
@@ -12,11 +14,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from neuralgym.common.seeding import check_seed
 from neuralgym.dream.core import DEFAULT_TEMPERATURE, NO_LIMIT, DreamCore
-from neuralgym.common.seeding import check_seed, torch_seed
+from neuralgym.dream.info import lane_info
 from neuralgym.dream.rendering import FrameRendering
 from neuralgym.world.catalog import get_spec
-from neuralgym.world.spaces import ResetNeededError, validate_action
 from neuralgym.world.spec import WorldSpec
 
 
@@ -77,8 +79,7 @@ class WorldModelEnv(FrameRendering, gym.Env):
         self.metadata = {**self.metadata, "render_fps": spec.play.render_fps}
         self.observation_space = self.core.observation_space
         self.action_space = self.core.action_space
-        self._obs: np.ndarray | None = None
-        self._torch_seeded = False
+        self._obs: np.ndarray | None = None  # the newest observation, for render()
 
     @property
     def context_length(self) -> int:
@@ -93,31 +94,19 @@ class WorldModelEnv(FrameRendering, gym.Env):
         prompt = self.core.validate_prompt(options)
         if options and "reset_mask" in options:
             raise ValueError("reset option 'reset_mask' is for vector envs only")
-        super().reset(seed=seed)
-        if seed is not None or not self._torch_seeded:  # the torch generator follows np_random
-            self.core.seed(torch_seed(self.np_random))
-            self._torch_seeded = True
-        self.core.reset_lanes(np.ones(1, bool), self.np_random, prompt)
-        self._obs = DreamCore.to_numpy(self.core.observe())[0]
+        super().reset(seed=seed)  # seeds self._np_random, which the core then draws from
+        frames, info = self.core.reset(seed, self.np_random, prompt=prompt)
+        self._obs = DreamCore.to_numpy(frames)[0]
         if self.render_mode == "human":
             self.render()
-        return self._obs.copy(), {"drift": 0.0, "drift_step": 0.0, "dream_step": 0, "drift_reset": False}
+        return self._obs.copy(), lane_info(info)
 
     def step(self, action: Any):
-        if self._obs is None:
-            raise ResetNeededError("step() called before reset(): call env.reset() first")
-        if self.core.needs_reset[0]:
-            raise ResetNeededError("the episode has ended (terminated or truncated): call env.reset() before step()")
-        codes = self.core.codes(np.asarray([validate_action(self.action_space, action)]))
-        res = self.core.step(codes)
+        res = self.core.step(action, single=True)
         self._obs = DreamCore.to_numpy(res.frames)[0]
-        info: dict[str, Any] = {"drift": float(res.drift[0]), "drift_step": float(res.drift_step[0]), "dream_step": int(res.dream_step[0]),
-                                "drift_reset": bool(res.drift_reset[0])}
-        if res.nonfinite[0]:
-            info["nonfinite"] = True
         if self.render_mode == "human":
             self.render()
-        return self._obs.copy(), float(res.reward[0]), bool(res.terminated[0]), bool(res.truncated[0]), info
+        return self._obs.copy(), float(res.reward[0]), bool(res.terminated[0]), bool(res.truncated[0]), lane_info(res.info)
 
     def close(self) -> None:
         self._close_viewer()

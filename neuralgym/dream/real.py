@@ -1,7 +1,8 @@
 """The real source env seen through a world's preprocessing (``neuralgym/<World>-real-v0``).
 
 Its observation and action spaces are exactly the dream's, so an agent trained in the
-dream runs here unchanged, and ``neuralgym eval`` can run both in lockstep.
+dream runs here unchanged, and ``neuralgym eval`` can run both in lockstep. Its info has
+the dream's keys too (:mod:`neuralgym.dream.info`), those of a dream that never drifts.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ os.environ.setdefault("SDL_NO_SIGNAL_HANDLERS", "1")
 import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 
+from neuralgym.dream.info import lane_info, start_info  # noqa: E402
 from neuralgym.dream.rendering import FrameRendering  # noqa: E402
 from neuralgym.world.catalog import get_spec  # noqa: E402
 from neuralgym.world.preprocess import preprocess_frame  # noqa: E402
@@ -94,7 +96,7 @@ class RealWorldEnv(FrameRendering, gym.Env):
         self._obs = self._frame(obs)
         if self.render_mode == "human":
             self.render()
-        return self._obs.copy(), {"drift": 0.0, "dream_step": 0, "drift_reset": False}
+        return self._obs.copy(), lane_info(start_info(1))
 
     def step(self, action: Any):
         if self._obs is None:
@@ -114,8 +116,8 @@ class RealWorldEnv(FrameRendering, gym.Env):
         truncated = bool(truncated) or (self._limit is not None and self._t >= self._limit)
         if self.render_mode == "human":
             self.render()
-        info = {"drift": 0.0, "dream_step": 0, "drift_reset": False}
-        return self._obs.copy(), total, bool(terminated), truncated, info
+        # the info of a dream that never drifts: the same keys as the dream's, so code reading them runs on both
+        return self._obs.copy(), total, bool(terminated), truncated, lane_info(start_info(1))
 
     def close(self) -> None:
         self._close_viewer()

@@ -5,22 +5,25 @@ batched dream (not ``n_envs`` copies): lanes that end reset in the same step, wi
 ``infos[i]["terminal_observation"]`` and ``infos[i]["TimeLimit.truncated"]`` so PPO
 bootstraps through truncations (time limit and drift resets alike). Any other id gets
 SB3's usual ``DummyVecEnv`` of ``gym.make(env_id)``. Observations are HWC uint8, which
-SB3 transposes for ``CnnPolicy`` by itself.
+SB3 transposes for ``CnnPolicy`` by itself. Like the Gymnasium faces, it is a thin face
+over :class:`~neuralgym.dream.core.DreamCore` (which resets the ended lanes, SAME_STEP).
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
-import torch
+from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.vec_env import DummyVecEnv, VecEnv
 
+from neuralgym.common.images import to_rgb
+from neuralgym.common.seeding import check_seed
 from neuralgym.dream.core import DreamCore
-from neuralgym.common.seeding import check_seed, torch_seed
+from neuralgym.dream.info import lane_info
 from neuralgym.world.catalog import get_spec
-from neuralgym.world.spaces import ResetNeededError
 from neuralgym.world.spec import WorldSpec
 
 #: options of the dream that its real twin does not take (dropped when ``env_id`` is a real id)
@@ -76,16 +79,14 @@ class DreamSB3VecEnv(VecEnv):
         if isinstance(uncertainty_penalty, bool) or not isinstance(uncertainty_penalty, (int, float)) \
                 or not np.isfinite(uncertainty_penalty) or uncertainty_penalty < 0:
             raise ValueError(f"uncertainty_penalty must be a finite number >= 0, got {uncertainty_penalty!r}")
-        self.core = DreamCore(world if isinstance(world, WorldSpec) else get_spec(world), n_envs, **kwargs)
+        spec = world if isinstance(world, WorldSpec) else get_spec(world)
+        self.core = DreamCore(spec, n_envs, autoreset=AutoresetMode.SAME_STEP, **kwargs)
         #: the reward is lowered by this times the per-step drift estimate (grey levels of predicted RMSE)
         self.uncertainty_penalty = float(uncertainty_penalty)
         self.render_mode = render_mode
         self.metadata = {"render_modes": ["rgb_array"], "render_fps": self.core.spec.play.render_fps}
         super().__init__(n_envs, self.core.observation_space, self.core.action_space)
         self._actions: np.ndarray | None = None
-        self._rng = np.random.default_rng()
-        self._torch_seeded = False
-        self._last: np.ndarray | None = None
 
     @property
     def context_length(self) -> int:
@@ -103,56 +104,33 @@ class DreamSB3VecEnv(VecEnv):
             if opts and "reset_mask" in opts:
                 raise ValueError("reset option 'reset_mask' is not supported by the SB3 VecEnv")
             prompts.append(self.core.validate_prompt(opts or None))
-        if seed is not None or not self._torch_seeded:
-            if seed is not None:
-                self._rng = np.random.default_rng(seed)
-            self.core.seed(torch_seed(self._rng))
-            self._torch_seeded = True
         self._reset_seeds()
         self._reset_options()
-        plain = np.array([p is None for p in prompts])
-        self.core.reset_lanes(plain, self._rng)
-        for i in np.flatnonzero(~plain):
-            self.core.reset_lanes(np.array([i]), self._rng, prompts[i])
-        self._last = DreamCore.to_numpy(self.core.observe())
+        frames, _ = self.core.reset(seed, prompt=prompts)  # seeds the core's own generator (SB3 has no np_random)
         self.reset_infos = [{} for _ in range(self.num_envs)]
-        return self._last.copy()
+        return DreamCore.to_numpy(frames)
 
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = actions
 
     def step_wait(self):
-        if self._last is None:
-            raise ResetNeededError("step() called before reset(): call env.reset() first")
-        codes = self.core.encode(self._actions)
-        res = self.core.step(codes)
-        obs = DreamCore.to_numpy(res.frames)
-        dones = res.terminated | res.truncated
-        infos: list[dict[str, Any]] = [
-            {"drift": float(res.drift[i]), "drift_step": float(res.drift_step[i]), "dream_step": int(res.dream_step[i]),
-             "drift_reset": bool(res.drift_reset[i])}
-            for i in range(self.num_envs)
-        ]
-        if dones.any():
-            for i in np.flatnonzero(dones):
-                infos[i]["terminal_observation"] = obs[i].copy()
+        res = self.core.step(self._actions)
+        infos = [lane_info(res.info, i) for i in range(self.num_envs)]
+        if res.final_frames is not None:  # lanes that ended were reset in this step (SAME_STEP)
+            final = DreamCore.to_numpy(res.final_frames)
+            for i in np.flatnonzero(res.done):
+                infos[i]["terminal_observation"] = final[i].copy()
                 infos[i]["TimeLimit.truncated"] = bool(res.truncated[i] and not res.terminated[i])
-                if res.nonfinite[i]:
-                    infos[i]["nonfinite"] = True
-            self.core.reset_lanes(dones, self._rng)
-            fresh = DreamCore.to_numpy(self.core.observe())
-            obs[dones] = fresh[dones]
-        self._last = obs
-        reward = res.reward - self.uncertainty_penalty * res.drift_step if self.uncertainty_penalty else res.reward
-        return obs.copy(), reward.astype(np.float32), dones, infos
+        reward = res.reward - self.uncertainty_penalty * res.info["drift_step"] if self.uncertainty_penalty else res.reward
+        return DreamCore.to_numpy(res.frames), reward.astype(np.float32), res.done, infos
 
     def close(self) -> None:
-        self._last = None
+        self.core.close()
 
     def get_images(self) -> Sequence[np.ndarray | None]:
-        if self._last is None:
+        if self.core.obs is None:
             return [None] * self.num_envs
-        return [np.repeat(f, 3, axis=2) if f.shape[2] == 1 else f.copy() for f in self._last]
+        return list(to_rgb(DreamCore.to_numpy(self.core.obs)))
 
     def get_attr(self, attr_name: str, indices: Any = None) -> list[Any]:
         if attr_name == "render_mode":

@@ -1,18 +1,23 @@
-"""``DreamVectorEnv``: the native batched dream (``gym.make_vec("neuralgym/<World>-v0", num_envs=N)``)."""
+"""``DreamVectorEnv``: the native batched dream (``gym.make_vec("neuralgym/<World>-v0", num_envs=N)``).
+
+A thin face over :class:`~neuralgym.dream.core.DreamCore`, which steps, autoresets (in
+either of Gymnasium's modes) and builds the info; this class checks Gymnasium's reset
+arguments and lays the results out as Gymnasium's vector API wants them.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
+from neuralgym.common.images import to_rgb
+from neuralgym.common.seeding import check_seed, fold_seeds
 from neuralgym.dream.core import DEFAULT_TEMPERATURE, DreamCore
-from neuralgym.common.seeding import check_seed, torch_seed
 from neuralgym.world.catalog import get_spec
 from neuralgym.world.spaces import ResetNeededError
 from neuralgym.world.spec import WorldSpec
@@ -39,7 +44,8 @@ class DreamVectorEnv(VectorEnv):
     in the step that ended it; its last frame is in ``info["final_obs"]``).
 
     ## Info
-    ``drift`` (float, N), ``dream_step`` (int, N), ``drift_reset`` (bool, N).
+    ``drift`` and ``drift_step`` (float, N), ``dream_step`` (int, N), ``drift_reset`` (bool, N)
+    (see :mod:`neuralgym.dream.info`).
 
     ## Arguments
     ``world`` (key or spec), ``num_envs``, ``weights`` (path), ``device`` ("auto",
@@ -71,7 +77,7 @@ class DreamVectorEnv(VectorEnv):
         if autoreset_mode not in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP):
             raise ValueError(f"autoreset_mode must be NEXT_STEP or SAME_STEP, got {autoreset_mode}")
         self.core = DreamCore(spec, num_envs, weights, device, drift_policy, temperature, max_episode_steps, precision, compile,
-                              anchor_starts)
+                              anchor_starts, autoreset=autoreset_mode)
         self.world_spec = spec
         self.num_envs = self.core.num_envs
         self.render_mode = render_mode
@@ -81,9 +87,6 @@ class DreamVectorEnv(VectorEnv):
         self.single_action_space = self.core.action_space
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
-        self._autoreset = np.zeros(self.num_envs, bool)  # NEXT_STEP: lanes to reset on the next step
-        self._last_obs: torch.Tensor | None = None
-        self._torch_seeded = False
 
     @property
     def context_length(self) -> int:
@@ -97,21 +100,17 @@ class DreamVectorEnv(VectorEnv):
     def device(self) -> torch.device:
         return self.core.device
 
-    def _obs(self, frames: torch.Tensor) -> Any:
-        self._last_obs = frames
+    def _present(self, frames: torch.Tensor) -> Any:
+        """(N, C, H, W) device frames as the observations: numpy (N, H, W, C), or a device tensor."""
         return frames.permute(0, 2, 3, 1).contiguous() if self.obs_backend == "torch" else DreamCore.to_numpy(frames)
 
     def reset(self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None):
         # validate everything before anything changes
         if isinstance(seed, (list, tuple)):  # gymnasium allows a list of per-env seeds: fold them into one
-            if len(seed) != self.num_envs:
-                raise ValueError(f"a list of seeds must hold num_envs={self.num_envs} seeds, got {len(seed)}")
-            seeds = [check_seed(s) for s in seed]
-            seed = None if all(s is None for s in seeds) else int(
-                np.random.SeedSequence([0 if s is None else s for s in seeds]).generate_state(1)[0])
+            seed = fold_seeds(seed, self.num_envs)
         seed = check_seed(seed)
         prompt = self.core.validate_prompt(options)
-        mask = np.ones(self.num_envs, bool)
+        mask = None
         if options and "reset_mask" in options:
             try:
                 mask = np.asarray(options["reset_mask"])
@@ -119,51 +118,16 @@ class DreamVectorEnv(VectorEnv):
                 raise ValueError(f"options['reset_mask'] must be a bool array of shape ({self.num_envs},)") from e
             if mask.shape != (self.num_envs,) or mask.dtype != bool:
                 raise ValueError(f"options['reset_mask'] must be a bool array of shape ({self.num_envs},), got {mask!r}")
-        super().reset(seed=seed)  # seeds self._np_random
-        if seed is not None or not self._torch_seeded:  # the torch generator follows np_random
-            self.core.seed(torch_seed(self.np_random))
-            self._torch_seeded = True
-        self.core.reset_lanes(mask, self.np_random, prompt)
-        self._autoreset[mask] = False
-        n = self.num_envs
-        info = {"drift": np.zeros(n, np.float32), "drift_step": np.zeros(n, np.float32), "dream_step": np.zeros(n, np.int64),
-                "drift_reset": np.zeros(n, bool)}
-        return self._obs(self.core.observe()), info
+        super().reset(seed=seed)  # seeds self._np_random, which the core then draws from
+        frames, info = self.core.reset(seed, self.np_random, mask, prompt)
+        return self._present(frames), info
 
     def step(self, actions: Any):
-        if self._last_obs is None:
-            raise ResetNeededError("step() called before reset(): call env.reset() first")
-        never_reset = self.core.needs_reset & ~self._autoreset
-        if never_reset.any():  # only after reset(options={"reset_mask": ...}) left lanes unstarted
-            raise ResetNeededError(f"lanes {np.flatnonzero(never_reset).tolist()} were never reset: reset them before step()")
-        codes = self.core.encode(actions)  # validates first: a bad batch changes nothing
-        mode = self.metadata["autoreset_mode"]
-        # NEXT_STEP: lanes whose episode ended last step restart now, ignoring their action;
-        # they still ride along in the one batched model call and are overwritten after it
-        ended_now = self._autoreset.copy()
-        self.core.needs_reset[ended_now] = False
-        res = self.core.step(codes)
-        frames = res.frames
-        reward, terminated, truncated = res.reward, res.terminated, res.truncated
-        info: dict[str, Any] = {"drift": res.drift, "drift_step": res.drift_step, "dream_step": res.dream_step,
-                                "drift_reset": res.drift_reset}
-        nonfinite = res.nonfinite & ~ended_now  # a lane restarting now reports its fresh start
-        if nonfinite.any():
-            info["nonfinite"] = nonfinite
-        if ended_now.any():  # NEXT_STEP: the reset lanes report their start frame, nothing else
-            self.core.reset_lanes(ended_now, self.np_random)
-            frames = torch.where(torch.as_tensor(ended_now, device=self.device)[:, None, None, None], self.core.observe(), frames)
-            reward, terminated, truncated = reward.copy(), terminated.copy(), truncated.copy()
-            reward[ended_now], terminated[ended_now], truncated[ended_now] = 0.0, False, False
-            for key in ("drift", "drift_step", "drift_reset"):
-                info[key] = info[key].copy()
-                info[key][ended_now] = 0
-            info["dream_step"] = self.core.dream_step.copy()
-        done = terminated | truncated
-        if mode == AutoresetMode.NEXT_STEP:
-            self._autoreset = done
-        elif done.any():
-            final = DreamCore.to_numpy(frames) if self.obs_backend == "numpy" else frames.permute(0, 2, 3, 1).contiguous()
+        res = self.core.step(actions)
+        info: dict[str, Any] = res.info
+        if res.final_frames is not None:  # SAME_STEP: the ended lanes' last frames and info, Gymnasium's way
+            done = res.done
+            final = self._present(res.final_frames)
             final_obs = np.full(self.num_envs, None, dtype=object)  # (N,) of frames, not (N, H, W, C) of objects
             for i in np.flatnonzero(done):
                 final_obs[i] = final[i]
@@ -171,19 +135,14 @@ class DreamVectorEnv(VectorEnv):
             info["_final_obs"] = done.copy()
             info["final_info"] = {k: v.copy() for k, v in info.items() if not k.startswith(("final", "_final"))}
             info["_final_info"] = done.copy()
-            self.core.reset_lanes(done, self.np_random)
-            frames = torch.where(torch.as_tensor(done, device=self.device)[:, None, None, None], self.core.observe(), frames)
-        return self._obs(frames), reward, terminated, truncated, info
+        return self._present(res.frames), res.reward, res.terminated, res.truncated, info
 
     def render(self) -> tuple[np.ndarray, ...] | None:
         if self.render_mode != "rgb_array":
             return None
-        if self._last_obs is None:
+        if self.core.obs is None:
             raise ResetNeededError("render() called before reset(): call env.reset() first")
-        frames = DreamCore.to_numpy(self._last_obs)
-        if frames.shape[-1] == 1:
-            frames = np.repeat(frames, 3, axis=-1)
-        return tuple(frames)
+        return tuple(to_rgb(DreamCore.to_numpy(self.core.obs)))
 
     def close_extras(self, **kwargs: Any) -> None:
-        self._last_obs = None
+        self.core.close()

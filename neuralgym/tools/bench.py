@@ -151,7 +151,8 @@ def format_table(r: dict[str, Any]) -> str:
         "|---:|---|---:|---:|---:|",
     ]
     for t in r["throughput"]:
-        lines.append(f"| {t['batch']} | {t['precision']} | {t['fps']:.0f} | {t['x_real']:.2f} | {100 * t['roofline_fraction']:.0f}% |")
+        lines.append(f"| {t['batch']} | {t['precision']} | {t['fps']:.0f} | {t['x_real']:.2f} "
+                     f"| {100 * t['roofline_fraction']:.0f}% |")
     return "\n".join(lines)
 
 

@@ -2,7 +2,7 @@
 
     neuralgym worlds [SPEC.toml ...] [--json]
     neuralgym new ENV_ID [--out PATH]
-    neuralgym collect WORLD --steps N [--policy random|NAME|PATH.zip] [--out DIR] [--seed S]  (N: at least, whole episodes)
+    neuralgym collect WORLD --steps N [--policy random|NAME|PATH.zip] [--out DIR] [--seed S]  (whole episodes)
     neuralgym train WORLD [--data DIR] [--steps N] ... [--resume] [--json]
     neuralgym play | eval | bench | exploit WORLD ...
     neuralgym learn WORLD [--real-steps N] [--out DIR] [--resume]

@@ -24,7 +24,7 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def validate(model: WorldModel, ds: WindowDataset, horizons: tuple[int, ...] = (1, 5, 10, 25), n: int = 128,
-             seed: int = 0, device: torch.device = torch.device("cpu")) -> dict[str, float]:
+             seed: int = 0, device: torch.device | str = "cpu") -> dict[str, float]:
     """Open-loop rollouts on held-out episodes from K real frames with the recorded
     actions: PSNR per horizon, for the model and for "nothing moves"."""
     h_max = max(horizons)
@@ -52,7 +52,7 @@ def validate(model: WorldModel, ds: WindowDataset, horizons: tuple[int, ...] = (
 
 @torch.no_grad()
 def calibrate_drift(model: WorldModel, ds: WindowDataset, fidelity_psnr: float, horizon: int = 25, n: int = 64,
-                    seed: int = 0, device: torch.device = torch.device("cpu")) -> dict[str, Any]:
+                    seed: int = 0, device: torch.device | str = "cpu") -> dict[str, Any]:
     """The drift threshold of this world, measured as ``neuralgym eval`` would but on
     held-out training windows: open-loop rollouts from K real frames with the recorded
     actions, scored with the dream's own drift (the root of the summed squared per-step

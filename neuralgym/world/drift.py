@@ -76,7 +76,8 @@ class DriftResetPolicy:
         if isinstance(value, dict):
             unknown = set(value) - {"mode", "threshold", "max_horizon", "hysteresis"}
             if unknown:
-                raise ValueError(f"drift_policy dict has unknown keys {sorted(unknown)}; expected mode, threshold, max_horizon, hysteresis")
+                raise ValueError(f"drift_policy dict has unknown keys {sorted(unknown)}; "
+                                 "expected mode, threshold, max_horizon, hysteresis")
             return replace(base, **value)
         raise TypeError(f"drift_policy must be a str, dict or DriftResetPolicy, got {type(value).__name__}")
 

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from neuralgym.common.threads import torch_threads
 from neuralgym.common.window import Pacer, require_pygame, upscale
 from neuralgym.tools.play.args import add_arguments, parse_args
