@@ -323,8 +323,8 @@ def bad_weight_files(spec: WorldSpec, tmp_path: Path) -> dict[str, Path]:
 def force_termination(env_core) -> Callable[[], None]:
     inner = env_core.model.forward
 
-    def terminating(frames, actions):
-        out = dict(inner(frames, actions))
+    def terminating(frames, actions, start=None):
+        out = dict(inner(frames, actions, start))
         out["term_logit"] = torch.full_like(out["term_logit"], 60.0)
         return out
 
@@ -333,7 +333,8 @@ def force_termination(env_core) -> Callable[[], None]:
 
 
 # ================================================================== numerics
-def nan_outputs(frames: torch.Tensor, actions: torch.Tensor) -> dict[str, torch.Tensor]:
-    b, _, c, h, w = frames.shape
+def nan_outputs(frames: torch.Tensor, actions: torch.Tensor, start: int | None = None) -> dict[str, torch.Tensor]:
+    b, h, w = frames.shape[0], frames.shape[-2], frames.shape[-1]
+    c = frames.shape[2] if frames.dim() == 5 else frames.shape[1] // actions.shape[1]  # a ring: K C channels
     nan = torch.full((b,), float("nan"))
     return {"frame": torch.full((b, c, h, w), float("nan")), "reward": nan, "term_logit": nan, "log_err": nan}

@@ -81,8 +81,8 @@ def never_terminating(core: DreamCore) -> Callable[[], None]:
     """Make the model's termination head say "no" always (so only drift and time limits end episodes)."""
     inner = core.model.forward
 
-    def forward(frames: torch.Tensor, actions: torch.Tensor) -> dict[str, torch.Tensor]:
-        out = dict(inner(frames, actions))
+    def forward(frames: torch.Tensor, actions: torch.Tensor, start: int | None = None) -> dict[str, torch.Tensor]:
+        out = dict(inner(frames, actions, start))
         out["term_logit"] = torch.full_like(out["term_logit"], -60.0)
         return out
 
@@ -159,8 +159,8 @@ def test_reanchor_lanes_swaps_in_the_nearest_real_window(spec: WorldSpec) -> Non
     bank_frames, bank_actions = core._anchor_frames, core._anchor_actions
     assert len(bank_frames) >= 2
     # lane 0: a real window, a little disturbed; lane 2: another window's newest frame only
-    core.frames[0] = (bank_frames[1] + 0.01).clamp(0, 1)
-    core.frames[2] = bank_frames[0][-1:].expand_as(core.frames[2])
+    core.history.write(torch.tensor([0]), (bank_frames[1] + 0.01).clamp(0, 1)[None])
+    core.history.write(torch.tensor([2]), bank_frames[0][-1:].expand_as(bank_frames[0])[None])
     core.dream_step[:] = 7
     core.over[:] = 2
     core.drift_sq[:] = 9.0

@@ -199,8 +199,8 @@ def test_nan_log_err_still_gives_finite_drift(spec: WorldSpec) -> None:
     env.reset(seed=0)
     inner = env.unwrapped.core.model.forward
 
-    def nan_err(frames, actions):
-        out = dict(inner(frames, actions))
+    def nan_err(frames, actions, start=None):
+        out = dict(inner(frames, actions, start))
         out["log_err"] = torch.full_like(out["log_err"], float("nan"))
         return out
 
@@ -216,8 +216,8 @@ def test_out_of_range_frames_are_clamped(spec: WorldSpec, value: float, expected
     env.reset(seed=0)
     inner = env.unwrapped.core.model.forward
 
-    def out_of_range(frames, actions):
-        out = dict(inner(frames, actions))
+    def out_of_range(frames, actions, start=None):
+        out = dict(inner(frames, actions, start))
         out["frame"] = torch.full_like(out["frame"], value)
         return out
 

@@ -40,9 +40,9 @@ def count_model_calls(env) -> list[int]:
     calls: list[int] = []
     inner = model.forward
 
-    def counting(frames, actions):
+    def counting(frames, actions, start=None):
         calls.append(frames.shape[0])
-        return inner(frames, actions)
+        return inner(frames, actions, start)
 
     model.forward = counting
     return calls

@@ -35,6 +35,7 @@ from neuralgym.dream.memory import check_lanes_fit
 from neuralgym.dream.predictor import Predictor
 from neuralgym.dream.prompt import Prompt, validate_prompt
 from neuralgym.world.drift import DriftResetPolicy
+from neuralgym.dream.history import FrameRing
 from neuralgym.world.spaces import (ResetNeededError, action_space_for, encode_actions, observation_space_for,
                                     validate_action, validate_action_batch)
 from neuralgym.world.spec import WorldSpec
@@ -104,7 +105,7 @@ class DreamCore:
         k, (h, w, c), a = spec.context_length, spec.obs_shape, spec.actions.model_dim
         self.k, self.shape, self.action_dim = k, (h, w, c), a
         n, dev = self.num_envs, self.device
-        self.frames = torch.zeros(n, k, c, h, w, device=dev)  # float on the 8-bit grid
+        self.history = FrameRing(n, k, c, h, w, dev)  # the last K frames, float on the 8-bit grid
         self.actions = torch.zeros(n, k - 1, a, device=dev)  # the K-1 actions between the frames
         self.t = np.zeros(n, np.int64)
         self.dream_step = np.zeros(n, np.int64)
@@ -136,6 +137,11 @@ class DreamCore:
                                         + np.log(max(1, train_cfg.get("terminal_oversample", 1))))
 
     @property
+    def frames(self) -> torch.Tensor:
+        """Every lane's last K frames, (N, K, C, H, W) oldest first (a copy; :attr:`history` holds them)."""
+        return self.history.ordered()
+
+    @property
     def context_length(self) -> int:
         return self.k
 
@@ -163,6 +169,8 @@ class DreamCore:
         frame). Returns every lane's observation (N, C, H, W) and the start info."""
         self.seed(seed, rng)
         mask = np.ones(self.num_envs, bool) if lanes is None else np.asarray(lanes, bool)
+        if mask.all():  # every history is rewritten: the ring starts over, so a seeded reset repeats exactly
+            self.history.start = 0
         if isinstance(prompt, list):
             plain = mask & np.array([p is None for p in prompt])
             self.reset_lanes(plain)
@@ -186,14 +194,14 @@ class DreamCore:
         if prompt is None:
             pick = torch.as_tensor(rng.integers(0, len(self._starts), size=len(idx)), device=self.device)
             first = self._starts[pick]  # (n, C, H, W)
-            self.frames[idx_t] = first[:, None].expand(-1, k, -1, -1, -1)
+            self.history.write(idx_t, first[:, None].expand(-1, k, -1, -1, -1))
             self.actions[idx_t] = 0.0
             if self.anchor_starts > 0:
                 mid = rng.random(len(idx)) < self.anchor_starts
                 if mid.any():
                     at = torch.as_tensor(idx[mid], device=self.device)
                     window = torch.as_tensor(rng.integers(0, len(self._anchor_frames), size=int(mid.sum())), device=self.device)
-                    self.frames[at] = self._anchor_frames[window]
+                    self.history.write(at, self._anchor_frames[window])
                     self.actions[at] = self._anchor_actions[window]
         else:
             frames, codes = prompt
@@ -202,7 +210,7 @@ class DreamCore:
             f = torch.cat([f[:1].expand(pad, -1, -1, -1), f]) if pad else f
             a = torch.from_numpy(codes).to(self.device)
             a = torch.cat([torch.zeros(pad, self.action_dim, device=self.device), a]) if pad else a
-            self.frames[idx_t] = f[None]
+            self.history.write(idx_t, f[None])
             self.actions[idx_t] = a[None]
         self.t[idx] = 0
         self.dream_step[idx] = 0
@@ -216,10 +224,10 @@ class DreamCore:
         if len(idx) == 0 or len(self._anchor_frames) == 0:
             return
         idx_t = torch.as_tensor(idx, device=self.device)
-        newest = self.frames[idx_t, -1].flatten(1)  # (n, CHW)
+        newest = self.history.newest(idx_t).flatten(1)  # (n, CHW)
         bank = self._anchor_frames[:, -1].flatten(1)  # (M, CHW)
         nearest = torch.cdist(newest, bank).argmin(dim=1)
-        self.frames[idx_t] = self._anchor_frames[nearest]
+        self.history.write(idx_t, self._anchor_frames[nearest])
         self.actions[idx_t] = self._anchor_actions[nearest]
         self.dream_step[idx] = 0
         self.over[idx] = 0
@@ -290,10 +298,13 @@ class DreamCore:
         drift_reset and nonfinite arrays (fresh, for the caller to edit)."""
         acts = torch.cat([self.actions, codes[:, None]], dim=1)  # (N, K, A)
         with autocast(self.precision, self.device):
-            out = self.predict(self.frames, acts)
+            if self.predict.compiled:  # one graph: the frames in time order
+                out = self.predict(self.history.ordered(), acts)
+            else:  # the ring as it lies
+                out = self.predict(self.history.buf, acts, start=self.history.start)
         frame = torch.round(out["frame"].clamp(0.0, 1.0) * 255.0)  # (N, C, H, W) on the 8-bit grid (clamp keeps NaN)
         finite = torch.isfinite(frame).flatten(1).all(dim=1) & torch.isfinite(out["term_logit"]) & torch.isfinite(out["reward"])
-        frame = torch.where(finite[:, None, None, None], frame, self.frames[:, -1] * 255.0)
+        frame = torch.where(finite[:, None, None, None], frame, self.history.newest() * 255.0)
         logit = torch.nan_to_num(out["term_logit"]) - self._term_logit_offset
         if self.temperature > 0:
             p = torch.sigmoid(logit / self.temperature)
@@ -312,7 +323,7 @@ class DreamCore:
         drift = predicted_rmse(out["log_err"])  # grey levels
         drift = torch.where(finite, drift, torch.full_like(drift, 255.0))
         frame_u8 = frame.to(torch.uint8)
-        self.frames = torch.cat([self.frames[:, 1:], (frame / 255.0)[:, None]], dim=1)
+        self.history.push(frame / 255.0)
         self.actions = torch.cat([self.actions[:, 1:], codes[:, None]], dim=1)
         # one host sync for the small per-lane results (the frames stay on the device)
         small = torch.stack([reward, term.float(), drift, finite.float()], dim=1).cpu().numpy()
@@ -338,7 +349,7 @@ class DreamCore:
 
     def observe(self) -> torch.Tensor:
         """The newest frame of every lane, (N, C, H, W) uint8 on the device."""
-        return torch.round(self.frames[:, -1] * 255.0).to(torch.uint8)
+        return torch.round(self.history.newest() * 255.0).to(torch.uint8)
 
     def close(self) -> None:
         """Forget the last observations: stepping needs a reset again."""

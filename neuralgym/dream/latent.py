@@ -145,7 +145,7 @@ class LatentObservation(gym.Wrapper):
         obs, info = self.env.reset(**kwargs)
         core = getattr(self.env.unwrapped, "core", None)
         if core is not None:  # a dream: its own context (a padded start frame, a prompt or an anchor window)
-            self._frames = core.frames[:1].to(self.encoder.device).clone()
+            self._frames = core.history.ordered(slice(0, 1)).to(self.encoder.device)
             self._actions = core.actions[:1].to(self.encoder.device).clone()
         else:
             f = self._frame(obs)
@@ -185,7 +185,7 @@ class VecLatent(VecEnvWrapper):
         core = getattr(self.venv, "core", None)
         if core is not None:  # a dream: its own context (a padded start frame or an anchor window)
             at = idx.to(core.device)
-            self._frames[idx] = core.frames[at].to(self.encoder.device)
+            self._frames[idx] = core.history.ordered(at).to(self.encoder.device)
             self._hist_actions[idx] = core.actions[at].to(self.encoder.device)
             return
         f = self._to_tensor(obs[lanes])

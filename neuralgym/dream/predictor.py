@@ -27,11 +27,17 @@ class Predictor:
         self._call = torch.compile(model, dynamic=False, mode=mode) if compile else model
         self._pending = compile  # the first call of a compiled model builds it
 
-    def __call__(self, frames: torch.Tensor, actions: torch.Tensor) -> dict[str, torch.Tensor]:
+    @property
+    def compiled(self) -> bool:
+        return self._call is not self.model
+
+    def __call__(self, frames: torch.Tensor, actions: torch.Tensor, start: int | None = None) -> dict[str, torch.Tensor]:
+        """``frames`` and ``start`` as :meth:`WorldModel.forward` takes them (a compiled model:
+        frames in time order, ``start`` None)."""
         if not self._pending:
-            return self._call(frames, actions)
+            return self._call(frames, actions, start)
         try:
-            out = self._call(frames, actions)
+            out = self._call(frames, actions, start)
         except Exception as err:
             first_line = str(err).splitlines()[0] if str(err) else ""
             warnings.warn(
@@ -40,6 +46,6 @@ class Predictor:
                 stacklevel=4,
             )
             self._call = self.model
-            out = self.model(frames, actions)
+            out = self.model(frames, actions, start)
         self._pending = False
         return out
