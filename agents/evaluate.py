@@ -46,7 +46,9 @@ class PolicyEnsemble:
             return actions[pick, np.arange(actions.shape[1])], None
         if isinstance(self.action_space, spaces.Discrete):
             with torch.no_grad():
-                probs = [m.policy.get_distribution(m.policy.obs_to_tensor(obs)[0]).distribution.probs for m in self.models]
+                probs = [
+                    m.policy.get_distribution(m.policy.obs_to_tensor(obs)[0]).distribution.probs for m in self.models
+                ]
             return torch.stack(probs).mean(dim=0).argmax(dim=-1).cpu().numpy(), None
         return np.mean([m.predict(obs, deterministic=True)[0] for m in self.models], axis=0), None
 
@@ -69,8 +71,18 @@ def evaluate(model_path: str, env_id: str, episodes: int, seed: int, determinist
     meta_path = zip_path.with_suffix(".json")
     meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {"obs": "pixels"}
     # evaluation runs the env as it is (its own drift policy); only the observation pipeline is rebuilt
-    env = make_env(env_id, meta["obs"], 1, seed, meta.get("weights"), meta.get("temperature"), 0.0, "cpu",
-                   meta.get("drift_policy"), mirror=meta.get("mirror", False))
+    env = make_env(
+        env_id,
+        meta["obs"],
+        1,
+        seed,
+        meta.get("weights"),
+        meta.get("temperature"),
+        0.0,
+        "cpu",
+        meta.get("drift_policy"),
+        mirror=meta.get("mirror", False),
+    )
     model = load_agent(zip_path, meta, seed)
     returns, lengths = [], []
     obs = env.reset()
@@ -81,10 +93,20 @@ def evaluate(model_path: str, env_id: str, episodes: int, seed: int, determinist
             returns.append(float(infos[0]["episode"]["r"]))
             lengths.append(int(infos[0]["episode"]["l"]))
     env.close()
-    return {"env": env_id, "model": str(zip_path), "obs": meta["obs"], "members": len(getattr(model, "models", [model])),
-            "episodes": episodes, "seed": seed,
-            "mean": float(np.mean(returns)), "std": float(np.std(returns)), "min": float(np.min(returns)),
-            "max": float(np.max(returns)), "mean_length": float(np.mean(lengths)), "returns": returns}
+    return {
+        "env": env_id,
+        "model": str(zip_path),
+        "obs": meta["obs"],
+        "members": len(getattr(model, "models", [model])),
+        "episodes": episodes,
+        "seed": seed,
+        "mean": float(np.mean(returns)),
+        "std": float(np.std(returns)),
+        "min": float(np.min(returns)),
+        "max": float(np.max(returns)),
+        "mean_length": float(np.mean(lengths)),
+        "returns": returns,
+    }
 
 
 def main() -> None:
@@ -100,7 +122,9 @@ def main() -> None:
     if args.json:
         print(json.dumps(r))
     else:
-        print(f"{r['env']}: {r['mean']:.1f} ± {r['std']:.1f} over {r['episodes']} episodes (min {r['min']:.0f}, max {r['max']:.0f})")
+        print(
+            f"{r['env']}: {r['mean']:.1f} ± {r['std']:.1f} over {r['episodes']} episodes (min {r['min']:.0f}, max {r['max']:.0f})"
+        )
 
 
 if __name__ == "__main__":

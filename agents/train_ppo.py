@@ -68,25 +68,71 @@ from neuralgym.world.catalog import get_spec
 # The other recipes keep "none", chosen before that measurement and not re-tuned since.
 RECIPES: dict[tuple[str, str], dict] = {
     ("cartpole", "latent"): dict(
-        timesteps=600_000, n_envs=16, drift_policy="truncate", members=3, compile=True, mirror=True,
-        ppo=dict(n_steps=64, batch_size=256, n_epochs=10, learning_rate=1e-3, gamma=0.98, gae_lambda=0.8,
-                 clip_range=0.2, ent_coef=0.0, policy_kwargs=dict(net_arch=[64, 64])),
+        timesteps=600_000,
+        n_envs=16,
+        drift_policy="truncate",
+        members=3,
+        compile=True,
+        mirror=True,
+        ppo=dict(
+            n_steps=64,
+            batch_size=256,
+            n_epochs=10,
+            learning_rate=1e-3,
+            gamma=0.98,
+            gae_lambda=0.8,
+            clip_range=0.2,
+            ent_coef=0.0,
+            policy_kwargs=dict(net_arch=[64, 64]),
+        ),
     ),
     ("cartpole", "pixels"): dict(
-        timesteps=200_000, n_envs=8, drift_policy="none",
-        ppo=dict(n_steps=128, batch_size=256, n_epochs=4, learning_rate=2.5e-4, gamma=0.98, gae_lambda=0.9,
-                 clip_range=0.2, ent_coef=0.01),
+        timesteps=200_000,
+        n_envs=8,
+        drift_policy="none",
+        ppo=dict(
+            n_steps=128,
+            batch_size=256,
+            n_epochs=4,
+            learning_rate=2.5e-4,
+            gamma=0.98,
+            gae_lambda=0.9,
+            clip_range=0.2,
+            ent_coef=0.01,
+        ),
     ),
     # Pong and CarRacing: first recipes (SB3 zoo-like settings on the latent), not yet tuned
     ("pong", "latent"): dict(
-        timesteps=200_000, n_envs=16, drift_policy="none",
-        ppo=dict(n_steps=128, batch_size=256, n_epochs=4, learning_rate=2.5e-4, gamma=0.99, gae_lambda=0.95,
-                 clip_range=0.1, ent_coef=0.01, policy_kwargs=dict(net_arch=[128, 128])),
+        timesteps=200_000,
+        n_envs=16,
+        drift_policy="none",
+        ppo=dict(
+            n_steps=128,
+            batch_size=256,
+            n_epochs=4,
+            learning_rate=2.5e-4,
+            gamma=0.99,
+            gae_lambda=0.95,
+            clip_range=0.1,
+            ent_coef=0.01,
+            policy_kwargs=dict(net_arch=[128, 128]),
+        ),
     ),
     ("carracing", "latent"): dict(
-        timesteps=200_000, n_envs=16, drift_policy="none",
-        ppo=dict(n_steps=128, batch_size=256, n_epochs=10, learning_rate=3e-4, gamma=0.99, gae_lambda=0.95,
-                 clip_range=0.2, ent_coef=0.0, policy_kwargs=dict(net_arch=[128, 128], log_std_init=-1.0)),
+        timesteps=200_000,
+        n_envs=16,
+        drift_policy="none",
+        ppo=dict(
+            n_steps=128,
+            batch_size=256,
+            n_epochs=10,
+            learning_rate=3e-4,
+            gamma=0.99,
+            gae_lambda=0.95,
+            clip_range=0.2,
+            ent_coef=0.0,
+            policy_kwargs=dict(net_arch=[128, 128], log_std_init=-1.0),
+        ),
     ),
 }
 DEFAULT_RECIPE = RECIPES[("cartpole", "latent")]
@@ -96,9 +142,20 @@ def recipe_for(env_id: str, obs: str) -> dict:
     return RECIPES.get((get_spec(env_id).key, obs), RECIPES[("cartpole", obs)])
 
 
-def make_env(env_id: str, obs: str, n_envs: int, seed: int, weights: str | None, temperature: float | None,
-             penalty: float, device: str, drift_policy: str | None = None, anchor_starts: float = 0.0,
-             compile: bool = False, mirror: bool = False):
+def make_env(
+    env_id: str,
+    obs: str,
+    n_envs: int,
+    seed: int,
+    weights: str | None,
+    temperature: float | None,
+    penalty: float,
+    device: str,
+    drift_policy: str | None = None,
+    anchor_starts: float = 0.0,
+    compile: bool = False,
+    mirror: bool = False,
+):
     """The one vec-env pipeline shared by training and evaluation."""
     kwargs: dict = {"device": device}
     if compile:  # a dream's model under torch.compile (the real env ignores it)
@@ -158,8 +215,19 @@ def train_member(cfg: dict, i: int, seed: int, threads: int) -> dict:
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     np.random.seed(seed)
-    env = make_env(cfg["env"], cfg["obs"], cfg["n_envs"], seed, cfg["weights"], cfg["temperature"],
-                   cfg["uncertainty_penalty"], cfg["device"], cfg["drift_policy"], cfg["anchor_starts"], cfg["compile"])
+    env = make_env(
+        cfg["env"],
+        cfg["obs"],
+        cfg["n_envs"],
+        seed,
+        cfg["weights"],
+        cfg["temperature"],
+        cfg["uncertainty_penalty"],
+        cfg["device"],
+        cfg["drift_policy"],
+        cfg["anchor_starts"],
+        cfg["compile"],
+    )
     if cfg["obs_noise"] > 0:
         env = ObservationNoise(env, cfg["obs_noise"], seed=seed)
     policy = "MlpPolicy" if cfg["obs"] == "latent" else "CnnPolicy"
@@ -170,14 +238,21 @@ def train_member(cfg: dict, i: int, seed: int, threads: int) -> dict:
         ppo["clip_range"] = LinearSchedule(ppo["clip_range"], 0.0, 1.0)
     model = PPO(policy, env, seed=seed, verbose=0, device=agent_device, tensorboard_log=cfg["out"] + "_tb", **ppo)
     t0 = time.time()
-    model.learn(total_timesteps=cfg["timesteps"], progress_bar=i == 0, tb_log_name="ppo" if i == 0 else f"ppo_member{i}")
+    model.learn(
+        total_timesteps=cfg["timesteps"], progress_bar=i == 0, tb_log_name="ppo" if i == 0 else f"ppo_member{i}"
+    )
     wall = time.time() - t0
     if cfg["mirror"]:  # the saved agent acts on the scene and its mirror image (observations: the pair)
         model = symmetrise(model, action_mirror(get_spec(cfg["env"])))
     path = member_path(Path(cfg["out"]), i)
     model.save(str(path))
     env.close()
-    return {"path": path.name, "seed": seed, "wall_seconds": wall, "returns": [float(ep["r"]) for ep in model.ep_info_buffer]}
+    return {
+        "path": path.name,
+        "seed": seed,
+        "wall_seconds": wall,
+        "returns": [float(ep["r"]) for ep in model.ep_info_buffer],
+    }
 
 
 def main() -> None:
@@ -186,28 +261,55 @@ def main() -> None:
     p.add_argument("--obs", choices=["latent", "pixels"], default="latent")
     p.add_argument("--timesteps", type=int, default=None, help="default: the world's recipe (per member)")
     p.add_argument("--n-envs", type=int, default=None, help="default: the world's recipe")
-    p.add_argument("--members", type=int, default=None,
-                   help="PPO agents trained at once, one process each, acting by their mean action probabilities "
-                        "(default: the world's recipe)")
+    p.add_argument(
+        "--members",
+        type=int,
+        default=None,
+        help="PPO agents trained at once, one process each, acting by their mean action probabilities "
+        "(default: the world's recipe)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True, help="output path without extension (OUT.zip, OUT.json)")
     p.add_argument("--weights", default=None, help="world weights (default: the shipped world)")
     p.add_argument("--temperature", type=float, default=None, help="dream stochasticity (default: the env's)")
     p.add_argument("--uncertainty-penalty", type=float, default=0.0, help="dream reward minus this x drift score")
     p.add_argument("--drift-policy", default=None, help="dream drift policy (default: the recipe's)")
-    p.add_argument("--anchor-starts", type=float, default=None,
-                   help="share of dream episodes started from a real window of the anchor bank (default: the recipe's)")
-    p.add_argument("--obs-noise", type=float, default=None,
-                   help="sd of the Gaussian noise added to the latent observations during training (default: the recipe's)")
-    p.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=None,
-                   help="save mirror-symmetric agents: each acts on the mean of its action probabilities for the "
-                        "scene and for its mirror image (--obs latent, a world with [actions] mirror; default: the recipe's)")
-    p.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
-                   help="run the dream's model under torch.compile (default: the recipe's)")
-    p.add_argument("--linear-decay", action=argparse.BooleanOptionalAction, default=None,
-                   help="decay the learning rate and the clip range linearly to 0 over training (default: the recipe's)")
-    p.add_argument("--device", default="cpu",
-                   help="device of the world model, and of the CNN policy in pixel mode (latent-mode MLPs stay on CPU)")
+    p.add_argument(
+        "--anchor-starts",
+        type=float,
+        default=None,
+        help="share of dream episodes started from a real window of the anchor bank (default: the recipe's)",
+    )
+    p.add_argument(
+        "--obs-noise",
+        type=float,
+        default=None,
+        help="sd of the Gaussian noise added to the latent observations during training (default: the recipe's)",
+    )
+    p.add_argument(
+        "--mirror",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="save mirror-symmetric agents: each acts on the mean of its action probabilities for the "
+        "scene and for its mirror image (--obs latent, a world with [actions] mirror; default: the recipe's)",
+    )
+    p.add_argument(
+        "--compile",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="run the dream's model under torch.compile (default: the recipe's)",
+    )
+    p.add_argument(
+        "--linear-decay",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="decay the learning rate and the clip range linearly to 0 over training (default: the recipe's)",
+    )
+    p.add_argument(
+        "--device",
+        default="cpu",
+        help="device of the world model, and of the CNN policy in pixel mode (latent-mode MLPs stay on CPU)",
+    )
     args = p.parse_args()
 
     recipe = recipe_for(args.env, args.obs)
@@ -216,18 +318,30 @@ def main() -> None:
         raise SystemExit(f"error: --members must be >= 1, got {members}")
     obs_noise = recipe.get("obs_noise", 0.0) if args.obs_noise is None else args.obs_noise
     if obs_noise < 0 or (obs_noise > 0 and args.obs != "latent"):
-        raise SystemExit(f"error: --obs-noise must be >= 0, and applies to --obs latent only (got {obs_noise} for {args.obs})")
+        raise SystemExit(
+            f"error: --obs-noise must be >= 0, and applies to --obs latent only (got {obs_noise} for {args.obs})"
+        )
     mirror = recipe.get("mirror", False) if args.mirror is None else args.mirror
     if mirror and (args.obs != "latent" or get_spec(args.env).actions.mirror is None):
-        raise SystemExit(f"error: --mirror needs --obs latent and a world whose spec declares [actions] mirror "
-                         f"(got --obs {args.obs}, world {get_spec(args.env).key!r})")
+        raise SystemExit(
+            f"error: --mirror needs --obs latent and a world whose spec declares [actions] mirror "
+            f"(got --obs {args.obs}, world {get_spec(args.env).key!r})"
+        )
     cfg = {
-        "env": args.env, "obs": args.obs, "weights": str(Path(args.weights).resolve()) if args.weights else None,
-        "temperature": args.temperature, "uncertainty_penalty": args.uncertainty_penalty,
+        "env": args.env,
+        "obs": args.obs,
+        "weights": str(Path(args.weights).resolve()) if args.weights else None,
+        "temperature": args.temperature,
+        "uncertainty_penalty": args.uncertainty_penalty,
         "drift_policy": args.drift_policy or recipe["drift_policy"],
         "anchor_starts": recipe.get("anchor_starts", 0.0) if args.anchor_starts is None else args.anchor_starts,
-        "obs_noise": obs_noise, "mirror": mirror, "timesteps": args.timesteps or recipe["timesteps"],
-        "n_envs": args.n_envs or recipe["n_envs"], "device": args.device, "out": args.out, "ppo": recipe["ppo"],
+        "obs_noise": obs_noise,
+        "mirror": mirror,
+        "timesteps": args.timesteps or recipe["timesteps"],
+        "n_envs": args.n_envs or recipe["n_envs"],
+        "device": args.device,
+        "out": args.out,
+        "ppo": recipe["ppo"],
         "compile": recipe.get("compile", False) if args.compile is None else args.compile,
         "linear_decay": recipe.get("linear_decay", False) if args.linear_decay is None else args.linear_decay,
     }
@@ -245,11 +359,30 @@ def main() -> None:
     wall = time.time() - t0
     returns = [r for res in results for r in res["returns"]]
     meta = {
-        "env": args.env, "obs": args.obs, "frame_stack": 4 if args.obs == "pixels" else 1,
-        **{k: cfg[k] for k in ("weights", "temperature", "uncertainty_penalty", "drift_policy", "anchor_starts",
-                               "obs_noise", "mirror", "timesteps", "n_envs", "compile", "linear_decay")},
-        "seed": args.seed, "members": [r["path"] for r in results], "member_seeds": seeds,
-        "wall_seconds": wall, "member_wall_seconds": [r["wall_seconds"] for r in results],
+        "env": args.env,
+        "obs": args.obs,
+        "frame_stack": 4 if args.obs == "pixels" else 1,
+        **{
+            k: cfg[k]
+            for k in (
+                "weights",
+                "temperature",
+                "uncertainty_penalty",
+                "drift_policy",
+                "anchor_starts",
+                "obs_noise",
+                "mirror",
+                "timesteps",
+                "n_envs",
+                "compile",
+                "linear_decay",
+            )
+        },
+        "seed": args.seed,
+        "members": [r["path"] for r in results],
+        "member_seeds": seeds,
+        "wall_seconds": wall,
+        "member_wall_seconds": [r["wall_seconds"] for r in results],
         "train_return_last100": float(np.mean(returns)) if returns else None,
     }
     Path(str(args.out) + ".json").write_text(json.dumps(meta, indent=2))

@@ -16,22 +16,27 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 AGENTS = REPO_ROOT / "agents"
 sys.path.insert(0, str(AGENTS))
 import evaluate  # noqa: E402
-import train_ppo  # noqa: E402
 
 from neuralgym.dream.latent import LATENT_DIMS  # noqa: E402
 
+import train_ppo  # noqa: E402
+
 
 def run_script(name: str, args: list[str], env: dict[str, str]) -> str:
-    proc = subprocess.run([sys.executable, str(AGENTS / name), *args], env=env, cwd=REPO_ROOT, capture_output=True,
-                          text=True, timeout=240)
+    proc = subprocess.run(
+        [sys.executable, str(AGENTS / name), *args], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=240
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout
 
 
 def test_train_in_the_dream_then_evaluate_in_reality(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
     out = tmp_path / "agent"
-    run_script("train_ppo.py", ["--env", "neuralgym/CartPole-v0", "--timesteps", "512", "--n-envs", "4", "--seed", "3",
-                                "--out", str(out)], subprocess_env)
+    run_script(
+        "train_ppo.py",
+        ["--env", "neuralgym/CartPole-v0", "--timesteps", "512", "--n-envs", "4", "--seed", "3", "--out", str(out)],
+        subprocess_env,
+    )
     meta = json.loads(out.with_suffix(".json").read_text())
     assert out.with_suffix(".zip").is_file() and (tmp_path / "agent_tb").is_dir()
     # the CartPole latent recipe: an ensemble of three agents trained in truncated dreams,
@@ -46,8 +51,21 @@ def test_train_in_the_dream_then_evaluate_in_reality(tmp_path: Path, subprocess_
     assert meta["member_seeds"][0] == 3 and len(set(meta["member_seeds"])) == 3
     assert sorted(p.name for p in (tmp_path / "agent_tb").iterdir()) == ["ppo_1", "ppo_member1_1", "ppo_member2_1"]
 
-    stdout = run_script("evaluate.py", ["--model", str(out.with_suffix(".zip")), "--env", "neuralgym/CartPole-real-v0",
-                                        "--episodes", "3", "--seed", "5", "--json"], subprocess_env)
+    stdout = run_script(
+        "evaluate.py",
+        [
+            "--model",
+            str(out.with_suffix(".zip")),
+            "--env",
+            "neuralgym/CartPole-real-v0",
+            "--episodes",
+            "3",
+            "--seed",
+            "5",
+            "--json",
+        ],
+        subprocess_env,
+    )
     report = json.loads(stdout.strip().splitlines()[-1])
     assert report["episodes"] == 3 and len(report["returns"]) == 3 and report["members"] == 3
     assert report["mean"] == pytest.approx(np.mean(report["returns"])) and report["std"] >= 0.0
@@ -56,9 +74,29 @@ def test_train_in_the_dream_then_evaluate_in_reality(tmp_path: Path, subprocess_
 
 def test_train_options_are_recorded_and_checked(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
     out = tmp_path / "agent"
-    run_script("train_ppo.py", ["--env", "neuralgym/CartPole-v0", "--timesteps", "256", "--n-envs", "2",
-                                "--obs-noise", "0.2", "--anchor-starts", "0.5", "--members", "1", "--linear-decay",
-                                "--no-compile", "--no-mirror", "--out", str(out)], subprocess_env)
+    run_script(
+        "train_ppo.py",
+        [
+            "--env",
+            "neuralgym/CartPole-v0",
+            "--timesteps",
+            "256",
+            "--n-envs",
+            "2",
+            "--obs-noise",
+            "0.2",
+            "--anchor-starts",
+            "0.5",
+            "--members",
+            "1",
+            "--linear-decay",
+            "--no-compile",
+            "--no-mirror",
+            "--out",
+            str(out),
+        ],
+        subprocess_env,
+    )
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["obs_noise"] == 0.2 and meta["anchor_starts"] == 0.5
     assert meta["mirror"] is False
@@ -70,28 +108,83 @@ def test_train_options_are_recorded_and_checked(tmp_path: Path, subprocess_env: 
     assert agent.lr_schedule(0.0) == pytest.approx(0.0)
     assert meta["members"] == ["agent.zip"] and sorted(p.name for p in tmp_path.glob("*.zip")) == ["agent.zip"]
     assert agent.observation_space.shape == (LATENT_DIMS,) and type(agent.policy).__name__ == "ActorCriticPolicy"
-    proc = subprocess.run([sys.executable, str(AGENTS / "train_ppo.py"), "--env", "neuralgym/Pong-v0", "--mirror",
-                           "--out", str(out)], env=subprocess_env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(AGENTS / "train_ppo.py"), "--env", "neuralgym/Pong-v0", "--mirror", "--out", str(out)],
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode != 0 and "--mirror needs --obs latent and a world whose spec declares" in proc.stderr
-    proc = subprocess.run([sys.executable, str(AGENTS / "train_ppo.py"), "--env", "neuralgym/CartPole-v0", "--obs-noise",
-                           "-1", "--out", str(out)], env=subprocess_env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(AGENTS / "train_ppo.py"),
+            "--env",
+            "neuralgym/CartPole-v0",
+            "--obs-noise",
+            "-1",
+            "--out",
+            str(out),
+        ],
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode != 0 and "--obs-noise must be >= 0" in proc.stderr
-    proc = subprocess.run([sys.executable, str(AGENTS / "train_ppo.py"), "--env", "neuralgym/CartPole-v0", "--members",
-                           "0", "--out", str(out)], env=subprocess_env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(AGENTS / "train_ppo.py"),
+            "--env",
+            "neuralgym/CartPole-v0",
+            "--members",
+            "0",
+            "--out",
+            str(out),
+        ],
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode != 0 and "--members must be >= 1" in proc.stderr
     # an ensemble whose member file went missing is refused by name, not evaluated as a smaller one
     meta["members"] = ["agent.zip", "agent.member1.zip"]
     out.with_suffix(".json").write_text(json.dumps(meta))
-    proc = subprocess.run([sys.executable, str(AGENTS / "evaluate.py"), "--model", str(out.with_suffix(".zip")),
-                           "--env", "neuralgym/CartPole-real-v0"], env=subprocess_env, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(AGENTS / "evaluate.py"),
+            "--model",
+            str(out.with_suffix(".zip")),
+            "--env",
+            "neuralgym/CartPole-real-v0",
+        ],
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode != 0 and "agent.member1.zip" in proc.stderr
 
 
 def test_evaluate_refuses_a_missing_agent(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
-    proc = subprocess.run([sys.executable, str(AGENTS / "evaluate.py"), "--model", str(tmp_path / "nope.zip"),
-                           "--env", "neuralgym/CartPole-real-v0"], env=subprocess_env, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(AGENTS / "evaluate.py"),
+            "--model",
+            str(tmp_path / "nope.zip"),
+            "--env",
+            "neuralgym/CartPole-real-v0",
+        ],
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode != 0 and "no agent at" in proc.stderr
 
 
