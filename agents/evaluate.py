@@ -48,8 +48,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.json:
         print(json.dumps(r))
     else:
-        print(f"{r['env']}: {r['mean']:.1f} ± {r['std']:.1f} over {r['episodes']} episodes "
-              f"(min {r['min']:.0f}, max {r['max']:.0f})")
+        print(
+            f"{r['env']}: {r['mean']:.1f} ± {r['std']:.1f} over {r['episodes']} episodes "
+            f"(min {r['min']:.0f}, max {r['max']:.0f})"
+        )
 
 
 if __name__ == "__main__":

@@ -70,11 +70,24 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     spec = get_spec(args.env)
     try:
-        recipe = recipe_for(spec, args.obs).replace(timesteps=args.timesteps, n_envs=args.n_envs, members=args.members,
-                                                    mirror=args.mirror, compile=args.compile,
-                                                    drift_policy=args.drift_policy)
-        run = AgentRun(recipe=recipe, env_id=args.env, out=args.out, seed=args.seed, weights=args.weights,
-                       device=args.device, temperature=args.temperature, uncertainty_penalty=args.uncertainty_penalty)
+        recipe = recipe_for(spec, args.obs).replace(
+            timesteps=args.timesteps,
+            n_envs=args.n_envs,
+            members=args.members,
+            mirror=args.mirror,
+            compile=args.compile,
+            drift_policy=args.drift_policy,
+        )
+        run = AgentRun(
+            recipe=recipe,
+            env_id=args.env,
+            out=args.out,
+            seed=args.seed,
+            weights=args.weights,
+            device=args.device,
+            temperature=args.temperature,
+            uncertainty_penalty=args.uncertainty_penalty,
+        )
         meta = train_agent(run)
     except ValueError as e:
         sys.exit(f"error: {e}")

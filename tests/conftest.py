@@ -8,8 +8,8 @@ import os
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # pygame never opens a window in tests
 os.environ.setdefault("MPLBACKEND", "Agg")
 
+from collections.abc import Callable  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Callable  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -26,7 +26,9 @@ def cartpole_spec() -> WorldSpec:
     return get_spec("cartpole")
 
 
-def collect_into(spec: WorldSpec, out: Path, steps: int, seed: int = 0, policy: str = "random") -> list[tuple[int, int]]:
+def collect_into(
+    spec: WorldSpec, out: Path, steps: int, seed: int = 0, policy: str = "random"
+) -> list[tuple[int, int]]:
     """Run :func:`neuralgym.training.collect.collect` to completion; return what it yielded."""
     from neuralgym.training.collect import collect
 

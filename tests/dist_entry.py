@@ -62,7 +62,9 @@ def _install_hooks() -> None:
             return count_fn(*args, **kwargs)
 
         train_mod.rollout_loss = counting
-        atexit.register(lambda: print(f"dist_entry: rank {rank} computed {counted[0]} steps", file=sys.stderr, flush=True))
+        atexit.register(
+            lambda: print(f"dist_entry: rank {rank} computed {counted[0]} steps", file=sys.stderr, flush=True)
+        )
 
     sleep = float(env("NEURALGYM_TEST_STEP_SLEEP", "0"))
     fail = env("NEURALGYM_TEST_FAIL_RANK") is not None and int(env("NEURALGYM_TEST_FAIL_RANK")) == rank

@@ -22,16 +22,20 @@ AGENTS = REPO_ROOT / "agents"
 
 
 def run_script(name: str, args: list[str], env: dict[str, str]) -> str:
-    proc = subprocess.run([sys.executable, str(AGENTS / name), *args], env=env, cwd=REPO_ROOT, capture_output=True,
-                          text=True, timeout=240)
+    proc = subprocess.run(
+        [sys.executable, str(AGENTS / name), *args], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=240
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
     return proc.stdout
 
 
 def test_train_in_the_dream_then_evaluate_in_reality(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
     out = tmp_path / "agent"
-    run_script("train_ppo.py", ["--env", "neuralgym/CartPole-v0", "--timesteps", "512", "--n-envs", "4", "--seed", "3",
-                                "--out", str(out)], subprocess_env)
+    run_script(
+        "train_ppo.py",
+        ["--env", "neuralgym/CartPole-v0", "--timesteps", "512", "--n-envs", "4", "--seed", "3", "--out", str(out)],
+        subprocess_env,
+    )
     meta = json.loads(out.with_suffix(".json").read_text())
     assert out.with_suffix(".zip").is_file() and (tmp_path / "agent_tb").is_dir()
     # the CartPole latent recipe: an ensemble of three agents trained in truncated dreams,
@@ -46,8 +50,21 @@ def test_train_in_the_dream_then_evaluate_in_reality(tmp_path: Path, subprocess_
     assert meta["member_seeds"][0] == 3 and len(set(meta["member_seeds"])) == 3
     assert sorted(p.name for p in (tmp_path / "agent_tb").iterdir()) == ["ppo_1", "ppo_member1_1", "ppo_member2_1"]
 
-    stdout = run_script("evaluate.py", ["--model", str(out.with_suffix(".zip")), "--env", "neuralgym/CartPole-real-v0",
-                                        "--episodes", "3", "--seed", "5", "--json"], subprocess_env)
+    stdout = run_script(
+        "evaluate.py",
+        [
+            "--model",
+            str(out.with_suffix(".zip")),
+            "--env",
+            "neuralgym/CartPole-real-v0",
+            "--episodes",
+            "3",
+            "--seed",
+            "5",
+            "--json",
+        ],
+        subprocess_env,
+    )
     report = json.loads(stdout.strip().splitlines()[-1])
     assert report["episodes"] == 3 and len(report["returns"]) == 3 and report["members"] == 3
     assert report["mean"] == pytest.approx(np.mean(report["returns"])) and report["std"] >= 0.0
@@ -56,34 +73,92 @@ def test_train_in_the_dream_then_evaluate_in_reality(tmp_path: Path, subprocess_
 
 def test_train_options_are_recorded_and_checked(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
     out = tmp_path / "agent"
-    run_script("train_ppo.py", ["--env", "neuralgym/CartPole-v0", "--timesteps", "256", "--n-envs", "2",
-                                "--members", "1", "--no-compile", "--no-mirror", "--drift-policy", "none",
-                                "--out", str(out)], subprocess_env)
+    run_script(
+        "train_ppo.py",
+        [
+            "--env",
+            "neuralgym/CartPole-v0",
+            "--timesteps",
+            "256",
+            "--n-envs",
+            "2",
+            "--members",
+            "1",
+            "--no-compile",
+            "--no-mirror",
+            "--drift-policy",
+            "none",
+            "--out",
+            str(out),
+        ],
+        subprocess_env,
+    )
     meta = json.loads(out.with_suffix(".json").read_text())
     assert meta["mirror"] is False and meta["compile"] is False and meta["drift_policy"] == "none"
     agent = PPO.load(str(out.with_suffix(".zip")), device="cpu")
     assert agent.learning_rate == pytest.approx(recipe_for(get_spec("cartpole")).ppo.learning_rate)
     assert meta["members"] == ["agent.zip"] and sorted(p.name for p in tmp_path.glob("*.zip")) == ["agent.zip"]
     assert agent.observation_space.shape == (LATENT_DIMS,) and type(agent.policy).__name__ == "ActorCriticPolicy"
-    proc = subprocess.run([sys.executable, str(AGENTS / "train_ppo.py"), "--env", "neuralgym/Pong-v0", "--mirror",
-                           "--out", str(out)], env=subprocess_env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, str(AGENTS / "train_ppo.py"), "--env", "neuralgym/Pong-v0", "--mirror", "--out", str(out)],
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode != 0 and "needs a world whose spec declares [actions] mirror" in proc.stderr
-    proc = subprocess.run([sys.executable, str(AGENTS / "train_ppo.py"), "--env", "neuralgym/CartPole-v0", "--members",
-                           "0", "--out", str(out)], env=subprocess_env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(AGENTS / "train_ppo.py"),
+            "--env",
+            "neuralgym/CartPole-v0",
+            "--members",
+            "0",
+            "--out",
+            str(out),
+        ],
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode != 0 and "members must be an int >= 1" in proc.stderr
     # an ensemble whose member file went missing is refused by name, not evaluated as a smaller one
     meta["members"] = ["agent.zip", "agent.member1.zip"]
     out.with_suffix(".json").write_text(json.dumps(meta))
-    proc = subprocess.run([sys.executable, str(AGENTS / "evaluate.py"), "--model", str(out.with_suffix(".zip")),
-                           "--env", "neuralgym/CartPole-real-v0"], env=subprocess_env, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(AGENTS / "evaluate.py"),
+            "--model",
+            str(out.with_suffix(".zip")),
+            "--env",
+            "neuralgym/CartPole-real-v0",
+        ],
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode != 0 and "agent.member1.zip" in proc.stderr
 
 
 def test_evaluate_refuses_a_missing_agent(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
-    proc = subprocess.run([sys.executable, str(AGENTS / "evaluate.py"), "--model", str(tmp_path / "nope.zip"),
-                           "--env", "neuralgym/CartPole-real-v0"], env=subprocess_env, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(AGENTS / "evaluate.py"),
+            "--model",
+            str(tmp_path / "nope.zip"),
+            "--env",
+            "neuralgym/CartPole-real-v0",
+        ],
+        env=subprocess_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode != 0 and "no agent at" in proc.stderr
 
 

@@ -73,17 +73,31 @@ def test_threshold_maximises_youdens_j(seed: int) -> None:
 def tiny(cartpole_spec: WorldSpec) -> tuple[WorldModel, WorldSpec]:
     h, w, c = cartpole_spec.obs_shape
     torch.manual_seed(0)
-    config = WorldModelConfig(height=h, width=w, channels=c, context=cartpole_spec.context_length,
-                              action_dim=cartpole_spec.actions.model_dim, fine_width=8, coarse_width=8)
+    config = WorldModelConfig(
+        height=h,
+        width=w,
+        channels=c,
+        context=cartpole_spec.context_length,
+        action_dim=cartpole_spec.actions.model_dim,
+        fine_width=8,
+        coarse_width=8,
+    )
     return WorldModel(config).eval(), cartpole_spec
 
 
 def episodes(spec: WorldSpec, lengths: list[int], seed: int = 0) -> list[Episode]:
     """Episodes of random frames and actions (a fresh model predicts them badly, at varying error)."""
     rng = np.random.default_rng(seed)
-    return [Episode(rng.integers(0, 256, (n + 1, *spec.obs_shape), dtype=np.uint8),
-                    rng.integers(0, spec.actions.n, n), np.ones(n, np.float32), np.zeros(n, bool), np.zeros(n, bool))
-            for n in lengths]
+    return [
+        Episode(
+            rng.integers(0, 256, (n + 1, *spec.obs_shape), dtype=np.uint8),
+            rng.integers(0, spec.actions.n, n),
+            np.ones(n, np.float32),
+            np.zeros(n, bool),
+            np.zeros(n, bool),
+        )
+        for n in lengths
+    ]
 
 
 def frame_psnrs(model: WorldModel, ds: WindowDataset, monkeypatch: pytest.MonkeyPatch, **kw) -> np.ndarray:

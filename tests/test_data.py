@@ -8,8 +8,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import pytest
@@ -77,8 +77,9 @@ def test_episode_file_holds_world_and_checksum(dataset_300: Path) -> None:
         assert str(z["world"]) == "cartpole" and len(str(z["sha256"])) == 64
 
 
-def test_flipped_bytes_raise_dataset_error_naming_the_file(dataset_300: Path, tmp_path: Path,
-                                                           cartpole_spec: WorldSpec) -> None:
+def test_flipped_bytes_raise_dataset_error_naming_the_file(
+    dataset_300: Path, tmp_path: Path, cartpole_spec: WorldSpec
+) -> None:
     data = copy_dataset(dataset_300, tmp_path / "data")
     victim = episode_paths(data)[1]
     raw = bytearray(victim.read_bytes())
@@ -115,8 +116,13 @@ def test_tampered_arrays_fail_the_checksum(dataset_300: Path, tmp_path: Path) ->
 def test_wrong_world_and_wrong_shape_are_rejected(dataset_300: Path, tmp_path: Path, cartpole_spec: WorldSpec) -> None:
     with pytest.raises(DatasetError, match="expected 'pong'"):
         load_episode(episode_paths(dataset_300)[0], world="pong")
-    odd = Episode(np.zeros((3, 48, 48, 1), np.uint8), np.zeros(2, np.int64), np.zeros(2, np.float32),
-                  np.zeros(2, bool), np.array([False, True]))
+    odd = Episode(
+        np.zeros((3, 48, 48, 1), np.uint8),
+        np.zeros(2, np.int64),
+        np.zeros(2, np.float32),
+        np.zeros(2, bool),
+        np.array([False, True]),
+    )
     save_episode(tmp_path / "episode_000000.npz", odd, "cartpole")
     with pytest.raises(DatasetError, match="shape"):
         load_dataset(tmp_path, cartpole_spec)
@@ -131,8 +137,13 @@ def test_empty_or_missing_folder_is_a_dataset_error(tmp_path: Path, cartpole_spe
 
 def test_save_load_roundtrip(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
-    ep = Episode(rng.integers(0, 256, (4, 40, 40, 3), dtype=np.uint8), rng.uniform(-1, 1, (3, 2)).astype(np.float32),
-                 rng.normal(size=3).astype(np.float32), np.array([False, False, True]), np.zeros(3, bool))
+    ep = Episode(
+        rng.integers(0, 256, (4, 40, 40, 3), dtype=np.uint8),
+        rng.uniform(-1, 1, (3, 2)).astype(np.float32),
+        rng.normal(size=3).astype(np.float32),
+        np.array([False, False, True]),
+        np.zeros(3, bool),
+    )
     path = tmp_path / "episode_000000.npz"
     save_episode(path, ep, "toy")
     back = load_episode(path, world="toy")
@@ -141,8 +152,9 @@ def test_save_load_roundtrip(tmp_path: Path) -> None:
     assert [p.name for p in tmp_path.iterdir()] == [path.name]  # no temporary file left behind
 
 
-def test_resume_continues_without_rewriting(dataset_300: Path, tmp_path: Path, cartpole_spec: WorldSpec,
-                                            run_collect: RunCollect) -> None:
+def test_resume_continues_without_rewriting(
+    dataset_300: Path, tmp_path: Path, cartpole_spec: WorldSpec, run_collect: RunCollect
+) -> None:
     data = copy_dataset(dataset_300, tmp_path / "data")
     before = digests(episode_paths(data))
     before_mtimes = {p.name: p.stat().st_mtime_ns for p in episode_paths(data)}
@@ -161,8 +173,9 @@ def test_resume_continues_without_rewriting(dataset_300: Path, tmp_path: Path, c
     assert digests(episode_paths(fresh)) == after
 
 
-def test_leftover_temporary_files_are_ignored_and_cleaned(dataset_300: Path, tmp_path: Path,
-                                                          cartpole_spec: WorldSpec, run_collect: RunCollect) -> None:
+def test_leftover_temporary_files_are_ignored_and_cleaned(
+    dataset_300: Path, tmp_path: Path, cartpole_spec: WorldSpec, run_collect: RunCollect
+) -> None:
     data = copy_dataset(dataset_300, tmp_path / "data")
     n = len(episode_paths(data))
     stale = data / f".episode_{n:06d}.npz.tmp12345"
@@ -187,8 +200,22 @@ def start_collector_and_kill(data: Path, env: dict[str, str], cwd: Path) -> None
     """Run ``neuralgym collect`` in a child process and SIGKILL it just as a new episode
     name appears. A writer that wrote straight to the final name would usually be caught
     mid-write here (compressing and fsyncing an episode takes milliseconds)."""
-    cmd = [sys.executable, "-m", "neuralgym", "collect", "cartpole", "--steps", "1000000", "--policy", "random",
-           "--seed", "3", "--out", str(data), "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "neuralgym",
+        "collect",
+        "cartpole",
+        "--steps",
+        "1000000",
+        "--policy",
+        "random",
+        "--seed",
+        "3",
+        "--out",
+        str(data),
+        "--no-progress",
+    ]
     have = len(episode_paths(data))
     proc = subprocess.Popen(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -202,9 +229,9 @@ def start_collector_and_kill(data: Path, env: dict[str, str], cwd: Path) -> None
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
-def test_kill_9_mid_collection_leaves_only_whole_episodes(tmp_path: Path, cartpole_spec: WorldSpec,
-                                                          subprocess_env: dict[str, str],
-                                                          run_collect: RunCollect) -> None:
+def test_kill_9_mid_collection_leaves_only_whole_episodes(
+    tmp_path: Path, cartpole_spec: WorldSpec, subprocess_env: dict[str, str], run_collect: RunCollect
+) -> None:
     data = tmp_path / "data"
     before: dict[str, str] = {}
     for _ in range(3):  # kill, resume, kill again: each round must leave whole episodes only

@@ -69,26 +69,64 @@ class Run:
 
 
 def child_env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+    }
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
-    env.update(OMP_NUM_THREADS="1", SDL_VIDEODRIVER="dummy", NEURALGYM_TEST_VAL_N="8", NEURALGYM_TEST_NO_CLIP="1",
-               NEURALGYM_TEST_LOG_IDS="1", NEURALGYM_DIST_TIMEOUT="60")
+    env.update(
+        OMP_NUM_THREADS="1",
+        SDL_VIDEODRIVER="dummy",
+        NEURALGYM_TEST_VAL_N="8",
+        NEURALGYM_TEST_NO_CLIP="1",
+        NEURALGYM_TEST_LOG_IDS="1",
+        NEURALGYM_DIST_TIMEOUT="60",
+    )
     env.update(extra)
     return env
 
 
 def command(nproc: int, data: Path, root: Path, *extra: str) -> list[str]:
     launcher = [] if nproc == 1 else ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc)]
-    return [sys.executable, *launcher, str(ENTRY), "train", "cartpole", "--data", str(data), "--steps", str(STEPS),
-            "--batch-size", str(BATCH), "--rollout-max", "2", "--device", "cpu", "--checkpoint-every", "2",
-            "--run-dir", str(root / "run"), "--out", str(root / "w.safetensors"), "--no-progress", "--json", *extra]
+    return [
+        sys.executable,
+        *launcher,
+        str(ENTRY),
+        "train",
+        "cartpole",
+        "--data",
+        str(data),
+        "--steps",
+        str(STEPS),
+        "--batch-size",
+        str(BATCH),
+        "--rollout-max",
+        "2",
+        "--device",
+        "cpu",
+        "--checkpoint-every",
+        "2",
+        "--run-dir",
+        str(root / "run"),
+        "--out",
+        str(root / "w.safetensors"),
+        "--no-progress",
+        "--json",
+        *extra,
+    ]
 
 
 def launch(nproc: int, data: Path, root: Path, *extra: str, timeout: float = LAUNCH_TIMEOUT, **env: str) -> Run:
     root.mkdir(parents=True, exist_ok=True)
-    proc = subprocess.run(command(nproc, data, root, *extra), env=child_env(**env), cwd=REPO_ROOT,
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        command(nproc, data, root, *extra),
+        env=child_env(**env),
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     return Run(root, proc)
 
 
@@ -165,7 +203,10 @@ def test_two_processes_train_what_one_does(single: Run, ddp: Run) -> None:
     assert r2["loss"] == pytest.approx(r1["loss"], rel=1e-5, abs=1e-6)
     # the gradients (unclipped here, so a scale error would show): Adam's moments
     c1, c2 = checkpoint(single.run_dir), checkpoint(ddp.run_dir)
-    assert c1["step"] == c2["step"] == STEPS and c1["sampler"] == c2["sampler"] == {"epoch": 0, "position": STEPS * BATCH}
+    assert c1["step"] == c2["step"] == STEPS and c1["sampler"] == c2["sampler"] == {
+        "epoch": 0,
+        "position": STEPS * BATCH,
+    }
     for i, s1 in c1["optimizer"]["state"].items():
         s2 = c2["optimizer"]["state"][i]
         for key in ("exp_avg", "exp_avg_sq"):
@@ -212,8 +253,15 @@ def test_a_dead_rank_ends_the_job(tiny_dataset: Path, tmp_path: Path) -> None:
 def test_a_stuck_rank_times_out(tiny_dataset: Path, tmp_path: Path) -> None:
     """Rank 1 hangs (alive, silent) at step 2: after NEURALGYM_DIST_TIMEOUT seconds rank 0's
     all-reduce fails, and the job ends with an error instead of hanging forever."""
-    run = launch(2, tiny_dataset, tmp_path, NEURALGYM_TEST_FAIL_RANK="1", NEURALGYM_TEST_FAIL_STEP="2",
-                 NEURALGYM_TEST_FAIL_MODE="hang", NEURALGYM_DIST_TIMEOUT="5")
+    run = launch(
+        2,
+        tiny_dataset,
+        tmp_path,
+        NEURALGYM_TEST_FAIL_RANK="1",
+        NEURALGYM_TEST_FAIL_STEP="2",
+        NEURALGYM_TEST_FAIL_MODE="hang",
+        NEURALGYM_DIST_TIMEOUT="5",
+    )
     err = run.proc.stderr
     assert run.proc.returncode != 0, err[-4000:]
     assert "dist_entry: rank 1 failing (hang) at step 2" in err
@@ -232,8 +280,14 @@ def test_a_killed_job_resumes_where_it_stopped(ddp: Run, tiny_dataset: Path, tmp
     root = tmp_path / "killed"
     root.mkdir()
     cmd = command(2, tiny_dataset, root, "--checkpoint-every", "1")  # the later flag wins
-    proc = subprocess.Popen(cmd, env=child_env(NEURALGYM_TEST_PID_DIR=str(pids), NEURALGYM_TEST_STEP_SLEEP="1"),
-                            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd,
+        env=child_env(NEURALGYM_TEST_PID_DIR=str(pids), NEURALGYM_TEST_STEP_SLEEP="1"),
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + LAUNCH_TIMEOUT
         ckpt = root / "run" / "checkpoint.pt"
@@ -281,10 +335,12 @@ def test_ranks_that_disagree_fail_together(tiny_dataset: Path, tmp_path: Path) -
     procs = []
     for rank in (0, 1):
         cmd = command(1, tiny_dataset, tmp_path, "--steps", str(STEPS + rank))
-        env = child_env(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", RANK=str(rank),
-                        LOCAL_RANK=str(rank))
-        procs.append(subprocess.Popen(cmd, env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                      text=True))
+        env = child_env(
+            MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank)
+        )
+        procs.append(
+            subprocess.Popen(cmd, env=env, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        )
     try:
         outs = [p.communicate(timeout=LAUNCH_TIMEOUT) for p in procs]
     finally:
@@ -294,7 +350,9 @@ def test_ranks_that_disagree_fail_together(tiny_dataset: Path, tmp_path: Path) -
                 p.communicate()
     for p, (_out, err) in zip(procs, outs):
         assert p.returncode == 2, err[-4000:]
-        assert (f"error: ranks disagree on the training setup: rank 0 vs rank 1: config.steps: {STEPS} vs "
-                f"{STEPS + 1}; every node needs the same command line and the same data") in err.splitlines(), err
+        assert (
+            f"error: ranks disagree on the training setup: rank 0 vs rank 1: config.steps: {STEPS} vs "
+            f"{STEPS + 1}; every node needs the same command line and the same data"
+        ) in err.splitlines(), err
         assert "Traceback" not in err and "terminate called" not in err, err
     assert not (tmp_path / "run").exists() and not (tmp_path / "w.safetensors").exists()

@@ -59,8 +59,10 @@ def test_mode_none_counts_but_never_acts() -> None:
     assert over.tolist() == [1, 1]
 
 
-@pytest.mark.parametrize("fields", [{"hysteresis": 0}, {"max_horizon": -1}, {"threshold": -1.0},
-                                    {"threshold": float("nan")}, {"mode": "explode"}])
+@pytest.mark.parametrize(
+    "fields",
+    [{"hysteresis": 0}, {"max_horizon": -1}, {"threshold": -1.0}, {"threshold": float("nan")}, {"mode": "explode"}],
+)
 def test_bad_policies_are_refused(fields: dict) -> None:
     with pytest.raises(ValueError):
         DriftResetPolicy(**fields)
@@ -107,8 +109,12 @@ def run_until_drift_reset(env: gym.Env, steps: int) -> list[dict]:
 @pytest.mark.parametrize("spec", WORLDS)
 def test_dream_truncates_after_hysteresis_steps(spec: WorldSpec) -> None:
     # threshold 0: every step is over it (drift > 0 always), so hysteresis alone sets the step
-    env = gym.make(spec.dream_id, device="cpu", max_episode_steps=50,
-                   drift_policy={"mode": "truncate", "threshold": 0.0, "hysteresis": 3})
+    env = gym.make(
+        spec.dream_id,
+        device="cpu",
+        max_episode_steps=50,
+        drift_policy={"mode": "truncate", "threshold": 0.0, "hysteresis": 3},
+    )
     infos = run_until_drift_reset(env, 10)
     assert len(infos) == 3 and [i["drift_reset"] for i in infos] == [False, False, True]
     assert infos[-1]["truncated"] and not infos[-1]["terminated"] and infos[-1]["dream_step"] == 3
@@ -116,8 +122,12 @@ def test_dream_truncates_after_hysteresis_steps(spec: WorldSpec) -> None:
 
 @pytest.mark.parametrize("spec", WORLDS)
 def test_dream_truncates_at_max_horizon(spec: WorldSpec) -> None:
-    env = gym.make(spec.dream_id, device="cpu", max_episode_steps=50,
-                   drift_policy={"mode": "truncate", "threshold": float("inf"), "max_horizon": 5})
+    env = gym.make(
+        spec.dream_id,
+        device="cpu",
+        max_episode_steps=50,
+        drift_policy={"mode": "truncate", "threshold": float("inf"), "max_horizon": 5},
+    )
     infos = run_until_drift_reset(env, 20)
     assert len(infos) == 5 and infos[-1]["drift_reset"] and infos[-1]["truncated"] and infos[-1]["dream_step"] == 5
     assert not any(i["drift_reset"] for i in infos[:-1])
@@ -125,8 +135,12 @@ def test_dream_truncates_at_max_horizon(spec: WorldSpec) -> None:
 
 @pytest.mark.parametrize("spec", WORLDS)
 def test_dream_reanchors_every_max_horizon_steps_and_goes_on(spec: WorldSpec) -> None:
-    env = gym.make(spec.dream_id, device="cpu", max_episode_steps=50,
-                   drift_policy={"mode": "reanchor", "threshold": float("inf"), "max_horizon": 4})
+    env = gym.make(
+        spec.dream_id,
+        device="cpu",
+        max_episode_steps=50,
+        drift_policy={"mode": "reanchor", "threshold": float("inf"), "max_horizon": 4},
+    )
     infos = run_until_drift_reset(env, 13)
     assert len(infos) == 13 and not any(i["truncated"] or i["terminated"] for i in infos)
     assert [i["drift_reset"] for i in infos] == [t % 4 == 3 for t in range(13)]
@@ -137,8 +151,13 @@ def test_dream_reanchors_every_max_horizon_steps_and_goes_on(spec: WorldSpec) ->
 
 @pytest.mark.parametrize("spec", WORLDS)
 def test_vector_lanes_reanchor_apart(spec: WorldSpec) -> None:
-    env = gym.make_vec(spec.dream_id, num_envs=3, device="cpu", max_episode_steps=50,
-                       drift_policy={"mode": "reanchor", "threshold": 0.0, "hysteresis": 2})
+    env = gym.make_vec(
+        spec.dream_id,
+        num_envs=3,
+        device="cpu",
+        max_episode_steps=50,
+        drift_policy={"mode": "reanchor", "threshold": 0.0, "hysteresis": 2},
+    )
     env.reset(seed=1)
     core = env.unwrapped.core
     never_terminating(core)

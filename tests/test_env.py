@@ -19,8 +19,7 @@ from stable_baselines3.common.env_checker import check_env as sb3_check_env
 import neuralgym
 from neuralgym.world.spec import WorldSpec
 
-from worlds import SPECS, WORLDS
-
+from worlds import WORLDS
 
 
 def make_real(spec: WorldSpec, **kwargs) -> gym.Env:
@@ -68,8 +67,9 @@ def test_ids_registered_with_vector_entry_point(spec: WorldSpec) -> None:
 @pytest.mark.parametrize("render_mode", ["rgb_array", "human"])
 @pytest.mark.parametrize("which", ["dream", "real"])
 @pytest.mark.parametrize("spec", WORLDS)
-def test_gymnasium_check_env_passes_without_warnings(spec: WorldSpec, which: str, render_mode: str,
-                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+def test_gymnasium_check_env_passes_without_warnings(
+    spec: WorldSpec, which: str, render_mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # check_env(skip_render_check=False) also builds an env in every declared render mode,
     # "human" included, so the viewer must be importable either way
     human_viewer_or_skip(monkeypatch)
@@ -87,13 +87,18 @@ def test_gymnasium_check_env_passes_without_warnings(spec: WorldSpec, which: str
 @pytest.mark.parametrize("which", ["dream", "real"])
 @pytest.mark.parametrize("spec", WORLDS)
 def test_sb3_check_env_passes_without_warnings(spec: WorldSpec, which: str) -> None:
-    env = gym.make(spec.dream_id, render_mode="rgb_array") if which == "dream" else make_real(spec, render_mode="rgb_array")
+    env = (
+        gym.make(spec.dream_id, render_mode="rgb_array")
+        if which == "dream"
+        else make_real(spec, render_mode="rgb_array")
+    )
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             sb3_check_env(env.unwrapped, warn=True, skip_render_check=False)
-        if spec.actions.kind == "box" and (list(spec.actions.low) != [-1.0] * spec.actions.n
-                                           or list(spec.actions.high) != [1.0] * spec.actions.n):
+        if spec.actions.kind == "box" and (
+            list(spec.actions.low) != [-1.0] * spec.actions.n or list(spec.actions.high) != [1.0] * spec.actions.n
+        ):
             # SB3's advice to rescale a Box to [-1, 1]: a world keeps its source's own action
             # box (CarRacing: steer [-1, 1], gas and brake [0, 1]) so actions mean what they say
             caught = [w for w in caught if "symmetric and normalized Box action space" not in str(w.message)]
@@ -239,9 +244,9 @@ def test_prompt_with_1_to_k_frames_and_actions(spec: WorldSpec, n_actions: str) 
     frames, actions = real_rollout(spec, k + 1, seed=5)  # K+1 frames: the K-frame prompt has an action before it
     for n in range(1, k + 1):
         prompt = frames[-n:]
-        acts = actions[len(actions) - (n - 1):] if n > 1 else []
+        acts = actions[len(actions) - (n - 1) :] if n > 1 else []
         if n_actions == "n":
-            acts = actions[len(actions) - n:]
+            acts = actions[len(actions) - n :]
         obs, info = dream.reset(seed=0, options={"frames": prompt, "actions": acts})
         assert mad(obs, prompt[-1]) < 8 / 255, f"n={n}"
         assert info["dream_step"] == 0

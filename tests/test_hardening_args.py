@@ -77,18 +77,32 @@ def test_bad_num_envs(spec: WorldSpec, num_envs: Any) -> None:
 def test_bad_device(spec: WorldSpec, device: Any) -> None:
     if isinstance(device, str) and device.startswith("cuda") and torch.cuda.is_available():
         pytest.skip("CUDA is available here")
-    for make in (lambda: gym.make(spec.dream_id, device=device), lambda: gym.make_vec(spec.dream_id, num_envs=2, device=device),
-                 lambda: neuralgym.make_sb3_vec_env(spec.dream_id, 2, device=device)):
+    for make in (
+        lambda: gym.make(spec.dream_id, device=device),
+        lambda: gym.make_vec(spec.dream_id, num_envs=2, device=device),
+        lambda: neuralgym.make_sb3_vec_env(spec.dream_id, 2, device=device),
+    ):
         err = rejected(make)
         if device in ("cuda", "cuda:0"):
             assert "cuda" in str(err).lower()
 
 
-@pytest.mark.parametrize("kwargs", [
-    {"temperature": -1.0}, {"temperature": float("nan")}, {"temperature": "hot"}, {"drift_policy": "bogus"},
-    {"drift_policy": 5}, {"drift_policy": {"mode": "explode"}}, {"drift_policy": {"bogus": 1}},
-    {"drift_policy": {"threshold": -1.0}}, {"drift_policy": {"hysteresis": 0}}, {"render_mode": "bogus"},
-], ids=repr)
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"temperature": -1.0},
+        {"temperature": float("nan")},
+        {"temperature": "hot"},
+        {"drift_policy": "bogus"},
+        {"drift_policy": 5},
+        {"drift_policy": {"mode": "explode"}},
+        {"drift_policy": {"bogus": 1}},
+        {"drift_policy": {"threshold": -1.0}},
+        {"drift_policy": {"hysteresis": 0}},
+        {"render_mode": "bogus"},
+    ],
+    ids=repr,
+)
 @pytest.mark.filterwarnings("ignore:.*render_mode='bogus'.*:UserWarning")  # gymnasium's own note before ours raises
 @pytest.mark.parametrize("spec", WORLDS)
 def test_bad_constructor_arguments(spec: WorldSpec, kwargs: dict[str, Any]) -> None:
@@ -115,7 +129,10 @@ def test_bad_weight_files_raise_value_error_naming_the_file(spec: WorldSpec, tmp
             assert isinstance(err, WeightsError), (name, err)
             assert str(path) in str(err), f"{name}: the message does not name the file: {err}"
     # the vector and SB3 faces raise the same
-    for make in (lambda p: gym.make_vec(spec.dream_id, num_envs=2, weights=p), lambda p: neuralgym.make_sb3_vec_env(spec.dream_id, 2, weights=p)):
+    for make in (
+        lambda p: gym.make_vec(spec.dream_id, num_envs=2, weights=p),
+        lambda p: neuralgym.make_sb3_vec_env(spec.dream_id, 2, weights=p),
+    ):
         for name in ("truncated", "another world", "config shapes mismatch"):
             err = rejected(make, str(files[name]), types=(WeightsError,))
             assert str(files[name]) in str(err)

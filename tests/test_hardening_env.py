@@ -70,12 +70,33 @@ def test_discrete_action_forms_accepted(spec: WorldSpec) -> None:
 def test_box_action_validation() -> None:
     space = gym.spaces.Box(np.array([-1, 0], np.float32), np.array([1, 2], np.float32), dtype=np.float32)
     np.testing.assert_array_equal(validate_action(space, [0.5, 1]), np.array([0.5, 1], np.float32))
-    for bad in (None, "ab", ["0.5", "1"], [True, False], [0.5], [[0.5, 1]], [np.nan, 1], [0, 3], [-2, 1], [0, None], {}):
+    for bad in (
+        None,
+        "ab",
+        ["0.5", "1"],
+        [True, False],
+        [0.5],
+        [[0.5, 1]],
+        [np.nan, 1],
+        [0, 3],
+        [-2, 1],
+        [0, None],
+        {},
+    ):
         rejected(validate_action, space, bad)
     from neuralgym.world.spaces import validate_action_batch
 
-    np.testing.assert_array_equal(validate_action_batch(space, [[0, 1], [1, 2]], 2), np.array([[0, 1], [1, 2]], np.float32))
-    for bad in (None, [[0, 1]], [[0, 1], [1, 3]], [[0, 1], [np.inf, 1]], np.ones((2, 2), bool), [["a", "b"], ["c", "d"]]):
+    np.testing.assert_array_equal(
+        validate_action_batch(space, [[0, 1], [1, 2]], 2), np.array([[0, 1], [1, 2]], np.float32)
+    )
+    for bad in (
+        None,
+        [[0, 1]],
+        [[0, 1], [1, 3]],
+        [[0, 1], [np.inf, 1]],
+        np.ones((2, 2), bool),
+        [["a", "b"], ["c", "d"]],
+    ):
         rejected(validate_action_batch, space, bad, 2)
 
 

@@ -12,8 +12,9 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -61,8 +62,9 @@ def one_error_line(capsys: pytest.CaptureFixture[str], *needles: str) -> str:
 
 def dead_pid() -> int:
     """The pid of a process that has exited and been reaped."""
-    out = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True, check=True
+    )
     return int(out.stdout)
 
 
@@ -70,8 +72,14 @@ def tiny_world(spec: WorldSpec, path: Path) -> Path:
     """A small, valid world file of ``spec`` (untrained tensors, one-entry banks)."""
     k, (h, w, c), a = spec.context_length, spec.obs_shape, spec.actions.model_dim
     model = WorldModel(WorldModelConfig(height=h, width=w, channels=c, context=k, action_dim=a))
-    save_world(path, model, spec, np.zeros((1, h, w, c), np.uint8), np.zeros((1, k, h, w, c), np.uint8),
-               np.zeros((1, k - 1, a), np.float32))
+    save_world(
+        path,
+        model,
+        spec,
+        np.zeros((1, h, w, c), np.uint8),
+        np.zeros((1, k, h, w, c), np.uint8),
+        np.zeros((1, k - 1, a), np.float32),
+    )
     return path
 
 
@@ -79,10 +87,17 @@ def tiny_world(spec: WorldSpec, path: Path) -> Path:
 
 
 @pytest.mark.parametrize("key", ["neuralgym.config", "neuralgym.info"])
-def test_deeply_nested_metadata_is_a_weights_error(key: str, cartpole_spec: WorldSpec, tmp_path: Path,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_deeply_nested_metadata_is_a_weights_error(
+    key: str, cartpole_spec: WorldSpec, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = tmp_path / "deep.safetensors"
-    meta = {"neuralgym.world": "cartpole", "neuralgym.config": "{}", "neuralgym.info": "{}", "format": "pt", key: DEEP_JSON}
+    meta = {
+        "neuralgym.world": "cartpole",
+        "neuralgym.config": "{}",
+        "neuralgym.info": "{}",
+        "format": "pt",
+        key: DEEP_JSON,
+    }
     save_file({"model.x": torch.zeros(2)}, str(path), metadata=meta)
     with pytest.raises(WeightsError, match=f"{key}.*nested too deeply"):
         load_world(path, cartpole_spec)
@@ -96,8 +111,9 @@ def test_deeply_nested_metadata_is_a_weights_error(key: str, cartpole_spec: Worl
 
 
 @pytest.mark.parametrize("crop", [[500, 900, 700, 1200], [164, 324, 0, 5000], [0, 401, 0, 600]])
-def test_crop_outside_the_source_frame_is_a_spec_error(crop: list[int], cartpole_spec: WorldSpec,
-                                                       tmp_path: Path) -> None:
+def test_crop_outside_the_source_frame_is_a_spec_error(
+    crop: list[int], cartpole_spec: WorldSpec, tmp_path: Path
+) -> None:
     data = spec_data(cartpole_spec)
     data["preprocess"]["crop"] = crop
     spec = parse_spec(data, "cartpole", cartpole_spec.path)
@@ -138,19 +154,43 @@ def wait_until(predicate: Callable[[], bool], proc: subprocess.Popen, timeout: f
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
-def test_two_collectors_into_one_folder_the_second_is_refused(tmp_path: Path, cartpole_spec: WorldSpec,
-                                                              subprocess_env: dict[str, str]) -> None:
+def test_two_collectors_into_one_folder_the_second_is_refused(
+    tmp_path: Path, cartpole_spec: WorldSpec, subprocess_env: dict[str, str]
+) -> None:
     data = tmp_path / "data"
     lock = data / LOCK_NAME
-    cmd = [sys.executable, "-m", "neuralgym", "collect", "cartpole", "--policy", "random", "--out", str(data),
-           "--no-progress"]
-    first = subprocess.Popen([*cmd, "--steps", "10000000", "--seed", "1"], env=subprocess_env, cwd=tmp_path,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    cmd = [
+        sys.executable,
+        "-m",
+        "neuralgym",
+        "collect",
+        "cartpole",
+        "--policy",
+        "random",
+        "--out",
+        str(data),
+        "--no-progress",
+    ]
+    first = subprocess.Popen(
+        [*cmd, "--steps", "10000000", "--seed", "1"],
+        env=subprocess_env,
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
     try:
-        wait_until(lambda: lock.is_file() and lock.read_text().strip() == str(first.pid)
-                   and len(episode_paths(data)) >= 1, first)
-        second = subprocess.run([*cmd, "--steps", "50", "--seed", "2"], env=subprocess_env, cwd=tmp_path,
-                                capture_output=True, text=True, timeout=120)
+        wait_until(
+            lambda: lock.is_file() and lock.read_text().strip() == str(first.pid) and len(episode_paths(data)) >= 1,
+            first,
+        )
+        second = subprocess.run(
+            [*cmd, "--steps", "50", "--seed", "2"],
+            env=subprocess_env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert second.returncode == 2, second
         err = second.stderr.strip()
         assert len(err.splitlines()) == 1 and err.startswith("error: "), err
@@ -167,8 +207,9 @@ def test_two_collectors_into_one_folder_the_second_is_refused(tmp_path: Path, ca
     assert sum(len(ep) for ep in load_dataset(data, cartpole_spec)) >= have + 10
 
 
-def test_lock_naming_a_live_process_is_respected_and_a_dead_one_taken_over(tmp_path: Path,
-                                                                           cartpole_spec: WorldSpec) -> None:
+def test_lock_naming_a_live_process_is_respected_and_a_dead_one_taken_over(
+    tmp_path: Path, cartpole_spec: WorldSpec
+) -> None:
     data = tmp_path / "data"
     data.mkdir()
     lock = data / LOCK_NAME
@@ -203,14 +244,19 @@ def test_out_that_is_a_file_says_so(tmp_path: Path, capsys: pytest.CaptureFixtur
     out = tmp_path / "taken"
     out.write_bytes(b"a file")
     for target in (out, out / "sub"):
-        assert cli_main(["collect", "cartpole", "--steps", "10", "--policy", "random", "--out", str(target),
-                         "--no-progress"]) == 2
+        assert (
+            cli_main(
+                ["collect", "cartpole", "--steps", "10", "--policy", "random", "--out", str(target), "--no-progress"]
+            )
+            == 2
+        )
         one_error_line(capsys, str(target), "is a file", "not a folder")
     assert out.read_bytes() == b"a file"
 
 
-def test_train_out_a_folder_or_run_dir_a_file_fails_before_training(tiny_dataset: Path, tmp_path: Path,
-                                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_train_out_a_folder_or_run_dir_a_file_fails_before_training(
+    tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     a_file = tmp_path / "file"
     a_file.write_bytes(b"x")
     base = ["train", "cartpole", "--data", str(tiny_dataset), "--steps", "1", "--device", "cpu", "--no-progress"]
@@ -221,8 +267,9 @@ def test_train_out_a_folder_or_run_dir_a_file_fails_before_training(tiny_dataset
     assert not (tmp_path / "run").exists() and not (tmp_path / "w.safetensors").exists()
 
 
-def test_unwritable_out_fails_before_collecting(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                capsys: pytest.CaptureFixture[str]) -> None:
+def test_unwritable_out_fails_before_collecting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     import neuralgym.training.data as data_mod
 
     out = tmp_path / "ro"
@@ -237,8 +284,10 @@ def test_unwritable_out_fails_before_collecting(tmp_path: Path, monkeypatch: pyt
     started: list[bool] = []
     monkeypatch.setattr(data_mod.os, "open", denied)
     monkeypatch.setattr("neuralgym.dream.real.RealWorldEnv.reset", lambda *a, **k: started.append(True))
-    assert cli_main(["collect", "cartpole", "--steps", "10", "--policy", "random", "--out", str(out),
-                     "--no-progress"]) == 2
+    assert (
+        cli_main(["collect", "cartpole", "--steps", "10", "--policy", "random", "--out", str(out), "--no-progress"])
+        == 2
+    )
     one_error_line(capsys, str(out), "not writable")
     assert not started and os.listdir(out) == []
 
@@ -249,8 +298,10 @@ def test_read_only_out_folder_is_refused(tmp_path: Path, capsys: pytest.CaptureF
     out.mkdir()
     out.chmod(0o500)
     try:
-        assert cli_main(["collect", "cartpole", "--steps", "10", "--policy", "random", "--out", str(out),
-                         "--no-progress"]) == 2
+        assert (
+            cli_main(["collect", "cartpole", "--steps", "10", "--policy", "random", "--out", str(out), "--no-progress"])
+            == 2
+        )
         one_error_line(capsys, str(out), "not writable")
     finally:
         out.chmod(0o700)
@@ -279,7 +330,8 @@ def test_steps_is_a_documented_minimum(tmp_path: Path, capsys: pytest.CaptureFix
 
 
 def test_random_bytes_npz_is_not_an_episode_file_and_pickle_is_never_suggested(
-        tmp_path: Path, cartpole_spec: WorldSpec, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, cartpole_spec: WorldSpec, capsys: pytest.CaptureFixture[str]
+) -> None:
     data = tmp_path / "data"
     data.mkdir()
     bad = data / "episode_000000.npz"
@@ -287,9 +339,23 @@ def test_random_bytes_npz_is_not_an_episode_file_and_pickle_is_never_suggested(
     with pytest.raises(DatasetError) as info:
         load_dataset(data, cartpole_spec)
     assert "not an episode file" in str(info.value) and "pickle" not in str(info.value).replace(str(bad), "").lower()
-    for argv in (["train", "cartpole", "--data", str(data), "--steps", "1", "--device", "cpu",
-                  "--run-dir", str(tmp_path / "run"), "--out", str(tmp_path / "w.safetensors")],
-                 ["collect", "cartpole", "--steps", "10", "--policy", "random", "--out", str(data)]):
+    for argv in (
+        [
+            "train",
+            "cartpole",
+            "--data",
+            str(data),
+            "--steps",
+            "1",
+            "--device",
+            "cpu",
+            "--run-dir",
+            str(tmp_path / "run"),
+            "--out",
+            str(tmp_path / "w.safetensors"),
+        ],
+        ["collect", "cartpole", "--steps", "10", "--policy", "random", "--out", str(data)],
+    ):
         assert cli_main(argv) == 2
         err = one_error_line(capsys, str(bad), "not an episode file")
         assert "pickle" not in err.replace(str(bad), "").lower() and "unsafe" not in err.lower()
@@ -298,7 +364,9 @@ def test_random_bytes_npz_is_not_an_episode_file_and_pickle_is_never_suggested(
 
 def test_npz_holding_object_arrays_is_rejected_without_suggesting_to_unpickle(tmp_path: Path) -> None:
     path = tmp_path / "episode_000000.npz"
-    arrays = {k: np.array([{"x": 1}], dtype=object) for k in ("frames", "actions", "rewards", "terminated", "truncated")}
+    arrays = {
+        k: np.array([{"x": 1}], dtype=object) for k in ("frames", "actions", "rewards", "terminated", "truncated")
+    }
     np.savez(path, **arrays, world=np.array("cartpole"), sha256=np.array("0"))
     with pytest.raises(DatasetError) as info:
         load_episode(path)
@@ -308,8 +376,9 @@ def test_npz_holding_object_arrays_is_rejected_without_suggesting_to_unpickle(tm
 # ------------------------------------------------------------------- 7 + 12. train: stale temporaries, file modes
 
 
-def test_train_cleans_killed_writes_and_writes_weights_0644(cartpole_spec: WorldSpec, tiny_dataset: Path,
-                                                            tmp_path: Path) -> None:
+def test_train_cleans_killed_writes_and_writes_weights_0644(
+    cartpole_spec: WorldSpec, tiny_dataset: Path, tmp_path: Path
+) -> None:
     run_dir, out = tmp_path / "run", tmp_path / "w" / "world.safetensors"
     run_dir.mkdir()
     out.parent.mkdir()
@@ -320,9 +389,15 @@ def test_train_cleans_killed_writes_and_writes_weights_0644(cartpole_spec: World
         p.write_bytes(b"half a file")
     old = os.umask(0o022)
     try:
-        train(cartpole_spec, tiny_dataset, out, run_dir,
-              TrainConfig(steps=1, batch_size=4, rollout_max=1, device="cpu", threads=1, eval_every=10**6),
-              resume=True, progress=False)
+        train(
+            cartpole_spec,
+            tiny_dataset,
+            out,
+            run_dir,
+            TrainConfig(steps=1, batch_size=4, rollout_max=1, device="cpu", threads=1, eval_every=10**6),
+            resume=True,
+            progress=False,
+        )
     finally:
         os.umask(old)
     assert not any(p.exists() for p in stale) and live.exists()
@@ -354,13 +429,28 @@ def test_remove_stale_temporaries_keeps_live_writers_and_other_files(tmp_path: P
     assert remove_stale_temporaries(tmp_path / "missing", "checkpoint.pt") == []
 
 
-def test_unreadable_checkpoint_on_resume_is_one_error(cartpole_spec: WorldSpec, tiny_dataset: Path, tmp_path: Path,
-                                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_unreadable_checkpoint_on_resume_is_one_error(
+    cartpole_spec: WorldSpec, tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     (run_dir / "checkpoint.pt").write_bytes(b"not a checkpoint")
-    argv = ["train", "cartpole", "--data", str(tiny_dataset), "--steps", "1", "--device", "cpu", "--resume",
-            "--run-dir", str(run_dir), "--out", str(tmp_path / "w.safetensors"), "--no-progress"]
+    argv = [
+        "train",
+        "cartpole",
+        "--data",
+        str(tiny_dataset),
+        "--steps",
+        "1",
+        "--device",
+        "cpu",
+        "--resume",
+        "--run-dir",
+        str(run_dir),
+        "--out",
+        str(tmp_path / "w.safetensors"),
+        "--no-progress",
+    ]
     assert cli_main(argv) == 2
     one_error_line(capsys, "checkpoint.pt", "not a readable training checkpoint")
     assert not (tmp_path / "w.safetensors").exists()
@@ -379,11 +469,14 @@ def test_init_from_a_folder_or_garbage_is_a_weights_error(cartpole_spec: WorldSp
 # ---------------------------------------------------------------------------- 8. weights= a folder
 
 
-def test_weights_that_is_a_folder_says_so(cartpole_spec: WorldSpec, tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
-    for call in (lambda: load_world(tmp_path, cartpole_spec),
-                 lambda: gym.make("neuralgym/CartPole-v0", weights=str(tmp_path), device="cpu"),
-                 lambda: gym.make_vec("neuralgym/CartPole-v0", num_envs=2, weights=tmp_path, device="cpu")):
+def test_weights_that_is_a_folder_says_so(
+    cartpole_spec: WorldSpec, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for call in (
+        lambda: load_world(tmp_path, cartpole_spec),
+        lambda: gym.make("neuralgym/CartPole-v0", weights=str(tmp_path), device="cpu"),
+        lambda: gym.make_vec("neuralgym/CartPole-v0", num_envs=2, weights=tmp_path, device="cpu"),
+    ):
         with pytest.raises(WeightsError, match="is a folder, not a file: expected a .safetensors file"):
             call()
     assert cli_main(["eval", "cartpole", "--weights", str(tmp_path), "--device", "cpu", "--episodes", "1"]) == 2
@@ -395,9 +488,11 @@ def test_weights_that_is_a_folder_says_so(cartpole_spec: WorldSpec, tmp_path: Pa
 
 
 def test_num_envs_beyond_memory_is_refused_up_front(cartpole_spec: WorldSpec) -> None:
-    for call in (lambda: gym.make_vec("neuralgym/CartPole-v0", num_envs=10**7, device="cpu"),
-                 lambda: DreamCore(cartpole_spec, 10**7, device="cpu"),
-                 lambda: neuralgym.make_sb3_vec_env("neuralgym/CartPole-v0", n_envs=10**7, device="cpu")):
+    for call in (
+        lambda: gym.make_vec("neuralgym/CartPole-v0", num_envs=10**7, device="cpu"),
+        lambda: DreamCore(cartpole_spec, 10**7, device="cpu"),
+        lambda: neuralgym.make_sb3_vec_env("neuralgym/CartPole-v0", n_envs=10**7, device="cpu"),
+    ):
         with pytest.raises(ValueError, match=r"num_envs=10000000 needs at least [\d.]+ TB .* available") as info:
             call()
         assert "fewer lanes" in str(info.value)
@@ -411,18 +506,22 @@ def test_num_envs_beyond_memory_is_refused_up_front(cartpole_spec: WorldSpec) ->
 # ---------------------------------------------------------------------------- 10 + 11. spec bounds, keymap
 
 
-@pytest.mark.parametrize("section, field, value, needle", [
-    ("preprocess", "size", [100000, 100000], f"at most {MAX_FRAME_SIDE}x{MAX_FRAME_SIDE}"),
-    ("preprocess", "size", [64, MAX_FRAME_SIDE + 1], f"at most {MAX_FRAME_SIDE}x{MAX_FRAME_SIDE}"),
-    ("preprocess", "frame_skip", 10**9, "'frame_skip' must be in"),
-    ("preprocess", "reset_noops", [0, 10**12], "'reset_noops' must be"),
-    ("play", "keymap", {"left": 0, "nosuchkey": 1}, "unknown key name 'nosuchkey'"),
-    ("play", "keymap", {"left+nosuchkey": 0}, "unknown key name 'nosuchkey'"),
-    ("play", "keymap", {"left": 7}, "keymap entry 'left'"),
-    ("play", "keymap", {"left": 0, "LEFT": 1}, "name the same keys"),
-])
-def test_spec_values_are_bounded_and_checked_at_load(section: str, field: str, value: Any, needle: str,
-                                                     cartpole_spec: WorldSpec, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "section, field, value, needle",
+    [
+        ("preprocess", "size", [100000, 100000], f"at most {MAX_FRAME_SIDE}x{MAX_FRAME_SIDE}"),
+        ("preprocess", "size", [64, MAX_FRAME_SIDE + 1], f"at most {MAX_FRAME_SIDE}x{MAX_FRAME_SIDE}"),
+        ("preprocess", "frame_skip", 10**9, "'frame_skip' must be in"),
+        ("preprocess", "reset_noops", [0, 10**12], "'reset_noops' must be"),
+        ("play", "keymap", {"left": 0, "nosuchkey": 1}, "unknown key name 'nosuchkey'"),
+        ("play", "keymap", {"left+nosuchkey": 0}, "unknown key name 'nosuchkey'"),
+        ("play", "keymap", {"left": 7}, "keymap entry 'left'"),
+        ("play", "keymap", {"left": 0, "LEFT": 1}, "name the same keys"),
+    ],
+)
+def test_spec_values_are_bounded_and_checked_at_load(
+    section: str, field: str, value: Any, needle: str, cartpole_spec: WorldSpec, tmp_path: Path
+) -> None:
     data = spec_data(cartpole_spec)
     data[section][field] = value
     with pytest.raises(SpecError, match=f"\\[{section}\\]") as info:

@@ -43,7 +43,9 @@ def test_vector_env_rejects_bad_batch_and_changes_nothing(spec: WorldSpec, name:
         a.step(act)
         b.step(act)
     n = int(action_space_for(spec).n)
-    bad = [n if v == "n" else v for v in BAD_BATCHES[name]] if name == "too big" else BAD_BATCHES[name]  # one past the last action
+    bad = (
+        [n if v == "n" else v for v in BAD_BATCHES[name]] if name == "too big" else BAD_BATCHES[name]
+    )  # one past the last action
     rejected(a.step, bad)
     for act in acts[2:]:
         ra, rb = a.step(act), b.step(act)
@@ -54,12 +56,18 @@ def test_vector_env_rejects_bad_batch_and_changes_nothing(spec: WorldSpec, name:
 
 @pytest.mark.parametrize("spec", WORLDS)
 @HYPO
-@given(batch=st.one_of(
-    hnp.arrays(hnp.integer_dtypes(), st.sampled_from([(3,), (3, 1), (2,), (4,)]), elements=st.integers(-1, 2)),
-    hnp.arrays(hnp.floating_dtypes(), st.sampled_from([(3,), (3, 1)]), elements=st.sampled_from([0.0, 1.0, 0.5, -1.0, 2.0])),
-    hnp.arrays(st.one_of(hnp.integer_dtypes(), hnp.floating_dtypes(), hnp.boolean_dtypes()),
-               st.one_of(st.just((3,)), st.just((3, 1)), hnp.array_shapes(min_dims=0, max_dims=2, min_side=0, max_side=4))),
-))
+@given(
+    batch=st.one_of(
+        hnp.arrays(hnp.integer_dtypes(), st.sampled_from([(3,), (3, 1), (2,), (4,)]), elements=st.integers(-1, 2)),
+        hnp.arrays(
+            hnp.floating_dtypes(), st.sampled_from([(3,), (3, 1)]), elements=st.sampled_from([0.0, 1.0, 0.5, -1.0, 2.0])
+        ),
+        hnp.arrays(
+            st.one_of(hnp.integer_dtypes(), hnp.floating_dtypes(), hnp.boolean_dtypes()),
+            st.one_of(st.just((3,)), st.just((3, 1)), hnp.array_shapes(min_dims=0, max_dims=2, min_side=0, max_side=4)),
+        ),
+    )
+)
 def test_vector_any_batch_is_accepted_iff_valid(spec: WorldSpec, batch: np.ndarray) -> None:
     env = _shared_vec(spec.key)
     space = env.single_action_space
@@ -93,8 +101,16 @@ def test_vector_env_rejects_bad_reset_options(spec: WorldSpec, name: str) -> Non
             np.testing.assert_array_equal(x, y)
 
 
-@pytest.mark.parametrize("kwargs", [{"obs_backend": "jax"}, {"autoreset_mode": "bogus"},
-                                    {"autoreset_mode": AutoresetMode.DISABLED}, {"render_mode": "human"}], ids=repr)
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"obs_backend": "jax"},
+        {"autoreset_mode": "bogus"},
+        {"autoreset_mode": AutoresetMode.DISABLED},
+        {"render_mode": "human"},
+    ],
+    ids=repr,
+)
 @pytest.mark.parametrize("spec", WORLDS)
 def test_bad_vector_arguments(spec: WorldSpec, kwargs: dict[str, Any]) -> None:
     rejected(gym.make_vec, spec.dream_id, num_envs=2, **kwargs)
@@ -119,7 +135,7 @@ def test_nonfinite_lane_is_truncated_alone(spec: WorldSpec, broken: str) -> None
 
     def lane1_broken(frames, actions, start=None):
         out = {k: v.clone() for k, v in inner(frames, actions, start).items()}
-        for key in (["frame", "reward", "term_logit"] if broken == "all" else [broken]):
+        for key in ["frame", "reward", "term_logit"] if broken == "all" else [broken]:
             out[key][1] = float("inf") if key == "reward" else float("nan")
         return out
 

@@ -32,8 +32,11 @@ def test_the_model_reads_the_ring_as_it_reads_the_ordered_frames(spec: WorldSpec
     core.reset(seed=0)
     rng = np.random.default_rng(0)
     for _ in range(spec.context_length + 3):  # the ring rotates past its start
-        core.step(np.stack([core.action_space.sample() for _ in range(4)]) if spec.actions.kind == "box"
-                  else rng.integers(0, core.action_space.n, 4))
+        core.step(
+            np.stack([core.action_space.sample() for _ in range(4)])
+            if spec.actions.kind == "box"
+            else rng.integers(0, core.action_space.n, 4)
+        )
         core.reset_lanes(core.needs_reset.copy())  # lanes that ended restart: their histories are rewritten in the ring
     assert core.history.start != 0
     acts = torch.zeros(4, core.k, core.action_dim)

@@ -77,7 +77,7 @@ def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
         path.append(node)
         for nxt in sorted(graph.get(node, ())):
             if state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
+                return path[path.index(nxt) :] + [nxt]
             if nxt not in state and (found := visit(nxt)):
                 return found
         path.pop()
@@ -115,8 +115,10 @@ def problems(root: Path) -> list[str]:
             except ValueError:
                 continue  # reported as its own module
             if theirs > own:
-                found.append(f"{module} ({LAYERS[own]}) imports {target} from a higher layer "
-                             f"({LAYERS[theirs] if theirs < len(LAYERS) else 'the package root'})")
+                found.append(
+                    f"{module} ({LAYERS[own]}) imports {target} from a higher layer "
+                    f"({LAYERS[theirs] if theirs < len(LAYERS) else 'the package root'})"
+                )
     cycle = find_cycle(graph)
     if cycle:
         found.append("import cycle: " + " -> ".join(cycle))
@@ -142,29 +144,39 @@ def fake_package(tmp_path: Path, files: dict[str, str]) -> Path:
 
 
 def test_a_clean_fake_package_passes(tmp_path: Path) -> None:
-    root = fake_package(tmp_path, {
-        "common/a.py": "import os\n",
-        "world/b.py": "from fakegym.common.a import x\nfrom fakegym.common import a\n",
-        "tools/c.py": "def f():\n    from ..world import b\n    import fakegym.dream\n",
-    })
+    root = fake_package(
+        tmp_path,
+        {
+            "common/a.py": "import os\n",
+            "world/b.py": "from fakegym.common.a import x\nfrom fakegym.common import a\n",
+            "tools/c.py": "def f():\n    from ..world import b\n    import fakegym.dream\n",
+        },
+    )
     assert problems(root) == []
 
 
-@pytest.mark.parametrize("source", [
-    "from fakegym.tools.c import f\n",  # a name from a module
-    "from fakegym.tools import c\n",  # a module from a package
-    "import fakegym.tools.c\n",
-    "def lazy():\n    from ..tools import c\n",  # relative, inside a function
-    "from fakegym import register\n",  # the package root is above every layer
-])
+@pytest.mark.parametrize(
+    "source",
+    [
+        "from fakegym.tools.c import f\n",  # a name from a module
+        "from fakegym.tools import c\n",  # a module from a package
+        "import fakegym.tools.c\n",
+        "def lazy():\n    from ..tools import c\n",  # relative, inside a function
+        "from fakegym import register\n",  # the package root is above every layer
+    ],
+)
 def test_an_import_from_a_higher_layer_fails(tmp_path: Path, source: str) -> None:
     root = fake_package(tmp_path, {"world/b.py": source, "tools/c.py": "f = 1\n"})
-    assert any(p.startswith("fakegym.world.b (world) imports fakegym") and "from a higher layer" in p for p in problems(root))
+    assert any(
+        p.startswith("fakegym.world.b (world) imports fakegym") and "from a higher layer" in p for p in problems(root)
+    )
 
 
 def test_a_cycle_fails(tmp_path: Path) -> None:
-    root = fake_package(tmp_path, {"dream/a.py": "from fakegym.dream import b\n",
-                                   "dream/b.py": "def f():\n    from fakegym.dream.a import x\n"})
+    root = fake_package(
+        tmp_path,
+        {"dream/a.py": "from fakegym.dream import b\n", "dream/b.py": "def f():\n    from fakegym.dream.a import x\n"},
+    )
     assert problems(root) == ["import cycle: fakegym.dream.a -> fakegym.dream.b -> fakegym.dream.a"]
 
 

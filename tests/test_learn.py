@@ -8,16 +8,23 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from neuralgym.training.data import episode_paths, load_episode
 from neuralgym.tools.learn import STATE, LearnConfig, learn, learn_config
+from neuralgym.training.data import episode_paths, load_episode
 from neuralgym.world.catalog import get_spec
 
 TINY_AGENT = {"timesteps": 256, "n_envs": 2, "members": 1, "mirror": False, "compile": False, "ppo": {"batch_size": 64}}
 
 
 def tiny(**changes):
-    return {"real_steps": 2600, "iterations": 2, "eval_episodes": 2, "world_steps": 2, "n_envs": 2,
-            "agent": TINY_AGENT, **changes}
+    return {
+        "real_steps": 2600,
+        "iterations": 2,
+        "eval_episodes": 2,
+        "world_steps": 2,
+        "n_envs": 2,
+        "agent": TINY_AGENT,
+        **changes,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +86,9 @@ def test_a_killed_collection_restarts_from_its_first_episode(cartpole_run: tuple
     (out / "worlds" / "world_1.safetensors").unlink()
     again = learn("cartpole", out, resume=True, progress=False, **tiny())
     assert [p.name for p in episode_paths(out / "data")][: len(kept)] == kept
-    assert again["iterations"][0]["collect_steps"] == report["iterations"][0]["collect_steps"]  # the same episodes again
+    assert (
+        again["iterations"][0]["collect_steps"] == report["iterations"][0]["collect_steps"]
+    )  # the same episodes again
     assert again["real_steps"] <= 2600
 
 
@@ -98,8 +107,12 @@ def test_a_new_world_starts_from_scratch(tmp_path: Path) -> None:
     from neuralgym.tools.newworld import write_new_spec
 
     spec_path = write_new_spec("Acrobot-v1", out=tmp_path / "acrobot.toml")
-    report = learn(str(spec_path), tmp_path / "run", progress=False,
-                   **tiny(real_steps=5 * 500 + 2 * 2 * 500, first_steps=300, first_world_steps=3, iterations=2))
+    report = learn(
+        str(spec_path),
+        tmp_path / "run",
+        progress=False,
+        **tiny(real_steps=5 * 500 + 2 * 2 * 500, first_steps=300, first_world_steps=3, iterations=2),
+    )
     its = report["iterations"]
     assert its[0]["world"] == str(tmp_path / "run" / "worlds" / "world_0.safetensors")
     assert report["real_steps"] <= 5 * 500 + 2 * 2 * 500

@@ -57,8 +57,16 @@ def test_the_mirror_latent_is_the_pair_of_a_history_and_its_mirror_image(cartpol
 
 def test_the_policy_is_mirror_symmetric_and_survives_save_and_load(cartpole_spec: WorldSpec, tmp_path) -> None:
     env = neuralgym.make_sb3_vec_env(cartpole_spec.dream_id, 2, seed=0, obs="latent", latent_mirror=True, device="cpu")
-    model = PPO(MirrorSymmetricPolicy, env, n_steps=16, batch_size=16, n_epochs=1, seed=0, device="cpu",
-                policy_kwargs=dict(net_arch=[16], mirror_actions=[1, 0]))
+    model = PPO(
+        MirrorSymmetricPolicy,
+        env,
+        n_steps=16,
+        batch_size=16,
+        n_epochs=1,
+        seed=0,
+        device="cpu",
+        policy_kwargs=dict(net_arch=[16], mirror_actions=[1, 0]),
+    )
     model.learn(32)
     obs = torch.randn(8, 2 * LATENT_DIMS)
     swapped = torch.cat([obs[:, LATENT_DIMS:], obs[:, :LATENT_DIMS]], dim=1)
@@ -86,8 +94,9 @@ def test_the_policy_refuses_what_it_cannot_mirror() -> None:
     with pytest.raises(ValueError, match="needs a Discrete action space"):
         MirrorSymmetricPolicy(box, box, lambda _: 1e-3, mirror_actions=[0])
     with pytest.raises(ValueError, match="flat observations of even size"):
-        MirrorSymmetricPolicy(gym.spaces.Box(-1.0, 1.0, (3,), np.float32), gym.spaces.Discrete(2), lambda _: 1e-3,
-                              mirror_actions=[1, 0])
+        MirrorSymmetricPolicy(
+            gym.spaces.Box(-1.0, 1.0, (3,), np.float32), gym.spaces.Discrete(2), lambda _: 1e-3, mirror_actions=[1, 0]
+        )
 
 
 def test_symmetrise_keeps_the_network_and_acts_on_both_views(cartpole_spec: WorldSpec, tmp_path) -> None:
@@ -96,13 +105,16 @@ def test_symmetrise_keeps_the_network_and_acts_on_both_views(cartpole_spec: Worl
     from neuralgym.dream.mirror import symmetrise
 
     env = neuralgym.make_sb3_vec_env(cartpole_spec.dream_id, 2, seed=0, obs="latent", device="cpu")
-    plain = PPO("MlpPolicy", env, n_steps=16, batch_size=16, n_epochs=1, seed=0, device="cpu",
-                policy_kwargs=dict(net_arch=[16]))
+    plain = PPO(
+        "MlpPolicy", env, n_steps=16, batch_size=16, n_epochs=1, seed=0, device="cpu", policy_kwargs=dict(net_arch=[16])
+    )
     plain.learn(32)
     z, zm = torch.randn(6, LATENT_DIMS), torch.randn(6, LATENT_DIMS)
     with torch.no_grad():
-        expected = 0.5 * (plain.policy.get_distribution(z).distribution.probs
-                          + plain.policy.get_distribution(zm).distribution.probs.flip(-1))
+        expected = 0.5 * (
+            plain.policy.get_distribution(z).distribution.probs
+            + plain.policy.get_distribution(zm).distribution.probs.flip(-1)
+        )
         value = 0.5 * (plain.policy.predict_values(z) + plain.policy.predict_values(zm))
     agent = symmetrise(plain, action_mirror(cartpole_spec))
     assert isinstance(agent.policy, MirrorSymmetricPolicy) and agent.observation_space.shape == (2 * LATENT_DIMS,)

@@ -11,21 +11,21 @@ import warnings
 from pathlib import Path
 
 import gymnasium as gym
-import numpy as np
 import pytest
 
 import neuralgym
-from neuralgym.tools.train import default_train_out
 from neuralgym.tools.cli import main as cli_main
-from neuralgym.world.drift import DriftResetPolicy
+from neuralgym.tools.train import default_train_out
 from neuralgym.world.catalog import WORLDS_PATH_ENV, all_specs, get_spec, search_dirs, user_worlds_dir
-from neuralgym.world.drift import DriftSpec
+from neuralgym.world.drift import DriftResetPolicy, DriftSpec
 from neuralgym.world.parse import load_spec
-from neuralgym.world.spec import ENVS_DIR, SpecError, WEIGHTS_DIR
+from neuralgym.world.spec import ENVS_DIR, WEIGHTS_DIR, SpecError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-TOY = ('name = "{name}"\n[source]\nid = "CartPole-v1"\n[actions]\nkind = "discrete"\nvalues = [0, 1]\n'
-       '[weights]\nfile = "{weights}"\n')
+TOY = (
+    'name = "{name}"\n[source]\nid = "CartPole-v1"\n[actions]\nkind = "discrete"\nvalues = [0, 1]\n'
+    '[weights]\nfile = "{weights}"\n'
+)
 
 
 def toy(folder: Path, key: str = "toy", name: str = "Toy", weights: str = "toy.safetensors") -> Path:
@@ -126,7 +126,9 @@ def test_train_refuses_to_write_shipped_weights(out: Path, tmp_path: Path, capsy
     assert cli_main(["train", "cartpole", "--data", str(tmp_path), "--out", str(out)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: --out") and "shipped weights" in err and err.count("\n") == 1
-    assert (WEIGHTS_DIR / "cartpole.safetensors").stat().st_mtime_ns == before and not (WEIGHTS_DIR / "new.safetensors").exists()
+    assert (WEIGHTS_DIR / "cartpole.safetensors").stat().st_mtime_ns == before and not (
+        WEIGHTS_DIR / "new.safetensors"
+    ).exists()
 
 
 def test_wheel_ships_only_the_declared_worlds() -> None:
@@ -202,7 +204,9 @@ def test_new_writes_a_loadable_spec(tmp_path: Path) -> None:
     assert box.actions.kind == "box" and box.actions.low == (-2.0,)
 
 
-def test_own_world_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_own_world_end_to_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """`new` -> `collect` -> `train` -> `gym.make` for Acrobot, the spec outside the repository,
     the package's envs/ and weights/ untouched."""
     package_files = sorted(p.name for p in [*ENVS_DIR.iterdir(), *WEIGHTS_DIR.iterdir()])
@@ -212,8 +216,25 @@ def test_own_world_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, c
     text = spec_path.read_text().replace("max_steps = 500", "max_steps = 60")  # short episodes: a split
     spec_path.write_text(text)
     assert cli_main(["collect", "acrobot.toml", "--steps", "300", "--no-progress", "--threads", "1"]) == 0
-    assert cli_main(["train", "acrobot.toml", "--steps", "12", "--batch-size", "8", "--rollout-max", "2",
-                     "--no-progress", "--threads", "1", "--json"]) == 0
+    assert (
+        cli_main(
+            [
+                "train",
+                "acrobot.toml",
+                "--steps",
+                "12",
+                "--batch-size",
+                "8",
+                "--rollout-max",
+                "2",
+                "--no-progress",
+                "--threads",
+                "1",
+                "--json",
+            ]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     report = json.loads(captured.out.strip().splitlines()[-1])
     weights = tmp_path / "runs" / "acrobot" / "acrobot.safetensors"
@@ -243,16 +264,34 @@ def test_own_world_subprocess_from_another_folder(tmp_path: Path, subprocess_env
     """A fresh process elsewhere finds the world through NEURALGYM_WORLDS."""
     world = tmp_path / "worlds"
     world.mkdir()
+
     def run(*a: str, cwd: Path = world) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "neuralgym", *a], cwd=cwd, env=subprocess_env, capture_output=True,
-                              text=True, timeout=300)
+        return subprocess.run(
+            [sys.executable, "-m", "neuralgym", *a],
+            cwd=cwd,
+            env=subprocess_env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
     assert run("new", "Acrobot-v1").returncode == 0
     assert run("collect", "acrobot.toml", "--steps", "600", "--no-progress").returncode == 0
     assert run("train", "acrobot.toml", "--steps", "8", "--batch-size", "8", "--no-progress").returncode == 0
     code = "import gymnasium as gym, neuralgym; e = gym.make('neuralgym/Acrobot-v0'); print(e.reset(seed=0)[0].shape)"
-    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**subprocess_env, WORLDS_PATH_ENV: str(world)},
-                         capture_output=True, text=True, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env={**subprocess_env, WORLDS_PATH_ENV: str(world)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert out.returncode == 0 and "(64, 64, 1)" in out.stdout, out.stderr
-    assert shutil.which("git") is None or subprocess.run(["git", "status", "--porcelain", "envs", "weights"], cwd=REPO_ROOT,
-                                                         capture_output=True, text=True).stdout == ""
+    assert (
+        shutil.which("git") is None
+        or subprocess.run(
+            ["git", "status", "--porcelain", "envs", "weights"], cwd=REPO_ROOT, capture_output=True, text=True
+        ).stdout
+        == ""
+    )

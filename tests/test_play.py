@@ -19,14 +19,15 @@ import pytest
 import torch
 
 import neuralgym  # noqa: F401  (registers the ids)
-from neuralgym.world.keymap import action_for_keys, key_code, keys_to_action, noop_action, parse_keymap
+from neuralgym.common.window import Pacer, Viewer, upscale
 from neuralgym.tools.play.app import main
 from neuralgym.tools.play.controls import control_keys
 from neuralgym.tools.play.hud import FrameStats, HudView, drift_warning, hud_lines
 from neuralgym.tools.play.session import EnvUnavailable, Session
 from neuralgym.world.catalog import get_spec
+from neuralgym.world.keymap import action_for_keys, key_code, keys_to_action, noop_action, parse_keymap
 from neuralgym.world.spec import ActionSpec, PlaySpec
-from neuralgym.common.window import Pacer, Viewer, upscale
+
 from worlds import WORLDS
 
 CARTPOLE = get_spec("cartpole")
@@ -147,8 +148,21 @@ def test_frame_stats():
 
 
 def test_hud_lines():
-    v = HudView(world="CartPole", dream=True, target_fps=50, fps=49.9, frame_ms=20.0, step=7, episode_return=7.0,
-                last_reward=1.0, drift=0.9, drift_threshold=0.5, dream_step=7, last_reset="drift", recording="x.mp4")
+    v = HudView(
+        world="CartPole",
+        dream=True,
+        target_fps=50,
+        fps=49.9,
+        frame_ms=20.0,
+        step=7,
+        episode_return=7.0,
+        last_reward=1.0,
+        drift=0.9,
+        drift_threshold=0.5,
+        dream_step=7,
+        last_reset="drift",
+        recording="x.mp4",
+    )
     rows = hud_lines(v)
     text = "\n".join(t for t, _ in rows)
     assert "DREAM" in text and "49.9" in text and "20.0 ms" in text and "step 7" in text and "+1.00" in text
@@ -233,13 +247,17 @@ def test_main_bad_world_and_record_path(capsys):
 
 
 DREAM_READY = CARTPOLE.dream_id in gym.registry and CARTPOLE.weights_path.is_file()
-needs_dream = pytest.mark.skipif(not DREAM_READY, reason="no registered cartpole dream or no weights/cartpole.safetensors")
+needs_dream = pytest.mark.skipif(
+    not DREAM_READY, reason="no registered cartpole dream or no weights/cartpole.safetensors"
+)
 
 
 @needs_dream
 def test_main_dream_headless_records(tmp_path):
     out = tmp_path / "dream.mp4"
-    rc = main(["cartpole", "--max-frames", "60", "--fps", "1000", "--record", str(out), "--seed", "0", "--device", "cpu"])
+    rc = main(
+        ["cartpole", "--max-frames", "60", "--fps", "1000", "--record", str(out), "--seed", "0", "--device", "cpu"]
+    )
     assert rc == 0
     frames = _read_mp4(out)
     assert len(frames) >= 55
@@ -280,7 +298,10 @@ def test_missing_dream_weights_is_a_clear_error(tmp_path, capsys):
 
 def test_no_display_writes_a_dream_vs_real_gif(tmp_path, monkeypatch):
     """The README's main job on a machine with no display: a GIF instead of an invisible window."""
-    if not Path("weights/cartpole.safetensors").exists() and not (Path(__file__).parents[1] / "weights" / "cartpole.safetensors").exists():
+    if (
+        not Path("weights/cartpole.safetensors").exists()
+        and not (Path(__file__).parents[1] / "weights" / "cartpole.safetensors").exists()
+    ):
         pytest.skip("no shipped CartPole weights")
     for var in ("DISPLAY", "WAYLAND_DISPLAY", "SDL_VIDEODRIVER"):
         monkeypatch.delenv(var, raising=False)

@@ -12,8 +12,8 @@ import pytest
 from gymnasium.utils.env_checker import check_env
 
 from neuralgym.dream.real import RealWorldEnv
-from neuralgym.world.preprocess import preprocess_frame
 from neuralgym.world.parse import load_spec
+from neuralgym.world.preprocess import preprocess_frame
 from neuralgym.world.spec import ENVS_DIR, PreprocessSpec, WorldSpec
 
 SHIPPED = sorted(ENVS_DIR.glob("*.toml"))

@@ -14,8 +14,7 @@ import neuralgym
 from neuralgym.dream.sb3 import DreamSB3VecEnv
 from neuralgym.world.spec import WorldSpec
 
-from worlds import SPECS, WORLDS
-
+from worlds import WORLDS
 
 
 def actions_for(env: VecEnv, seed: int, steps: int) -> list[np.ndarray]:
@@ -194,8 +193,18 @@ def test_off_policy_algorithm_runs_in_the_dream(spec: WorldSpec) -> None:
     env = neuralgym.make_sb3_vec_env(spec.dream_id, 2, seed=0, obs="latent")
     discrete = isinstance(env.action_space, gym.spaces.Discrete)
     algo = DQN if discrete else SAC
-    model = algo("MlpPolicy", env, learning_starts=32, batch_size=16, buffer_size=1000, train_freq=4, seed=0, device="cpu",
-                 verbose=0, policy_kwargs=dict(net_arch=[32]))
+    model = algo(
+        "MlpPolicy",
+        env,
+        learning_starts=32,
+        batch_size=16,
+        buffer_size=1000,
+        train_freq=4,
+        seed=0,
+        device="cpu",
+        verbose=0,
+        policy_kwargs=dict(net_arch=[32]),
+    )
     model.learn(128)
     assert model.num_timesteps >= 128 and model.replay_buffer.size() > 0
     real = neuralgym.make_sb3_vec_env(spec.real_id, 1, seed=0, obs="latent")
@@ -213,7 +222,9 @@ def test_latent_mirror_pairs_the_history_with_its_mirror_image_in_dream_and_real
     in the dream and the real env; refused for pixels."""
     from neuralgym.dream.latent import LATENT_DIMS
 
-    dream = neuralgym.make_sb3_vec_env(cartpole_spec.dream_id, 2, seed=0, obs="latent", latent_mirror=True, device="cpu")
+    dream = neuralgym.make_sb3_vec_env(
+        cartpole_spec.dream_id, 2, seed=0, obs="latent", latent_mirror=True, device="cpu"
+    )
     real = neuralgym.make_sb3_vec_env(cartpole_spec.real_id, 1, seed=0, obs="latent", latent_mirror=True, device="cpu")
     assert dream.observation_space.shape == real.observation_space.shape == (2 * LATENT_DIMS,)
     first = real.reset()
@@ -260,8 +271,7 @@ def test_anchor_starts_begin_dreams_mid_motion_and_the_latent_sees_it(cartpole_s
     and in the one-lane gym env alike; the real id ignores the option."""
     import gymnasium as gym
 
-    env = neuralgym.make_sb3_vec_env(cartpole_spec.dream_id, 4, seed=3, obs="latent",
-                                     device="cpu", anchor_starts=1.0)
+    env = neuralgym.make_sb3_vec_env(cartpole_spec.dream_id, 4, seed=3, obs="latent", device="cpu", anchor_starts=1.0)
     z = env.reset()
     core = env.venv.core
     bank = core._anchor_frames.flatten(1)

@@ -142,8 +142,9 @@ def test_spec_error_is_a_value_error() -> None:
 
 
 def test_all_specs_reads_a_folder(tmp_path: Path) -> None:
-    (tmp_path / "toy.toml").write_text('name = "Toy"\n[source]\nid = "CartPole-v1"\n'
-                                       '[actions]\nkind = "discrete"\nvalues = [0, 1]\n')
+    (tmp_path / "toy.toml").write_text(
+        'name = "Toy"\n[source]\nid = "CartPole-v1"\n[actions]\nkind = "discrete"\nvalues = [0, 1]\n'
+    )
     (tmp_path / "notes.txt").write_text("not a spec")
     specs = all_specs(tmp_path)
     assert list(specs) == ["toy"] and specs["toy"].name == "Toy"
@@ -214,7 +215,9 @@ def test_cli_top_level_help_lists_every_contract_verb(capsys: pytest.CaptureFixt
         assert f"    {verb} " in out
 
 
-def test_cli_unimportable_face_fails_cleanly(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_unimportable_face_fails_cleanly(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A face whose module cannot be imported still shows in --help and fails with one line."""
     monkeypatch.setitem(cli.LAZY_COMMANDS, "play", ("neuralgym._no_such_face", "play a world"))
     assert cli_main(["--help"]) == 0
@@ -229,11 +232,23 @@ def test_cli_unimportable_face_fails_cleanly(monkeypatch: pytest.MonkeyPatch, ca
 
 def test_python_dash_m_neuralgym_prints_only_json(subprocess_env: dict[str, str], tmp_path: Path) -> None:
     """``python -m neuralgym`` works (torchrun needs it) and --json keeps stdout pure."""
-    proc = subprocess.run([sys.executable, "-m", "neuralgym", "worlds", "--json"], env=subprocess_env, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "neuralgym", "worlds", "--json"],
+        env=subprocess_env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "cartpole" in {w["key"] for w in json.loads(proc.stdout)["worlds"]}
-    bad = subprocess.run([sys.executable, "-m", "neuralgym", "collect", "atlantis", "--steps", "5"], env=subprocess_env,
-                         cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "-m", "neuralgym", "collect", "atlantis", "--steps", "5"],
+        env=subprocess_env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert bad.returncode == 2 and bad.stdout == ""
     assert bad.stderr.strip().startswith("error: unknown world 'atlantis'") and "Traceback" not in bad.stderr

@@ -14,6 +14,7 @@ from neuralgym.common import precision as prec
 from neuralgym.tools.bench import format_table, run_bench
 from neuralgym.world.catalog import get_spec
 from neuralgym.world.spec import WorldSpec
+
 from worlds import WORLDS
 
 
@@ -81,11 +82,15 @@ def test_compile_failure_falls_back_to_eager(monkeypatch: pytest.MonkeyPatch) ->
     def broken_compile(model, **kwargs):
         def run(*args):
             raise RuntimeError("no C++ compiler found\nmore detail")
+
         return run
 
     monkeypatch.setattr(torch, "compile", broken_compile)
     eager, _ = _first_steps(spec, "fp32", n=4, steps=2)
-    with pytest.warns(RuntimeWarning, match="torch.compile failed .RuntimeError: no C.. compiler found.; the dream runs the model in eager mode"):
+    with pytest.warns(
+        RuntimeWarning,
+        match="torch.compile failed .RuntimeError: no C.. compiler found.; the dream runs the model in eager mode",
+    ):
         fallback, _ = _first_steps(spec, "fp32", n=4, steps=2, compile=True)
     for a, b in zip(eager, fallback):
         assert np.array_equal(a, b)
@@ -128,7 +133,16 @@ def test_memory_flat_over_a_million_dream_steps() -> None:
 
 def test_bench_reports_every_number_the_issue_asks_for() -> None:
     r = run_bench("cartpole", device="cpu", batches=(1, 32), seconds=0.2)
-    for key in ("world", "device", "precision", "flops_per_frame", "matmul_peak_flops", "real_fps", "latency", "throughput"):
+    for key in (
+        "world",
+        "device",
+        "precision",
+        "flops_per_frame",
+        "matmul_peak_flops",
+        "real_fps",
+        "latency",
+        "throughput",
+    ):
         assert key in r
     assert r["flops_per_frame"] > 1e6 and r["real_fps"] > 0 and r["matmul_peak_flops"] > 0
     assert 0 < r["latency"]["p50_ms"] <= r["latency"]["p99_ms"]

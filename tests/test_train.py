@@ -16,10 +16,10 @@ from safetensors.torch import load_file
 
 import neuralgym.training.loop as train_mod
 from neuralgym.tools.cli import main as cli_main
-from neuralgym.training.data import DatasetError
-from neuralgym.world.spec import WorldSpec
 from neuralgym.training.config import TrainConfig
+from neuralgym.training.data import DatasetError
 from neuralgym.training.loop import train
+from neuralgym.world.spec import WorldSpec
 from neuralgym.world.weights import load_world
 
 TINY = dict(batch_size=8, rollout_max=2, device="cpu", threads=2, eval_every=10**6)
@@ -88,8 +88,9 @@ def test_end_to_end_writes_a_loadable_world(fresh_run: Run, cartpole_spec: World
     assert fresh_run.weights.stat().st_size < 20 * 2**20  # shipped worlds stay small
 
 
-def test_training_changes_the_weights(fresh_run: Run, cartpole_spec: WorldSpec, tiny_dataset: Path,
-                                      tmp_path: Path) -> None:
+def test_training_changes_the_weights(
+    fresh_run: Run, cartpole_spec: WorldSpec, tiny_dataset: Path, tmp_path: Path
+) -> None:
     zero = run_train(cartpole_spec, tiny_dataset, tmp_path, steps=1)
     trained, barely = model_tensors(fresh_run.weights), model_tensors(zero.weights)
     assert any(not torch.equal(trained[k], barely[k]) for k in trained)
@@ -104,8 +105,9 @@ def test_checkpoint_records_the_step(fresh_run: Run) -> None:
     assert (fresh_run.run_dir / "tb").is_dir()  # TensorBoard logs
 
 
-def test_resume_continues_from_the_checkpoint(fresh_run: Run, cartpole_spec: WorldSpec, tiny_dataset: Path,
-                                              tmp_path: Path) -> None:
+def test_resume_continues_from_the_checkpoint(
+    fresh_run: Run, cartpole_spec: WorldSpec, tiny_dataset: Path, tmp_path: Path
+) -> None:
     first = run_train(cartpole_spec, tiny_dataset, tmp_path, steps=4)
     assert checkpoint(first.run_dir)["step"] == 4
     four = model_tensors(first.weights)
@@ -119,8 +121,9 @@ def test_resume_continues_from_the_checkpoint(fresh_run: Run, cartpole_spec: Wor
     assert any(not torch.equal(after[k], fresh[k]) for k in after)
 
 
-def test_resume_reproduces_an_uninterrupted_run(fresh_run: Run, cartpole_spec: WorldSpec, tiny_dataset: Path,
-                                                tmp_path: Path) -> None:
+def test_resume_reproduces_an_uninterrupted_run(
+    fresh_run: Run, cartpole_spec: WorldSpec, tiny_dataset: Path, tmp_path: Path
+) -> None:
     """Stop at step 4 and resume with the same config: the result is the uninterrupted run's."""
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -133,15 +136,17 @@ def test_resume_reproduces_an_uninterrupted_run(fresh_run: Run, cartpole_spec: W
         torch.testing.assert_close(after[k], fresh[k], atol=1e-6, rtol=1e-5, msg=k)
 
 
-def test_resume_without_checkpoint_starts_from_scratch(cartpole_spec: WorldSpec, tiny_dataset: Path,
-                                                       tmp_path: Path) -> None:
+def test_resume_without_checkpoint_starts_from_scratch(
+    cartpole_spec: WorldSpec, tiny_dataset: Path, tmp_path: Path
+) -> None:
     run = run_train(cartpole_spec, tiny_dataset, tmp_path, resume=True, steps=2)
     assert run.result["steps"] == 2 and checkpoint(run.run_dir)["step"] == 2
 
 
 @pytest.mark.parametrize("kind", ["empty", "missing", "corrupt"])
-def test_bad_data_dir_raises_dataset_error(kind: str, cartpole_spec: WorldSpec, tiny_dataset: Path,
-                                           tmp_path: Path) -> None:
+def test_bad_data_dir_raises_dataset_error(
+    kind: str, cartpole_spec: WorldSpec, tiny_dataset: Path, tmp_path: Path
+) -> None:
     data = tmp_path / "data"
     if kind != "missing":
         data.mkdir()
@@ -156,8 +161,27 @@ def test_bad_data_dir_raises_dataset_error(kind: str, cartpole_spec: WorldSpec, 
 
 def test_cli_train_json(tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out, run_dir = tmp_path / "w.safetensors", tmp_path / "run"
-    argv = ["train", "cartpole", "--data", str(tiny_dataset), "--steps", "2", "--batch-size", "4", "--rollout-max",
-            "1", "--device", "cpu", "--threads", "2", "--run-dir", str(run_dir), "--out", str(out), "--json"]
+    argv = [
+        "train",
+        "cartpole",
+        "--data",
+        str(tiny_dataset),
+        "--steps",
+        "2",
+        "--batch-size",
+        "4",
+        "--rollout-max",
+        "1",
+        "--device",
+        "cpu",
+        "--threads",
+        "2",
+        "--run-dir",
+        str(run_dir),
+        "--out",
+        str(out),
+        "--json",
+    ]
     assert cli_main(argv) == 0
     stdout = capsys.readouterr().out
     report = json.loads(stdout)  # one JSON object, nothing else: progress and logs went to stderr
@@ -170,24 +194,53 @@ def test_cli_train_json(tiny_dataset: Path, tmp_path: Path, capsys: pytest.Captu
 
 
 def test_cli_train_bad_data_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = cli_main(["train", "cartpole", "--data", str(tmp_path), "--steps", "1", "--device", "cpu",
-                     "--run-dir", str(tmp_path / "run"), "--out", str(tmp_path / "w.safetensors")])
+    code = cli_main(
+        [
+            "train",
+            "cartpole",
+            "--data",
+            str(tmp_path),
+            "--steps",
+            "1",
+            "--device",
+            "cpu",
+            "--run-dir",
+            str(tmp_path / "run"),
+            "--out",
+            str(tmp_path / "w.safetensors"),
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: no episode files (episode_NNNNNN.npz) in {tmp_path}"]
 
 
 def test_cli_train_bad_device(tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = cli_main(["train", "cartpole", "--data", str(tiny_dataset), "--device", "tpu",
-                     "--run-dir", str(tmp_path / "run"), "--out", str(tmp_path / "w.safetensors")])
+    code = cli_main(
+        [
+            "train",
+            "cartpole",
+            "--data",
+            str(tiny_dataset),
+            "--device",
+            "tpu",
+            "--run-dir",
+            str(tmp_path / "run"),
+            "--out",
+            str(tmp_path / "w.safetensors"),
+        ]
+    )
     assert code == 2
     assert "device" in capsys.readouterr().err
 
 
-def test_heads_only_keeps_every_frame_tensor(fresh_run: Run, cartpole_spec: WorldSpec, tiny_dataset: Path,
-                                             tmp_path: Path) -> None:
+def test_heads_only_keeps_every_frame_tensor(
+    fresh_run: Run, cartpole_spec: WorldSpec, tiny_dataset: Path, tmp_path: Path
+) -> None:
     """--init-from + --heads-only: the frame model is copied and frozen, only the heads move."""
-    run = run_train(cartpole_spec, tiny_dataset, tmp_path, steps=4, init_from=str(fresh_run.weights), heads_only=True, seed=3)
+    run = run_train(
+        cartpole_spec, tiny_dataset, tmp_path, steps=4, init_from=str(fresh_run.weights), heads_only=True, seed=3
+    )
     before, after = model_tensors(fresh_run.weights), model_tensors(run.weights)
     assert before.keys() == after.keys()
     heads = [k for k in after if k.removeprefix("model.").startswith(train_mod.HEAD_PREFIXES)]
@@ -234,8 +287,9 @@ def test_heads_only_needs_init_from(cartpole_spec: WorldSpec, tiny_dataset: Path
         run_train(cartpole_spec, tiny_dataset, tmp_path, steps=2, heads_only=True)
 
 
-def test_zero_steps_rebuilds_the_banks_of_an_init_from_world(fresh_run: Run, cartpole_spec: WorldSpec, tiny_dataset: Path,
-                                                            tmp_path: Path) -> None:
+def test_zero_steps_rebuilds_the_banks_of_an_init_from_world(
+    fresh_run: Run, cartpole_spec: WorldSpec, tiny_dataset: Path, tmp_path: Path
+) -> None:
     run = run_train(cartpole_spec, tiny_dataset, tmp_path, steps=0, init_from=str(fresh_run.weights))
     before, after = model_tensors(fresh_run.weights), model_tensors(run.weights)
     assert all(torch.equal(before[k], after[k]) for k in before)

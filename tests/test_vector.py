@@ -13,11 +13,10 @@ import torch
 from gymnasium.vector import AutoresetMode, VectorEnv
 
 import neuralgym  # noqa: F401  (registers the ids)
-from neuralgym.world.spec import WorldSpec
 from neuralgym.dream.vector import DreamVectorEnv
+from neuralgym.world.spec import WorldSpec
 
-from worlds import SPECS, WORLDS
-
+from worlds import WORLDS
 
 
 def batch(env: VectorEnv, seed: int, steps: int) -> list[np.ndarray]:
@@ -159,8 +158,9 @@ def test_next_step_reset_ignores_the_action(spec: WorldSpec) -> None:
 @pytest.mark.parametrize("spec", WORLDS)
 def test_same_step_autoreset_all_lanes_at_once(spec: WorldSpec, backend: str) -> None:
     n, limit = 3, 3
-    env = gym.make_vec(spec.dream_id, num_envs=n, max_episode_steps=limit, autoreset_mode=AutoresetMode.SAME_STEP,
-                       obs_backend=backend)
+    env = gym.make_vec(
+        spec.dream_id, num_envs=n, max_episode_steps=limit, autoreset_mode=AutoresetMode.SAME_STEP, obs_backend=backend
+    )
     assert env.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
     env.reset(seed=4)
     h, w, c = spec.obs_shape
@@ -252,7 +252,9 @@ def test_vector_kwargs_weights_device_drift(spec: WorldSpec, tmp_path: Path) -> 
     auto = gym.make_vec(spec.dream_id, num_envs=3, device="auto")
     assert auto.device.type == ("cuda" if torch.cuda.is_available() else "cpu")
     never = gym.make_vec(spec.dream_id, num_envs=3, drift_policy={"mode": "none", "threshold": 0.0, "hysteresis": 1})
-    always = gym.make_vec(spec.dream_id, num_envs=3, drift_policy={"mode": "truncate", "threshold": 0.0, "hysteresis": 1})
+    always = gym.make_vec(
+        spec.dream_id, num_envs=3, drift_policy={"mode": "truncate", "threshold": 0.0, "hysteresis": 1}
+    )
     for e in (never, always):
         e.reset(seed=10)
     acts = batch(never, 10, 4)
@@ -298,7 +300,7 @@ def test_vector_returns_new_arrays_every_call(spec: WorldSpec) -> None:
     outs = [env.reset(seed=14)]
     outs += [env.step(a) for a in batch(env, 14, 3)]  # crosses an autoreset
     for i, a in enumerate(outs):
-        for b in outs[i + 1:]:
+        for b in outs[i + 1 :]:
             assert not np.shares_memory(a[0], b[0])
             for key in ("drift", "dream_step", "drift_reset"):
                 assert not np.shares_memory(a[-1][key], b[-1][key]), key

@@ -13,13 +13,13 @@ import pytest
 import torch
 
 import neuralgym  # noqa: F401
+from neuralgym.common.images import psnr_from_mse
 from neuralgym.metrics.coherence import CoherenceRun, run_coherence, summarize_coherence, write_strip
 from neuralgym.metrics.lockstep import Lockstep, object_fidelity, reward_events
-from neuralgym.world.model import WorldModel, WorldModelConfig
 from neuralgym.metrics.objects import pong_ball, pong_paddle, within
-from neuralgym.common.images import psnr_from_mse
-from neuralgym.world.frameindex import RealFrameIndex
 from neuralgym.training.losses import reward_class_values, reward_class_weights
+from neuralgym.world.frameindex import RealFrameIndex
+from neuralgym.world.model import WorldModel, WorldModelConfig
 
 # ------------------------------------------------------------------ nearest real frame
 
@@ -28,7 +28,9 @@ def test_index_finds_the_exact_nearest_frame() -> None:
     rng = np.random.default_rng(0)
     bank = rng.integers(0, 256, size=(300, 16, 16, 1), dtype=np.uint8)
     index = RealFrameIndex(bank, candidates=300)
-    queries = np.clip(bank[[3, 77, 299]].astype(int) + rng.integers(-3, 4, size=(3, 16, 16, 1)), 0, 255).astype(np.uint8)
+    queries = np.clip(bank[[3, 77, 299]].astype(int) + rng.integers(-3, 4, size=(3, 16, 16, 1)), 0, 255).astype(
+        np.uint8
+    )
     best, db = index.nearest(queries)
     brute = ((bank[None].astype(float) - queries[:, None].astype(float)) ** 2).reshape(3, 300, -1).mean(axis=2)
     assert best.tolist() == brute.argmin(axis=1).tolist()
@@ -64,7 +66,11 @@ def test_pong_ball_and_paddle_are_found() -> None:
     faint = pong_frame(None)
     faint[20, 30] = 100  # one dim pixel is no ball
     assert pong_ball(faint) is None
-    assert within((1.0, 1.0), (2.0, 2.5), 2.0) and not within((1.0, 1.0), (3.0, 3.0), 2.0) and not within(None, (1.0, 1.0), 2.0)
+    assert (
+        within((1.0, 1.0), (2.0, 2.5), 2.0)
+        and not within((1.0, 1.0), (3.0, 3.0), 2.0)
+        and not within(None, (1.0, 1.0), 2.0)
+    )
 
 
 def test_pong_ball_in_real_frames() -> None:
@@ -81,13 +87,25 @@ def test_pong_ball_in_real_frames() -> None:
 # ------------------------------------------------------------ lockstep event metrics
 
 
-def lockstep(real_reward: np.ndarray, dream_reward: np.ndarray, real_term=None, dream_term=None,
-             obj_real=None, obj_match=None) -> Lockstep:
+def lockstep(
+    real_reward: np.ndarray, dream_reward: np.ndarray, real_term=None, dream_term=None, obj_real=None, obj_match=None
+) -> Lockstep:
     e, t = real_reward.shape
     z = np.zeros((e, t))
-    return Lockstep(z, z, z, z, np.asarray(real_term if real_term is not None else [-1] * e),
-                    np.asarray(dream_term if dream_term is not None else [-1] * e), 0.0, [], real_reward, dream_reward,
-                    obj_real, obj_match)
+    return Lockstep(
+        z,
+        z,
+        z,
+        z,
+        np.asarray(real_term if real_term is not None else [-1] * e),
+        np.asarray(dream_term if dream_term is not None else [-1] * e),
+        0.0,
+        [],
+        real_reward,
+        dream_reward,
+        obj_real,
+        obj_match,
+    )
 
 
 def test_reward_events_match_within_one_step() -> None:
@@ -136,7 +154,9 @@ def test_coherence_runs_the_real_env_against_an_index(cartpole_spec, tmp_path: P
     o, _ = env.reset(seed=0)
     frames = [o] + [env.step(i % 2)[0] for i in range(30)]
     env.close()
-    index = RealFrameIndex(np.stack(frames), labels=np.zeros((len(frames), 2), np.float32), exact=True, description="test")
+    index = RealFrameIndex(
+        np.stack(frames), labels=np.zeros((len(frames), 2), np.float32), exact=True, description="test"
+    )
     run = run_coherence(cartpole_spec, steps=12, lanes=2, seed=0, real=True, index=index, strip_every=2)
     assert len(run.plausibility) == 12 and run.age.min() >= 1
     out = summarize_coherence(run)
@@ -235,8 +255,9 @@ def test_dream_samples_rewards_from_the_classifier(cartpole_spec, tmp_path) -> N
     # swap in a classifier head that gives 1.0 with probability ~0.27 and 0.0 otherwise
     cfg = WorldModelConfig(**{**model.config.to_dict(), "reward_classes": 2})
     m2 = WorldModel(cfg).eval()
-    m2.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith(("reward_", "reward_head"))},
-                       strict=False)
+    m2.load_state_dict(
+        {k: v for k, v in model.state_dict().items() if not k.startswith(("reward_", "reward_head"))}, strict=False
+    )
     with torch.no_grad():
         m2.reward_values.copy_(torch.tensor([0.0, 1.0]))
         m2.reward_head[2].bias.copy_(torch.tensor([1.0, 0.0]))
@@ -255,4 +276,6 @@ def test_exploit_holds_each_box_dimension_high() -> None:
 
     patterns = patterns_for(get_spec("carracing"))
     gas = patterns["high_gas"](0, np.random.default_rng(0))
-    assert gas.tolist() == [0.0, 1.0, 0.0] and {"noop", "random", "extremes", "high_steer", "high_brake"} <= set(patterns)
+    assert gas.tolist() == [0.0, 1.0, 0.0] and {"noop", "random", "extremes", "high_steer", "high_brake"} <= set(
+        patterns
+    )

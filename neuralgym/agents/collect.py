@@ -60,11 +60,13 @@ class EpisodeRecorder(VecEnvWrapper):
 
 
 def _episode(lane: dict[str, list], discrete: bool) -> Episode:
-    return Episode(frames=np.stack(lane["frames"]).astype(np.uint8),
-                   actions=np.asarray(lane["actions"], dtype=np.int64 if discrete else np.float32),
-                   rewards=np.asarray(lane["rewards"], dtype=np.float32),
-                   terminated=np.asarray(lane["terminated"], dtype=bool),
-                   truncated=np.asarray(lane["truncated"], dtype=bool))
+    return Episode(
+        frames=np.stack(lane["frames"]).astype(np.uint8),
+        actions=np.asarray(lane["actions"], dtype=np.int64 if discrete else np.float32),
+        rewards=np.asarray(lane["rewards"], dtype=np.float32),
+        terminated=np.asarray(lane["terminated"], dtype=bool),
+        truncated=np.asarray(lane["truncated"], dtype=bool),
+    )
 
 
 def next_episode_index(data_dir: Path) -> int:
@@ -79,9 +81,19 @@ class Collected:
     lengths: list[int]
 
 
-def play_agent(spec: WorldSpec, agent: Any, meta: dict[str, Any], data_dir: Path, *, seed: int,
-               epsilons: Sequence[float], episodes: int | None = None, steps: int | None = None,
-               n_envs: int = 8, weights: str | None = None) -> Collected:
+def play_agent(
+    spec: WorldSpec,
+    agent: Any,
+    meta: dict[str, Any],
+    data_dir: Path,
+    *,
+    seed: int,
+    epsilons: Sequence[float],
+    episodes: int | None = None,
+    steps: int | None = None,
+    n_envs: int = 8,
+    weights: str | None = None,
+) -> Collected:
     """Play ``agent`` in ``spec``'s real env and save every finished episode in ``data_dir``.
 
     Each episode acts at random with a probability drawn (per episode, cycling per lane)

@@ -26,6 +26,8 @@ class PolicyEnsemble:
             return actions[pick, np.arange(actions.shape[1])], None
         if isinstance(self.action_space, spaces.Discrete):
             with torch.no_grad():
-                probs = [m.policy.get_distribution(m.policy.obs_to_tensor(obs)[0]).distribution.probs for m in self.models]
+                probs = [
+                    m.policy.get_distribution(m.policy.obs_to_tensor(obs)[0]).distribution.probs for m in self.models
+                ]
             return torch.stack(probs).mean(dim=0).argmax(dim=-1).cpu().numpy(), None
         return np.mean([m.predict(obs, deterministic=True)[0] for m in self.models], axis=0), None

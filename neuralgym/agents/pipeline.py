@@ -10,9 +10,20 @@ from stable_baselines3.common.vec_env import VecEnv, VecFrameStack, VecMonitor
 FRAME_STACK = 4
 
 
-def make_agent_env(env_id: str, *, obs: str, n_envs: int, seed: int, weights: str | None = None, device: str = "cpu",
-                   drift_policy: str | None = None, temperature: float | None = None,
-                   uncertainty_penalty: float = 0.0, compile: bool = False, mirror: bool = False) -> VecEnv:
+def make_agent_env(
+    env_id: str,
+    *,
+    obs: str,
+    n_envs: int,
+    seed: int,
+    weights: str | None = None,
+    device: str = "cpu",
+    drift_policy: str | None = None,
+    temperature: float | None = None,
+    uncertainty_penalty: float = 0.0,
+    compile: bool = False,
+    mirror: bool = False,
+) -> VecEnv:
     """``n_envs`` lanes of ``env_id`` as an SB3 VecEnv with episode statistics; pixels are
     stacked :data:`FRAME_STACK` deep, latents come from ``weights``' encoder (the world's own).
     Dream-only settings (``drift_policy``, ``temperature``, ``compile``...) are ignored by a real id."""

@@ -70,24 +70,41 @@ def _train_member(run: AgentRun, i: int, seed: int, threads: int) -> dict[str, A
     torch.manual_seed(seed)
     np.random.seed(seed)
     r = run.recipe
-    env = make_agent_env(run.env_id, obs=r.obs, n_envs=r.n_envs, seed=seed, weights=run.weights, device=run.device,
-                         drift_policy=r.drift_policy, temperature=run.temperature,
-                         uncertainty_penalty=run.uncertainty_penalty, compile=r.compile)
+    env = make_agent_env(
+        run.env_id,
+        obs=r.obs,
+        n_envs=r.n_envs,
+        seed=seed,
+        weights=run.weights,
+        device=run.device,
+        drift_policy=r.drift_policy,
+        temperature=run.temperature,
+        uncertainty_penalty=run.uncertainty_penalty,
+        compile=r.compile,
+    )
     policy = "MlpPolicy" if r.obs == "latent" else "CnnPolicy"
     agent_device = run.device if r.obs == "pixels" else "cpu"  # small MLPs run faster on the CPU
-    model = PPO(policy, env, seed=seed, verbose=0, device=agent_device, tensorboard_log=f"{run.out}_tb",
-                **r.ppo.ppo_kwargs())
+    model = PPO(
+        policy, env, seed=seed, verbose=0, device=agent_device, tensorboard_log=f"{run.out}_tb", **r.ppo.ppo_kwargs()
+    )
     t0 = time.time()
-    model.learn(total_timesteps=r.timesteps, progress_bar=run.progress and i == 0,
-                tb_log_name="ppo" if i == 0 else f"ppo_member{i}")
+    model.learn(
+        total_timesteps=r.timesteps,
+        progress_bar=run.progress and i == 0,
+        tb_log_name="ppo" if i == 0 else f"ppo_member{i}",
+    )
     wall = time.time() - t0
     if r.mirror:  # the saved agent acts on the scene and its mirror image (observations: the pair)
         model = symmetrise(model, action_mirror(get_spec(run.env_id)))
     path = member_path(run.out, i)
     save_model_atomic(model, path)
     env.close()
-    return {"path": path.name, "seed": seed, "wall_seconds": wall,
-            "returns": [float(ep["r"]) for ep in model.ep_info_buffer]}
+    return {
+        "path": path.name,
+        "seed": seed,
+        "wall_seconds": wall,
+        "returns": [float(ep["r"]) for ep in model.ep_info_buffer],
+    }
 
 
 def train_agent(run: AgentRun) -> dict[str, Any]:
@@ -95,8 +112,10 @@ def train_agent(run: AgentRun) -> dict[str, Any]:
     ``OUT.zip`` (+ members) and ``OUT.json``; return the JSON's contents."""
     r = run.recipe
     if r.mirror and get_spec(run.env_id).actions.mirror is None:
-        raise ValueError(f"a mirror-symmetric recipe needs a world whose spec declares [actions] mirror "
-                         f"(world {get_spec(run.env_id).key!r})")
+        raise ValueError(
+            f"a mirror-symmetric recipe needs a world whose spec declares [actions] mirror "
+            f"(world {get_spec(run.env_id).key!r})"
+        )
     Path(run.out).parent.mkdir(parents=True, exist_ok=True)
     seeds = member_seeds(run.seed, r.members)
     t0 = time.time()
@@ -109,13 +128,23 @@ def train_agent(run: AgentRun) -> dict[str, Any]:
             results = list(pool.map(_train_member, [run] * r.members, range(r.members), seeds, [threads] * r.members))
     returns = [x for res in results for x in res["returns"]]
     meta = {
-        "env": run.env_id, "obs": r.obs, "frame_stack": FRAME_STACK if r.obs == "pixels" else 1,
+        "env": run.env_id,
+        "obs": r.obs,
+        "frame_stack": FRAME_STACK if r.obs == "pixels" else 1,
         "weights": str(Path(run.weights).resolve()) if run.weights else None,
-        "temperature": run.temperature, "uncertainty_penalty": run.uncertainty_penalty,
-        "drift_policy": r.drift_policy, "mirror": r.mirror, "timesteps": r.timesteps, "n_envs": r.n_envs,
-        "compile": r.compile, "recipe": asdict(r), "seed": run.seed,
-        "members": [res["path"] for res in results], "member_seeds": seeds,
-        "wall_seconds": time.time() - t0, "member_wall_seconds": [res["wall_seconds"] for res in results],
+        "temperature": run.temperature,
+        "uncertainty_penalty": run.uncertainty_penalty,
+        "drift_policy": r.drift_policy,
+        "mirror": r.mirror,
+        "timesteps": r.timesteps,
+        "n_envs": r.n_envs,
+        "compile": r.compile,
+        "recipe": asdict(r),
+        "seed": run.seed,
+        "members": [res["path"] for res in results],
+        "member_seeds": seeds,
+        "wall_seconds": time.time() - t0,
+        "member_wall_seconds": [res["wall_seconds"] for res in results],
         "train_return_last100": float(np.mean(returns)) if returns else None,
     }
     write_json_atomic(Path(f"{run.out}.json"), meta)
@@ -145,17 +174,31 @@ def load_agent(model_path: str | Path, seed: int = 0) -> tuple[PPO | PolicyEnsem
     return (models[0] if len(models) == 1 else PolicyEnsemble(models, seed)), meta
 
 
-def evaluate_agent(model_path: str | Path, env_id: str, episodes: int, seed: int = 0, deterministic: bool = True,
-                   n_envs: int = 1, weights: str | None = None) -> dict[str, Any]:
+def evaluate_agent(
+    model_path: str | Path,
+    env_id: str,
+    episodes: int,
+    seed: int = 0,
+    deterministic: bool = True,
+    n_envs: int = 1,
+    weights: str | None = None,
+) -> dict[str, Any]:
     """Run ``episodes`` whole episodes of the saved agent in ``env_id`` (the env as it is:
     its own drift policy; only the observation pipeline is rebuilt) and summarise the returns.
     ``weights``: the world whose encoder builds latent observations (default: the agent's)."""
     if isinstance(episodes, bool) or not isinstance(episodes, int) or episodes < 1:
         raise ValueError(f"episodes must be an int >= 1, got {episodes!r}")
     model, meta = load_agent(model_path, seed)
-    env = make_agent_env(env_id, obs=meta["obs"], n_envs=n_envs, seed=seed, weights=weights or meta.get("weights"),
-                         temperature=meta.get("temperature"), drift_policy=meta.get("drift_policy"),
-                         mirror=meta.get("mirror", False))
+    env = make_agent_env(
+        env_id,
+        obs=meta["obs"],
+        n_envs=n_envs,
+        seed=seed,
+        weights=weights or meta.get("weights"),
+        temperature=meta.get("temperature"),
+        drift_policy=meta.get("drift_policy"),
+        mirror=meta.get("mirror", False),
+    )
     returns: list[float] = []
     lengths: list[int] = []
     obs = env.reset()
@@ -167,7 +210,17 @@ def evaluate_agent(model_path: str | Path, env_id: str, episodes: int, seed: int
                 returns.append(float(infos[i]["episode"]["r"]))
                 lengths.append(int(infos[i]["episode"]["l"]))
     env.close()
-    return {"env": env_id, "model": str(agent_paths(model_path)[0]), "obs": meta["obs"],
-            "members": len(getattr(model, "models", [model])), "episodes": episodes, "seed": seed,
-            "mean": float(np.mean(returns)), "std": float(np.std(returns)), "min": float(np.min(returns)),
-            "max": float(np.max(returns)), "mean_length": float(np.mean(lengths)), "returns": returns}
+    return {
+        "env": env_id,
+        "model": str(agent_paths(model_path)[0]),
+        "obs": meta["obs"],
+        "members": len(getattr(model, "models", [model])),
+        "episodes": episodes,
+        "seed": seed,
+        "mean": float(np.mean(returns)),
+        "std": float(np.std(returns)),
+        "min": float(np.min(returns)),
+        "max": float(np.max(returns)),
+        "mean_length": float(np.mean(lengths)),
+        "returns": returns,
+    }

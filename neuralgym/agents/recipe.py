@@ -20,9 +20,10 @@ A spec may hold, per observation mode, an ``[agent.latent]`` / ``[agent.pixels]`
 from __future__ import annotations
 
 import dataclasses
-import tomllib
 from dataclasses import dataclass, field
 from typing import Any
+
+import tomllib
 
 from neuralgym.world.spec import WorldSpec
 
@@ -46,8 +47,19 @@ class PPOParams:
 
     def ppo_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``stable_baselines3.PPO``."""
-        kwargs: dict[str, Any] = {k: getattr(self, k) for k in ("n_steps", "batch_size", "n_epochs", "learning_rate",
-                                                                 "gamma", "gae_lambda", "clip_range", "ent_coef")}
+        kwargs: dict[str, Any] = {
+            k: getattr(self, k)
+            for k in (
+                "n_steps",
+                "batch_size",
+                "n_epochs",
+                "learning_rate",
+                "gamma",
+                "gae_lambda",
+                "clip_range",
+                "ent_coef",
+            )
+        }
         policy_kwargs: dict[str, Any] = {}
         if self.net_arch is not None:
             policy_kwargs["net_arch"] = list(self.net_arch)
@@ -92,8 +104,12 @@ class AgentRecipe:
 #: a world whose spec declares no recipe (classic-control-like settings on the latent)
 GENERIC = {
     "latent": AgentRecipe(obs="latent", ppo=PPOParams(net_arch=(64, 64))),
-    "pixels": AgentRecipe(obs="pixels", timesteps=200_000, n_envs=8,
-                          ppo=PPOParams(n_steps=128, n_epochs=4, learning_rate=2.5e-4, ent_coef=0.01)),
+    "pixels": AgentRecipe(
+        obs="pixels",
+        timesteps=200_000,
+        n_envs=8,
+        ppo=PPOParams(n_steps=128, n_epochs=4, learning_rate=2.5e-4, ent_coef=0.01),
+    ),
 }
 
 
@@ -116,8 +132,10 @@ def recipe_from_table(table: dict[str, Any], obs: str, where: str = "recipe") ->
     known_ppo = {f.name for f in dataclasses.fields(PPOParams)}
     unknown = sorted(set(table) - known) + [f"ppo.{k}" for k in sorted(set(ppo_table) - known_ppo)]
     if unknown:
-        raise ValueError(f"{where}: unknown recipe keys {', '.join(unknown)}; expected {', '.join(sorted(known))} "
-                         f"and ppo.{{{', '.join(sorted(known_ppo))}}}")
+        raise ValueError(
+            f"{where}: unknown recipe keys {', '.join(unknown)}; expected {', '.join(sorted(known))} "
+            f"and ppo.{{{', '.join(sorted(known_ppo))}}}"
+        )
     return AgentRecipe(obs=obs, ppo=PPOParams(**_tuples(ppo_table)), **_tuples(table))
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from typing import Iterator
+from collections.abc import Iterator
 
 #: at or below this many cores, the default is one torch thread
 FEW_CORES = 2

@@ -23,9 +23,7 @@ def require_pygame() -> ModuleType:
     except ImportError as e:
         from gymnasium.error import DependencyNotInstalled
 
-        raise DependencyNotInstalled(
-            "pygame is not installed; a window needs it: run `pip install pygame-ce`"
-        ) from e
+        raise DependencyNotInstalled("pygame is not installed; a window needs it: run `pip install pygame-ce`") from e
     return pygame
 
 

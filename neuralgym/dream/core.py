@@ -30,16 +30,22 @@ from gymnasium.vector import AutoresetMode
 from neuralgym.common.device import resolve_device
 from neuralgym.common.precision import autocast, resolve_precision
 from neuralgym.common.seeding import torch_seed
+from neuralgym.dream.history import FrameRing
 from neuralgym.dream.info import lanes_info, start_info
 from neuralgym.dream.memory import check_lanes_fit
 from neuralgym.dream.predictor import Predictor
 from neuralgym.dream.prompt import Prompt, validate_prompt
 from neuralgym.world.drift import DriftResetPolicy
-from neuralgym.dream.history import FrameRing
-from neuralgym.world.spaces import (ResetNeededError, action_space_for, encode_actions, observation_space_for,
-                                    validate_action, validate_action_batch)
-from neuralgym.world.spec import WorldSpec
 from neuralgym.world.model import predicted_rmse
+from neuralgym.world.spaces import (
+    ResetNeededError,
+    action_space_for,
+    encode_actions,
+    observation_space_for,
+    validate_action,
+    validate_action_batch,
+)
+from neuralgym.world.spec import WorldSpec
 from neuralgym.world.weights import World, load_world
 
 #: per-step termination probabilities are pushed through sigmoid(logit / temperature)
@@ -72,15 +78,30 @@ class DreamCore:
     ``autoreset``: ``AutoresetMode.DISABLED`` (a lane that ended waits for ``reset``),
     ``NEXT_STEP`` or ``SAME_STEP`` (Gymnasium's vector autoreset modes)."""
 
-    def __init__(self, spec: WorldSpec, num_envs: int = 1, weights: str | Path | None = None, device: str = "auto",
-                 drift_policy: Any = None, temperature: float = DEFAULT_TEMPERATURE, max_episode_steps: int | None = None,
-                 precision: str = "auto", compile: bool = False, anchor_starts: float = 0.0,
-                 autoreset: AutoresetMode = AutoresetMode.DISABLED):
+    def __init__(
+        self,
+        spec: WorldSpec,
+        num_envs: int = 1,
+        weights: str | Path | None = None,
+        device: str = "auto",
+        drift_policy: Any = None,
+        temperature: float = DEFAULT_TEMPERATURE,
+        max_episode_steps: int | None = None,
+        precision: str = "auto",
+        compile: bool = False,
+        anchor_starts: float = 0.0,
+        autoreset: AutoresetMode = AutoresetMode.DISABLED,
+    ):
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)) or num_envs < 1:
             raise ValueError(f"num_envs must be an int >= 1, got {num_envs!r}")
         if not isinstance(device, str):
             raise TypeError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
-        if isinstance(temperature, bool) or not isinstance(temperature, (int, float)) or not np.isfinite(temperature) or temperature < 0:
+        if (
+            isinstance(temperature, bool)
+            or not isinstance(temperature, (int, float))
+            or not np.isfinite(temperature)
+            or temperature < 0
+        ):
             raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
         if weights is not None and not isinstance(weights, (str, Path)):
             raise TypeError(f"weights must be a path to a .safetensors file, got {type(weights).__name__}")
@@ -96,8 +117,11 @@ class DreamCore:
         self.predict = Predictor(self.model, self.device, compile)
         self.drift_policy = DriftResetPolicy.resolve(drift_policy, spec.drift, calibrated_threshold(self.world.info))
         self.temperature = float(temperature)
-        if max_episode_steps is not None and (isinstance(max_episode_steps, bool) or not isinstance(max_episode_steps, (int, np.integer))
-                                              or max_episode_steps < 1):
+        if max_episode_steps is not None and (
+            isinstance(max_episode_steps, bool)
+            or not isinstance(max_episode_steps, (int, np.integer))
+            or max_episode_steps < 1
+        ):
             raise ValueError(f"max_episode_steps must be an int >= 1 or None, got {max_episode_steps!r}")
         self.max_episode_steps = int(max_episode_steps if max_episode_steps is not None else spec.max_episode_steps)
         self.observation_space = observation_space_for(spec)
@@ -119,7 +143,11 @@ class DreamCore:
         self.generator.manual_seed(0)
         self._torch_seeded = False
         bank = self.world
-        if isinstance(anchor_starts, bool) or not isinstance(anchor_starts, (int, float)) or not 0.0 <= anchor_starts <= 1.0:
+        if (
+            isinstance(anchor_starts, bool)
+            or not isinstance(anchor_starts, (int, float))
+            or not 0.0 <= anchor_starts <= 1.0
+        ):
             raise ValueError(f"anchor_starts must be a number in [0, 1], got {anchor_starts!r}")
         if anchor_starts > 0 and len(bank.anchor_frames) == 0:
             raise ValueError(f"anchor_starts={anchor_starts} needs anchor windows, and {self.weights_path} has none")
@@ -133,8 +161,9 @@ class DreamCore:
         # training up-weighted terminations (pos_weight) and drew windows near them more
         # often (terminal_oversample): both shift the head's logit by their log, removed here
         train_cfg = bank.info.get("train", {})
-        self._term_logit_offset = float(np.log(train_cfg.get("term_pos_weight", 1.0))
-                                        + np.log(max(1, train_cfg.get("terminal_oversample", 1))))
+        self._term_logit_offset = float(
+            np.log(train_cfg.get("term_pos_weight", 1.0)) + np.log(max(1, train_cfg.get("terminal_oversample", 1)))
+        )
 
     @property
     def frames(self) -> torch.Tensor:
@@ -162,8 +191,13 @@ class DreamCore:
         """Check ``reset`` options (see :func:`~neuralgym.dream.prompt.validate_prompt`)."""
         return validate_prompt(options, self.spec, self.action_space)
 
-    def reset(self, seed: int | None = None, rng: np.random.Generator | None = None, lanes: np.ndarray | None = None,
-              prompt: Prompt | list[Prompt | None] | None = None) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
+    def reset(
+        self,
+        seed: int | None = None,
+        rng: np.random.Generator | None = None,
+        lanes: np.ndarray | None = None,
+        prompt: Prompt | list[Prompt | None] | None = None,
+    ) -> tuple[torch.Tensor, dict[str, np.ndarray]]:
         """Seed (:meth:`seed`), then start ``lanes`` (a bool mask; default all) afresh, from
         ``prompt`` (one for all of them, or a list with one per lane, None for a start
         frame). Returns every lane's observation (N, C, H, W) and the start info."""
@@ -200,7 +234,9 @@ class DreamCore:
                 mid = rng.random(len(idx)) < self.anchor_starts
                 if mid.any():
                     at = torch.as_tensor(idx[mid], device=self.device)
-                    window = torch.as_tensor(rng.integers(0, len(self._anchor_frames), size=int(mid.sum())), device=self.device)
+                    window = torch.as_tensor(
+                        rng.integers(0, len(self._anchor_frames), size=int(mid.sum())), device=self.device
+                    )
                     self.history.write(at, self._anchor_frames[window])
                     self.actions[at] = self._anchor_actions[window]
         else:
@@ -249,7 +285,9 @@ class DreamCore:
         stuck = self.needs_reset & ~self.pending
         if stuck.any():
             if self.autoreset == AutoresetMode.DISABLED:
-                raise ResetNeededError("the episode has ended (terminated or truncated): call env.reset() before step()")
+                raise ResetNeededError(
+                    "the episode has ended (terminated or truncated): call env.reset() before step()"
+                )
             # only after reset(options={"reset_mask": ...}) left lanes unstarted
             raise ResetNeededError(f"lanes {np.flatnonzero(stuck).tolist()} were never reset: reset them before step()")
 
@@ -303,7 +341,11 @@ class DreamCore:
             else:  # the ring as it lies
                 out = self.predict(self.history.buf, acts, start=self.history.start)
         frame = torch.round(out["frame"].clamp(0.0, 1.0) * 255.0)  # (N, C, H, W) on the 8-bit grid (clamp keeps NaN)
-        finite = torch.isfinite(frame).flatten(1).all(dim=1) & torch.isfinite(out["term_logit"]) & torch.isfinite(out["reward"])
+        finite = (
+            torch.isfinite(frame).flatten(1).all(dim=1)
+            & torch.isfinite(out["term_logit"])
+            & torch.isfinite(out["reward"])
+        )
         frame = torch.where(finite[:, None, None, None], frame, self.history.newest() * 255.0)
         logit = torch.nan_to_num(out["term_logit"]) - self._term_logit_offset
         if self.temperature > 0:

@@ -61,10 +61,20 @@ class WorldModelEnv(FrameRendering, gym.Env):
     metadata: dict[str, Any] = {"render_modes": ["rgb_array", "human"], "render_fps": 30}
     _view_title = "(dream)"
 
-    def __init__(self, world: str | WorldSpec = "cartpole", weights: str | Path | None = None, device: str = "auto",
-                 drift_policy: Any = None, temperature: float = DEFAULT_TEMPERATURE,
-                 max_episode_steps: int | None = None, render_mode: str | None = None, precision: str = "auto",
-                 compile: bool = False, anchor_starts: float = 0.0, limit_by_wrapper: bool = False):
+    def __init__(
+        self,
+        world: str | WorldSpec = "cartpole",
+        weights: str | Path | None = None,
+        device: str = "auto",
+        drift_policy: Any = None,
+        temperature: float = DEFAULT_TEMPERATURE,
+        max_episode_steps: int | None = None,
+        render_mode: str | None = None,
+        precision: str = "auto",
+        compile: bool = False,
+        anchor_starts: float = 0.0,
+        limit_by_wrapper: bool = False,
+    ):
         spec = world if isinstance(world, WorldSpec) else get_spec(world)
         if limit_by_wrapper and max_episode_steps is None:
             # made by gym.make: its TimeLimit wrapper holds the episode limit (the spec's, or
@@ -72,8 +82,9 @@ class WorldModelEnv(FrameRendering, gym.Env):
             max_episode_steps = NO_LIMIT
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"render_mode must be one of {self.metadata['render_modes']} or None, got {render_mode!r}")
-        self.core = DreamCore(spec, 1, weights, device, drift_policy, temperature, max_episode_steps, precision, compile,
-                              anchor_starts)
+        self.core = DreamCore(
+            spec, 1, weights, device, drift_policy, temperature, max_episode_steps, precision, compile, anchor_starts
+        )
         self.world_spec = spec
         self.render_mode = render_mode
         self.metadata = {**self.metadata, "render_fps": spec.play.render_fps}
@@ -106,8 +117,13 @@ class WorldModelEnv(FrameRendering, gym.Env):
         self._obs = DreamCore.to_numpy(res.frames)[0]
         if self.render_mode == "human":
             self.render()
-        return self._obs.copy(), float(res.reward[0]), bool(res.terminated[0]), bool(res.truncated[0]), lane_info(res.info)
+        return (
+            self._obs.copy(),
+            float(res.reward[0]),
+            bool(res.terminated[0]),
+            bool(res.truncated[0]),
+            lane_info(res.info),
+        )
 
     def close(self) -> None:
         self._close_viewer()
-

@@ -23,8 +23,13 @@ import numpy as np
 INFO_KEYS = ("drift", "drift_step", "dream_step", "drift_reset")
 
 
-def lanes_info(drift: np.ndarray, drift_step: np.ndarray, dream_step: np.ndarray, drift_reset: np.ndarray,
-               nonfinite: np.ndarray | None = None) -> dict[str, np.ndarray]:
+def lanes_info(
+    drift: np.ndarray,
+    drift_step: np.ndarray,
+    dream_step: np.ndarray,
+    drift_reset: np.ndarray,
+    nonfinite: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
     """The info of ``num_envs`` lanes: float32 ``drift`` and ``drift_step``, int64
     ``dream_step``, bool ``drift_reset`` (and bool ``nonfinite`` where any lane is)."""
     info = {"drift": drift, "drift_step": drift_step, "dream_step": dream_step, "drift_reset": drift_reset}
@@ -40,8 +45,12 @@ def start_info(n: int) -> dict[str, np.ndarray]:
 
 def lane_info(info: dict[str, np.ndarray], i: int = 0) -> dict[str, Any]:
     """Lane ``i`` of a lanes' info as Python scalars (``nonfinite`` only when true)."""
-    out: dict[str, Any] = {"drift": float(info["drift"][i]), "drift_step": float(info["drift_step"][i]),
-                           "dream_step": int(info["dream_step"][i]), "drift_reset": bool(info["drift_reset"][i])}
+    out: dict[str, Any] = {
+        "drift": float(info["drift"][i]),
+        "drift_step": float(info["drift_step"][i]),
+        "dream_step": int(info["dream_step"][i]),
+        "drift_reset": bool(info["drift_reset"][i]),
+    }
     if "nonfinite" in info and info["nonfinite"][i]:
         out["nonfinite"] = True
     return out

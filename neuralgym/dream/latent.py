@@ -26,11 +26,10 @@ from stable_baselines3.common.vec_env import VecEnv, VecEnvWrapper
 
 from neuralgym.common.device import resolve_device
 from neuralgym.dream.mirror import action_mirror, mirror_codes, mirror_frames
-from neuralgym.world.spaces import encode_actions, validate_action, validate_action_batch
 from neuralgym.world.catalog import get_spec
+from neuralgym.world.spaces import encode_actions, validate_action, validate_action_batch
 from neuralgym.world.spec import WorldSpec
 from neuralgym.world.weights import World, load_world
-
 
 #: principal components of the encoder features that agents observe (0: all the features)
 LATENT_DIMS = 32
@@ -49,8 +48,15 @@ class LatentEncoder:
     after them, those of its mirror image (``2 * dims`` numbers), for
     :class:`~neuralgym.dream.mirror.MirrorSymmetricPolicy`."""
 
-    def __init__(self, spec: WorldSpec, weights: str | Path | None = None, device: str = "cpu", world: World | None = None,
-                 dims: int = LATENT_DIMS, mirror: bool = False):
+    def __init__(
+        self,
+        spec: WorldSpec,
+        weights: str | Path | None = None,
+        device: str = "cpu",
+        world: World | None = None,
+        dims: int = LATENT_DIMS,
+        mirror: bool = False,
+    ):
         if isinstance(dims, bool) or not isinstance(dims, int) or dims < 0:
             raise ValueError(f"dims must be an int >= 0 (0: every feature), got {dims!r}")
         self.spec = spec
@@ -72,7 +78,9 @@ class LatentEncoder:
         acts = torch.cat([actions, torch.zeros_like(actions[:, :1])], dim=1)  # the next action is unknown
         n, block = frames.shape[0], self.cpu_block
         if n > block and frames.device.type == "cpu":
-            return torch.cat([self.model.encode(frames[i : i + block], acts[i : i + block]) for i in range(0, n, block)])
+            return torch.cat(
+                [self.model.encode(frames[i : i + block], acts[i : i + block]) for i in range(0, n, block)]
+            )
         return self.model.encode(frames, acts)
 
     def _standardisation(self, dims: int) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
@@ -91,8 +99,10 @@ class LatentEncoder:
         if dims == 0 or dims >= feats.shape[1]:
             return centre, None, (feats - centre).std(dim=0).clamp(min=1e-3)
         if dims >= feats.shape[0]:
-            raise ValueError(f"{dims} principal axes need more than {dims} real contexts in the world file's banks, "
-                             f"it has {feats.shape[0]}; pass dims=0 to observe every feature")
+            raise ValueError(
+                f"{dims} principal axes need more than {dims} real contexts in the world file's banks, "
+                f"it has {feats.shape[0]}; pass dims=0 to observe every feature"
+            )
         # in float64 on the CPU, signs fixed (largest loading positive): the same axes on any device
         _, _, vt = torch.linalg.svd((feats - centre).double().cpu(), full_matrices=False)
         axes = vt[:dims].t()  # (F, dims)
@@ -104,7 +114,9 @@ class LatentEncoder:
         """frames (B, K, C, H, W) in [0, 1]; actions (B, K-1, A): observations (B, dim)."""
         z = self._project(self.raw(frames, actions))
         if self.mirror is not None:  # the mirror image's beside: (B, 2 dims)
-            z = torch.cat([z, self._project(self.raw(mirror_frames(frames), mirror_codes(actions, self.mirror)))], dim=1)
+            z = torch.cat(
+                [z, self._project(self.raw(mirror_frames(frames), mirror_codes(actions, self.mirror)))], dim=1
+            )
         return z.cpu().numpy().astype(np.float32)
 
     def _project(self, raw: torch.Tensor) -> torch.Tensor:
@@ -127,8 +139,14 @@ class LatentObservation(gym.Wrapper):
     ``encoder`` may be shared between wrappers (it holds the world model).
     """
 
-    def __init__(self, env: gym.Env, world: str | None = None, weights: str | Path | None = None,
-                 device: str = "cpu", encoder: LatentEncoder | None = None):
+    def __init__(
+        self,
+        env: gym.Env,
+        world: str | None = None,
+        weights: str | Path | None = None,
+        device: str = "cpu",
+        encoder: LatentEncoder | None = None,
+    ):
         super().__init__(env)
         spec = get_spec(world) if world else getattr(env.unwrapped, "world_spec", None) or env.unwrapped.spec_world
         self.encoder = encoder or LatentEncoder(spec, weights or getattr(env.unwrapped, "weights_path", None), device)
@@ -156,7 +174,9 @@ class LatentObservation(gym.Wrapper):
 
     def step(self, action: Any):
         obs, reward, terminated, truncated, info = self.env.step(action)
-        code = torch.from_numpy(encode_actions(self._spec, np.asarray([validate_action(self.env.action_space, action)])))
+        code = torch.from_numpy(
+            encode_actions(self._spec, np.asarray([validate_action(self.env.action_space, action)]))
+        )
         self._frames = torch.cat([self._frames[:, 1:], self._frame(obs)[None, None]], dim=1)
         self._actions = torch.cat([self._actions[:, 1:], code.to(self.encoder.device)[:, None]], dim=1)
         info["pixels"] = obs

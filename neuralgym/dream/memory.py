@@ -60,6 +60,8 @@ def check_lanes_fit(spec: WorldSpec, num_envs: int, device: torch.device) -> Non
     need = num_envs * per_lane
     have = available_memory(device)
     if have is not None and need > have:
-        raise ValueError(f"num_envs={num_envs} needs at least {_bytes(need)} of memory on {device} "
-                         f"({_bytes(per_lane)} per lane: {k} frames of {h}x{w}x{c} float32 and a step's copy of them), "
-                         f"but {device} has {_bytes(have)} available: use fewer lanes (at most ~{have // per_lane} fit)")
+        raise ValueError(
+            f"num_envs={num_envs} needs at least {_bytes(need)} of memory on {device} "
+            f"({_bytes(per_lane)} per lane: {k} frames of {h}x{w}x{c} float32 and a step's copy of them), "
+            f"but {device} has {_bytes(have)} available: use fewer lanes (at most ~{have // per_lane} fit)"
+        )

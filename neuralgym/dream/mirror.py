@@ -69,21 +69,32 @@ class MirrorSymmetricPolicy(ActorCriticPolicy):
     ``mirror_actions``: the world's action mirror (:func:`action_mirror`).
     The observation must be the pair ``LatentEncoder(mirror=True)`` produces."""
 
-    def __init__(self, observation_space: gym.spaces.Space, action_space: gym.spaces.Space, lr_schedule: Any,
-                 mirror_actions: list[int] | tuple[int, ...] = (), **kwargs: Any):
+    def __init__(
+        self,
+        observation_space: gym.spaces.Space,
+        action_space: gym.spaces.Space,
+        lr_schedule: Any,
+        mirror_actions: list[int] | tuple[int, ...] = (),
+        **kwargs: Any,
+    ):
         if not isinstance(action_space, gym.spaces.Discrete):
             raise ValueError(f"MirrorSymmetricPolicy needs a Discrete action space, got {action_space}")
         mirror = [int(a) for a in mirror_actions]
         if not is_action_mirror(mirror, int(action_space.n)):
-            raise ValueError(f"mirror_actions must map each of the {action_space.n} actions to its mirror image, each pair "
-                             f"both ways (e.g. [1, 0]), got {list(mirror_actions)}")
-        kwargs.pop("features_extractor_class", None)  # always the pair extractor (also when SB3 rebuilds a saved policy)
+            raise ValueError(
+                f"mirror_actions must map each of the {action_space.n} actions to its mirror image, each pair "
+                f"both ways (e.g. [1, 0]), got {list(mirror_actions)}"
+            )
+        kwargs.pop(
+            "features_extractor_class", None
+        )  # always the pair extractor (also when SB3 rebuilds a saved policy)
         kwargs.pop("features_extractor_kwargs", None)
         if kwargs.get("share_features_extractor", True) is not True:
             raise ValueError("MirrorSymmetricPolicy shares one features extractor between actor and critic")
         self.mirror_actions = mirror
-        super().__init__(observation_space, action_space, lr_schedule, features_extractor_class=MirrorPairExtractor,
-                         **kwargs)
+        super().__init__(
+            observation_space, action_space, lr_schedule, features_extractor_class=MirrorPairExtractor, **kwargs
+        )
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         return {**super()._get_constructor_parameters(), "mirror_actions": self.mirror_actions}
@@ -103,13 +114,17 @@ class MirrorSymmetricPolicy(ActorCriticPolicy):
         value, mirrored = self.value_net(latent_vf).chunk(2)  # (B, 1) each
         return 0.5 * (value + mirrored)
 
-    def forward(self, obs: torch.Tensor, deterministic: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def forward(
+        self, obs: torch.Tensor, deterministic: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         latent_pi, latent_vf = self._both_views(obs)
         distribution = self._distribution(latent_pi)
         actions = distribution.get_actions(deterministic=deterministic)
         return actions, self._value(latent_vf), distribution.log_prob(actions)
 
-    def evaluate_actions(self, obs: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def evaluate_actions(
+        self, obs: torch.Tensor, actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         latent_pi, latent_vf = self._both_views(obs)
         distribution = self._distribution(latent_pi)
         return self._value(latent_vf), distribution.log_prob(actions), distribution.entropy()
@@ -130,11 +145,17 @@ def symmetrise(model: PPO, mirror: tuple[int, ...] | list[int]) -> PPO:
         raise ValueError(f"symmetrise needs an agent on flat observations, got {space}")
     if isinstance(model.policy, MirrorSymmetricPolicy):
         raise ValueError("the agent is already mirror-symmetric")
-    pair = gym.spaces.Box(np.concatenate([space.low, space.low]), np.concatenate([space.high, space.high]),
-                          dtype=space.dtype)
+    pair = gym.spaces.Box(
+        np.concatenate([space.low, space.low]), np.concatenate([space.high, space.high]), dtype=space.dtype
+    )
     kwargs = {**model.policy_kwargs, "mirror_actions": [int(a) for a in mirror]}
     policy = MirrorSymmetricPolicy(pair, model.action_space, model.lr_schedule, **kwargs).to(model.device)
     policy.load_state_dict(model.policy.state_dict())
     policy.optimizer.load_state_dict(model.policy.optimizer.state_dict())
-    model.policy, model.policy_class, model.policy_kwargs, model.observation_space = policy, MirrorSymmetricPolicy, kwargs, pair
+    model.policy, model.policy_class, model.policy_kwargs, model.observation_space = (
+        policy,
+        MirrorSymmetricPolicy,
+        kwargs,
+        pair,
+    )
     return model

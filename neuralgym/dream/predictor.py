@@ -31,7 +31,9 @@ class Predictor:
     def compiled(self) -> bool:
         return self._call is not self.model
 
-    def __call__(self, frames: torch.Tensor, actions: torch.Tensor, start: int | None = None) -> dict[str, torch.Tensor]:
+    def __call__(
+        self, frames: torch.Tensor, actions: torch.Tensor, start: int | None = None
+    ) -> dict[str, torch.Tensor]:
         """``frames`` and ``start`` as :meth:`WorldModel.forward` takes them (a compiled model:
         frames in time order, ``start`` None)."""
         if not self._pending:

@@ -29,21 +29,27 @@ def validate_prompt(options: dict[str, Any] | None, spec: WorldSpec, action_spac
         raise TypeError(f"reset options must be a dict or None, got {type(options).__name__}")
     unknown = set(options) - {"frames", "actions", "reset_mask"}
     if unknown:
-        raise ValueError(f"unknown reset option(s) {sorted(map(repr, unknown))}; expected 'frames' and optionally 'actions'")
+        raise ValueError(
+            f"unknown reset option(s) {sorted(map(repr, unknown))}; expected 'frames' and optionally 'actions'"
+        )
     if "frames" not in options:
         if "actions" in options:
             raise ValueError("reset option 'actions' needs 'frames' as well")
         return None
     frames = options["frames"]
     if not isinstance(frames, np.ndarray):
-        raise TypeError(f"options['frames'] must be a numpy uint8 array of shape (n, {', '.join(map(str, shape))}), "
-                        f"got {type(frames).__name__}")
+        raise TypeError(
+            f"options['frames'] must be a numpy uint8 array of shape (n, {', '.join(map(str, shape))}), "
+            f"got {type(frames).__name__}"
+        )
     if frames.dtype != np.uint8:
         raise TypeError(f"options['frames'] must have dtype uint8 (0..255), got {frames.dtype}")
     if frames.ndim != 4 or frames.shape[1:] != shape:
         hint = " (one frame? pass frames[None])" if frames.shape == shape else ""
-        raise ValueError(f"options['frames'] must have shape (n, {', '.join(map(str, shape))}) with 1 <= n <= {k}, "
-                         f"got {frames.shape}{hint}")
+        raise ValueError(
+            f"options['frames'] must have shape (n, {', '.join(map(str, shape))}) with 1 <= n <= {k}, "
+            f"got {frames.shape}{hint}"
+        )
     n = frames.shape[0]
     if not 1 <= n <= k:
         raise ValueError(f"options['frames'] must hold 1 to K={k} frames, got {n}")
@@ -52,15 +58,19 @@ def validate_prompt(options: dict[str, Any] | None, spec: WorldSpec, action_spac
         codes = np.zeros((n - 1, dim), np.float32)
     else:
         if isinstance(actions, (str, bytes, dict)):
-            raise TypeError(f"options['actions'] must be a sequence of {n - 1} or {n} actions, got {type(actions).__name__}")
+            raise TypeError(
+                f"options['actions'] must be a sequence of {n - 1} or {n} actions, got {type(actions).__name__}"
+            )
         try:
             seq = list(actions)
         except TypeError as e:
             raise TypeError(f"options['actions'] must be a sequence of {n - 1} or {n} actions, got {actions!r}") from e
         if len(seq) not in (n - 1, n):
-            raise ValueError(f"options['actions'] must hold n-1={n - 1} or n={n} actions for {n} frames, got {len(seq)}")
+            raise ValueError(
+                f"options['actions'] must hold n-1={n - 1} or n={n} actions for {n} frames, got {len(seq)}"
+            )
         seq = [validate_action(action_space, action) for action in seq]
-        seq = seq[len(seq) - (n - 1):] if n > 1 else []  # with n actions the first one precedes the prompt
+        seq = seq[len(seq) - (n - 1) :] if n > 1 else []  # with n actions the first one precedes the prompt
         codes = encode_actions(spec, np.asarray(seq)) if seq else np.zeros((0, dim), np.float32)
         codes = codes.reshape(n - 1, dim)
     return np.ascontiguousarray(frames), codes

@@ -22,8 +22,13 @@ from neuralgym.dream.info import lane_info, start_info  # noqa: E402
 from neuralgym.dream.rendering import FrameRendering  # noqa: E402
 from neuralgym.world.catalog import get_spec  # noqa: E402
 from neuralgym.world.preprocess import preprocess_frame  # noqa: E402
-from neuralgym.world.spaces import (ResetNeededError, action_space_for, observation_space_for,  # noqa: E402
-                                    to_source_action, validate_action)
+from neuralgym.world.spaces import (
+    ResetNeededError,
+    action_space_for,
+    observation_space_for,  # noqa: E402
+    to_source_action,
+    validate_action,
+)
 from neuralgym.world.spec import WorldSpec  # noqa: E402
 
 
@@ -49,8 +54,13 @@ class RealWorldEnv(FrameRendering, gym.Env):
     metadata: dict[str, Any] = {"render_modes": ["rgb_array", "human"], "render_fps": 30}
     _view_title = "(real)"
 
-    def __init__(self, world: str | WorldSpec = "cartpole", render_mode: str | None = None,
-                 limit_by_wrapper: bool = False, **_ignored: Any):
+    def __init__(
+        self,
+        world: str | WorldSpec = "cartpole",
+        render_mode: str | None = None,
+        limit_by_wrapper: bool = False,
+        **_ignored: Any,
+    ):
         self.spec_world = world if isinstance(world, WorldSpec) else get_spec(world)
         # under gym.make the TimeLimit wrapper holds the limit (see neuralgym.world.registry)
         self._limit = None if limit_by_wrapper else self.spec_world.max_episode_steps

@@ -34,8 +34,14 @@ def is_dream_id(env_id: str) -> bool:
     return env_id.startswith("neuralgym/") and env_id.endswith("-v0") and not env_id.endswith("-real-v0")
 
 
-def make_sb3_vec_env(env_id: str, n_envs: int = 1, seed: int | None = None, obs: str = "pixels",
-                     latent_mirror: bool = False, **kwargs: Any) -> VecEnv:
+def make_sb3_vec_env(
+    env_id: str,
+    n_envs: int = 1,
+    seed: int | None = None,
+    obs: str = "pixels",
+    latent_mirror: bool = False,
+    **kwargs: Any,
+) -> VecEnv:
     """An SB3 VecEnv of ``n_envs`` lanes of ``env_id``. ``kwargs`` go to the env
     (``weights``, ``device``, ``drift_policy``, ``temperature``, ``uncertainty_penalty``...).
 
@@ -65,8 +71,7 @@ def make_sb3_vec_env(env_id: str, n_envs: int = 1, seed: int | None = None, obs:
         spec = get_spec(env_id)
         world = env.core.world if isinstance(env, DreamSB3VecEnv) else None
         device = kwargs.get("device", "cpu") if world is None else str(env.core.device)
-        encoder = LatentEncoder(spec, kwargs.get("weights"), device=device, world=world,
-                                mirror=latent_mirror)
+        encoder = LatentEncoder(spec, kwargs.get("weights"), device=device, world=world, mirror=latent_mirror)
         env = VecLatent(env, encoder)
     return env
 
@@ -74,10 +79,20 @@ def make_sb3_vec_env(env_id: str, n_envs: int = 1, seed: int | None = None, obs:
 class DreamSB3VecEnv(VecEnv):
     """``n_envs`` dream lanes as an SB3 ``VecEnv`` with same-step autoreset."""
 
-    def __init__(self, world: str | WorldSpec, n_envs: int = 1, render_mode: str | None = None, uncertainty_penalty: float = 0.0,
-                 **kwargs: Any):
-        if isinstance(uncertainty_penalty, bool) or not isinstance(uncertainty_penalty, (int, float)) \
-                or not np.isfinite(uncertainty_penalty) or uncertainty_penalty < 0:
+    def __init__(
+        self,
+        world: str | WorldSpec,
+        n_envs: int = 1,
+        render_mode: str | None = None,
+        uncertainty_penalty: float = 0.0,
+        **kwargs: Any,
+    ):
+        if (
+            isinstance(uncertainty_penalty, bool)
+            or not isinstance(uncertainty_penalty, (int, float))
+            or not np.isfinite(uncertainty_penalty)
+            or uncertainty_penalty < 0
+        ):
             raise ValueError(f"uncertainty_penalty must be a finite number >= 0, got {uncertainty_penalty!r}")
         spec = world if isinstance(world, WorldSpec) else get_spec(world)
         self.core = DreamCore(spec, n_envs, autoreset=AutoresetMode.SAME_STEP, **kwargs)
@@ -121,7 +136,9 @@ class DreamSB3VecEnv(VecEnv):
             for i in np.flatnonzero(res.done):
                 infos[i]["terminal_observation"] = final[i].copy()
                 infos[i]["TimeLimit.truncated"] = bool(res.truncated[i] and not res.terminated[i])
-        reward = res.reward - self.uncertainty_penalty * res.info["drift_step"] if self.uncertainty_penalty else res.reward
+        reward = (
+            res.reward - self.uncertainty_penalty * res.info["drift_step"] if self.uncertainty_penalty else res.reward
+        )
         return DreamCore.to_numpy(res.frames), reward.astype(np.float32), res.done, infos
 
     def close(self) -> None:

@@ -54,14 +54,29 @@ class DreamVectorEnv(VectorEnv):
     ``anchor_starts`` (share of episodes started from a real window of the anchor bank).
     """
 
-    metadata: dict[str, Any] = {"render_modes": ["rgb_array"], "render_fps": 30, "autoreset_mode": AutoresetMode.NEXT_STEP}
+    metadata: dict[str, Any] = {
+        "render_modes": ["rgb_array"],
+        "render_fps": 30,
+        "autoreset_mode": AutoresetMode.NEXT_STEP,
+    }
 
-    def __init__(self, world: str | WorldSpec = "cartpole", num_envs: int = 1, weights: str | Path | None = None,
-                 device: str = "auto", drift_policy: Any = None, temperature: float = DEFAULT_TEMPERATURE,
-                 max_episode_steps: int | None = None, render_mode: str | None = None,
-                 autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP, obs_backend: str = "numpy",
-                 precision: str = "auto", compile: bool = False, anchor_starts: float = 0.0,
-                 limit_by_wrapper: bool = False):
+    def __init__(
+        self,
+        world: str | WorldSpec = "cartpole",
+        num_envs: int = 1,
+        weights: str | Path | None = None,
+        device: str = "auto",
+        drift_policy: Any = None,
+        temperature: float = DEFAULT_TEMPERATURE,
+        max_episode_steps: int | None = None,
+        render_mode: str | None = None,
+        autoreset_mode: AutoresetMode | str = AutoresetMode.NEXT_STEP,
+        obs_backend: str = "numpy",
+        precision: str = "auto",
+        compile: bool = False,
+        anchor_starts: float = 0.0,
+        limit_by_wrapper: bool = False,
+    ):
         # limit_by_wrapper comes with the registration, for the one-lane env; gym.make_vec
         # passes the registered episode limit (or its own max_episode_steps) here directly
         del limit_by_wrapper
@@ -73,11 +88,24 @@ class DreamVectorEnv(VectorEnv):
         try:
             autoreset_mode = AutoresetMode(autoreset_mode)
         except ValueError as e:
-            raise ValueError(f"autoreset_mode must be AutoresetMode.NEXT_STEP or SAME_STEP, got {autoreset_mode!r}") from e
+            raise ValueError(
+                f"autoreset_mode must be AutoresetMode.NEXT_STEP or SAME_STEP, got {autoreset_mode!r}"
+            ) from e
         if autoreset_mode not in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP):
             raise ValueError(f"autoreset_mode must be NEXT_STEP or SAME_STEP, got {autoreset_mode}")
-        self.core = DreamCore(spec, num_envs, weights, device, drift_policy, temperature, max_episode_steps, precision, compile,
-                              anchor_starts, autoreset=autoreset_mode)
+        self.core = DreamCore(
+            spec,
+            num_envs,
+            weights,
+            device,
+            drift_policy,
+            temperature,
+            max_episode_steps,
+            precision,
+            compile,
+            anchor_starts,
+            autoreset=autoreset_mode,
+        )
         self.world_spec = spec
         self.num_envs = self.core.num_envs
         self.render_mode = render_mode
@@ -117,7 +145,9 @@ class DreamVectorEnv(VectorEnv):
             except (TypeError, ValueError) as e:
                 raise ValueError(f"options['reset_mask'] must be a bool array of shape ({self.num_envs},)") from e
             if mask.shape != (self.num_envs,) or mask.dtype != bool:
-                raise ValueError(f"options['reset_mask'] must be a bool array of shape ({self.num_envs},), got {mask!r}")
+                raise ValueError(
+                    f"options['reset_mask'] must be a bool array of shape ({self.num_envs},), got {mask!r}"
+                )
         super().reset(seed=seed)  # seeds self._np_random, which the core then draws from
         frames, info = self.core.reset(seed, self.np_random, mask, prompt)
         return self._present(frames), info

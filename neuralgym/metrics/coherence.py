@@ -122,9 +122,18 @@ class CoherenceRun:
     present: dict[str, np.ndarray] = field(default_factory=dict)  # (N,) bool per PRESENCE_CHECKS object
 
 
-def run_coherence(spec: WorldSpec, steps: int = 9000, lanes: int = 1, seed: int = 0, real: bool = False,
-                  weights: str | None = None, device: str = "auto", temperature: float = 0.0, strip_every: int = 250,
-                  index: RealFrameIndex | None = None) -> CoherenceRun:
+def run_coherence(
+    spec: WorldSpec,
+    steps: int = 9000,
+    lanes: int = 1,
+    seed: int = 0,
+    real: bool = False,
+    weights: str | None = None,
+    device: str = "auto",
+    temperature: float = 0.0,
+    strip_every: int = 250,
+    index: RealFrameIndex | None = None,
+) -> CoherenceRun:
     """Free-run the dream (or with ``real`` the real env) for ``steps`` frames over ``lanes`` lanes."""
     import time
 
@@ -134,7 +143,12 @@ def run_coherence(spec: WorldSpec, steps: int = 9000, lanes: int = 1, seed: int 
     if real:
         env = gym.make_vec(spec.real_id, num_envs=lanes, vectorization_mode="sync")
     else:
-        kw: dict[str, Any] = {"drift_policy": "none", "temperature": temperature, "max_episode_steps": 10**9, "device": device}
+        kw: dict[str, Any] = {
+            "drift_policy": "none",
+            "temperature": temperature,
+            "max_episode_steps": 10**9,
+            "device": device,
+        }
         if weights:
             kw["weights"] = weights
         env = gym.make_vec(spec.dream_id, num_envs=lanes, **kw)
@@ -174,8 +188,16 @@ def run_coherence(spec: WorldSpec, steps: int = 9000, lanes: int = 1, seed: int 
         starting = term | trunc
         t += 1
     env.close()
-    return CoherenceRun(np.asarray(plaus), np.asarray(ages), np.asarray(eps), time.time() - t0, driver_name,
-                        index.description, strip, {k: np.asarray(v, bool) for k, v in present.items()})
+    return CoherenceRun(
+        np.asarray(plaus),
+        np.asarray(ages),
+        np.asarray(eps),
+        time.time() - t0,
+        driver_name,
+        index.description,
+        strip,
+        {k: np.asarray(v, bool) for k, v in present.items()},
+    )
 
 
 def summarize_coherence(run: CoherenceRun, good_psnr: float = GOOD_PSNR) -> dict[str, Any]:

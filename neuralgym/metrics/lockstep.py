@@ -59,12 +59,26 @@ class Lockstep:
     object_match: np.ndarray | None = None
 
 
-def run_lockstep(world: str, episodes: int = 24, horizon: int = 50, seed: int = EVAL_SEED_BASE, weights: str | None = None,
-                 device: str = "auto", epsilon: float = 0.25, video_episodes: int = 1, temperature: float | None = None,
-                 drift_policy: str = "none", precision: str = "auto") -> Lockstep:
+def run_lockstep(
+    world: str,
+    episodes: int = 24,
+    horizon: int = 50,
+    seed: int = EVAL_SEED_BASE,
+    weights: str | None = None,
+    device: str = "auto",
+    epsilon: float = 0.25,
+    video_episodes: int = 1,
+    temperature: float | None = None,
+    drift_policy: str = "none",
+    precision: str = "auto",
+) -> Lockstep:
     spec = get_spec(world)
-    kw: dict[str, Any] = {"device": device, "drift_policy": drift_policy, "max_episode_steps": horizon + spec.context_length + 1,
-                          "precision": precision}
+    kw: dict[str, Any] = {
+        "device": device,
+        "drift_policy": drift_policy,
+        "max_episode_steps": horizon + spec.context_length + 1,
+        "precision": precision,
+    }
     if weights:
         kw["weights"] = weights
     if temperature is not None:
@@ -94,7 +108,10 @@ def run_lockstep(world: str, episodes: int = 24, horizon: int = 50, seed: int = 
     for e in range(episodes):
         mask = np.zeros(episodes, bool)
         mask[e] = True
-        d_obs, _ = dream.reset(seed=seed if e == 0 else None, options={"frames": prompts[e], "actions": prompt_actions[e], "reset_mask": mask})
+        d_obs, _ = dream.reset(
+            seed=seed if e == 0 else None,
+            options={"frames": prompts[e], "actions": prompt_actions[e], "reset_mask": mask},
+        )
     shape = (episodes, horizon)
     rec_psnr, rec_frozen, rec_drift, rec_step = (np.full(shape, np.nan) for _ in range(4))
     rec_real_rew, rec_dream_rew = np.full(shape, np.nan), np.full(shape, np.nan)
@@ -137,8 +154,20 @@ def run_lockstep(world: str, episodes: int = 24, horizon: int = 50, seed: int = 
     for env in reals:
         env.close()
     dream.close()
-    return Lockstep(rec_psnr, rec_frozen, rec_drift, rec_step, real_term, dream_term, seconds, [np.stack(v) for v in videos if v],
-                    rec_real_rew, rec_dream_rew, obj_real if locate else None, obj_match if locate else None)
+    return Lockstep(
+        rec_psnr,
+        rec_frozen,
+        rec_drift,
+        rec_step,
+        real_term,
+        dream_term,
+        seconds,
+        [np.stack(v) for v in videos if v],
+        rec_real_rew,
+        rec_dream_rew,
+        obj_real if locate else None,
+        obj_match if locate else None,
+    )
 
 
 def object_fidelity(ls: Lockstep, horizons: tuple[int, ...] = OBJECT_HORIZONS) -> dict[str, Any]:
@@ -191,15 +220,23 @@ def reward_events(ls: Lockstep, tolerance: int = 1) -> dict[str, Any]:
 
     hit_r, n_real = matched(kinds_real, kinds_dream)
     hit_d, n_dream = matched(kinds_dream, kinds_real)
-    return {"reward_usual": usual, "reward_events_real": n_real, "reward_events_dream": n_dream,
-            "reward_event_recall": hit_r / n_real if n_real else None,
-            "reward_event_precision": hit_d / n_dream if n_dream else None,
-            "reward_per_step_real": float(np.nanmean(real)) if valid.any() else None,
-            "reward_per_step_dream": float(np.nanmean(np.where(valid, dream, np.nan))) if valid.any() else None}
+    return {
+        "reward_usual": usual,
+        "reward_events_real": n_real,
+        "reward_events_dream": n_dream,
+        "reward_event_recall": hit_r / n_real if n_real else None,
+        "reward_event_precision": hit_d / n_dream if n_dream else None,
+        "reward_per_step_real": float(np.nanmean(real)) if valid.any() else None,
+        "reward_per_step_dream": float(np.nanmean(np.where(valid, dream, np.nan))) if valid.any() else None,
+    }
 
 
-def summarize(ls: Lockstep, horizons: tuple[int, ...] = (1, 5, 10, 25, 50), threshold: float | None = None,
-              fidelity_psnr: float = 30.0) -> dict[str, Any]:
+def summarize(
+    ls: Lockstep,
+    horizons: tuple[int, ...] = (1, 5, 10, 25, 50),
+    threshold: float | None = None,
+    fidelity_psnr: float = 30.0,
+) -> dict[str, Any]:
     """Mean PSNR, frozen PSNR and gain per horizon; drift AUROC per candidate score;
     the fraction of dream frames below ``fidelity_psnr``; termination agreement."""
     out: dict[str, Any] = {"episodes": int(ls.psnr.shape[0]), "horizon": int(ls.psnr.shape[1])}
@@ -228,19 +265,29 @@ def summarize(ls: Lockstep, horizons: tuple[int, ...] = (1, 5, 10, 25, 50), thre
     out["frames"] = int(valid.sum())
     out["frac_off"] = float(off.mean())
     out["auroc_drift_vs_fidelity"] = auroc(ls.drift[valid], off)
-    out["calibrated_drift_threshold"] = calibrate_threshold(ls.drift[valid], off) if 0 < off.sum() < len(off) else float("nan")
+    out["calibrated_drift_threshold"] = (
+        calibrate_threshold(ls.drift[valid], off) if 0 < off.sum() < len(off) else float("nan")
+    )
     both = (ls.real_term > 0) | (ls.dream_term > 0)
     out["terminations_real"] = int((ls.real_term > 0).sum())
     out["terminations_dream"] = int((ls.dream_term > 0).sum())
-    out["termination_agreement"] = float(np.mean(np.abs(ls.real_term[both] - ls.dream_term[both]) <= 2)) if both.any() else float("nan")
+    out["termination_agreement"] = (
+        float(np.mean(np.abs(ls.real_term[both] - ls.dream_term[both]) <= 2)) if both.any() else float("nan")
+    )
     out.update(object_fidelity(ls))
     out.update(reward_events(ls))
     out["seconds"] = ls.seconds
     return out
 
 
-def write_gif(path: Path, frames: np.ndarray, fps: int = 25, scale: int = 3,
-              labels: tuple[str, ...] | None = ("real", "dream", "error"), note: str | None = None) -> None:
+def write_gif(
+    path: Path,
+    frames: np.ndarray,
+    fps: int = 25,
+    scale: int = 3,
+    labels: tuple[str, ...] | None = ("real", "dream", "error"),
+    note: str | None = None,
+) -> None:
     """frames (T, H, W, 3) uint8 -> an animated GIF (nearest-neighbour upscaled). ``labels``
     name the side-by-side panels (the frame's width split evenly; the default is eval's
     real | dream | error) in a strip above them; ``note`` (e.g. why the clip ends) is
@@ -265,5 +312,9 @@ def write_gif(path: Path, frames: np.ndarray, fps: int = 25, scale: int = 3,
                 draw.text((4, canvas.height - strip + 1), note, fill=(255, 255, 0))
             labelled.append(canvas)
         images = labelled
-    atomic_write_bytes(Path(path), lambda f: images[0].save(f, format="GIF", save_all=True, append_images=images[1:],
-                                                            duration=int(1000 / fps), loop=0))
+    atomic_write_bytes(
+        Path(path),
+        lambda f: images[0].save(
+            f, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0
+        ),
+    )

@@ -8,7 +8,7 @@ names the locator of each world that has one.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 

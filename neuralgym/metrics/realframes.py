@@ -33,6 +33,7 @@ CARTPOLE_THETA_STEP = 0.004
 CARTPOLE_X_RANGE = 2.6  # the episode ends past 2.4: its last frame may lie a little beyond
 CARTPOLE_THETA_RANGE = 0.3  # ... and past 0.2095 rad
 
+
 def _cached(name: str, key: dict, build) -> dict[str, np.ndarray]:
     """Arrays from the cache file for ``key``, or built by ``build()`` and cached (atomically)."""
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
@@ -49,7 +50,9 @@ def _cached(name: str, key: dict, build) -> dict[str, np.ndarray]:
     return arrays
 
 
-def cartpole_grid(spec: WorldSpec, x_step: float = CARTPOLE_X_STEP, theta_step: float = CARTPOLE_THETA_STEP) -> RealFrameIndex:
+def cartpole_grid(
+    spec: WorldSpec, x_step: float = CARTPOLE_X_STEP, theta_step: float = CARTPOLE_THETA_STEP
+) -> RealFrameIndex:
     """Every CartPole frame on a grid of cart positions and pole angles, rendered by the real
     renderer and preprocessed as the world does; labels (x, theta). Cached on disk
     (``NEURALGYM_CACHE``, default ``~/.cache/neuralgym``)."""
@@ -75,15 +78,28 @@ def cartpole_grid(spec: WorldSpec, x_step: float = CARTPOLE_X_STEP, theta_step: 
         return {"frames": frames, "labels": labels}
 
     arrays = _cached("cartpole-grid", key, build)
-    return RealFrameIndex(arrays["frames"], arrays["labels"], exact=True,
-                          description=f"exact: {len(arrays['frames'])} real renders, {x_step:.3f} m x {theta_step} rad apart")
+    return RealFrameIndex(
+        arrays["frames"],
+        arrays["labels"],
+        exact=True,
+        description=f"exact: {len(arrays['frames'])} real renders, {x_step:.3f} m x {theta_step} rad apart",
+    )
 
 
-def real_frame_bank(spec: WorldSpec, frames: int = 20_000, seed: int = 5_000_000, epsilon: float = 0.25) -> RealFrameIndex:
+def real_frame_bank(
+    spec: WorldSpec, frames: int = 20_000, seed: int = 5_000_000, epsilon: float = 0.25
+) -> RealFrameIndex:
     """A proxy index: ``frames`` real frames from episodes of the world's behaviour policy
     (``epsilon`` random actions) on seeds far from training's. Cached on disk."""
-    key = {"world": spec.key, "source": [spec.source_id, repr(spec.source_kwargs)],
-           "pp": repr(spec.preprocess), "frames": frames, "seed": seed, "eps": epsilon, "v": 1}
+    key = {
+        "world": spec.key,
+        "source": [spec.source_id, repr(spec.source_kwargs)],
+        "pp": repr(spec.preprocess),
+        "frames": frames,
+        "seed": seed,
+        "eps": epsilon,
+        "v": 1,
+    }
 
     def build() -> dict[str, np.ndarray]:
         env = RealWorldEnv(spec)
@@ -104,8 +120,12 @@ def real_frame_bank(spec: WorldSpec, frames: int = 20_000, seed: int = 5_000_000
         return {"frames": np.stack(out[:frames])}
 
     arrays = _cached(f"{spec.key}-bank", key, build)
-    return RealFrameIndex(arrays["frames"], None, exact=False,
-                          description=f"proxy: nearest of {len(arrays['frames'])} real frames (behaviour policy, {epsilon:.0%} random)")
+    return RealFrameIndex(
+        arrays["frames"],
+        None,
+        exact=False,
+        description=f"proxy: nearest of {len(arrays['frames'])} real frames (behaviour policy, {epsilon:.0%} random)",
+    )
 
 
 def index_for(spec: WorldSpec, bank_frames: int = 20_000) -> RealFrameIndex:

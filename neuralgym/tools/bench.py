@@ -104,9 +104,16 @@ def throughput(dream_id: str, num_envs: int, device: str, seconds: float = 1.5, 
     return fps, precision
 
 
-def run_bench(world: str, device: str = "auto", batches: tuple[int, ...] = DEFAULT_BATCHES, seconds: float = 1.5,
-              obs_backend: str = "numpy", precision: str = "auto", compile: bool = False,
-              weights: str | None = None) -> dict[str, Any]:
+def run_bench(
+    world: str,
+    device: str = "auto",
+    batches: tuple[int, ...] = DEFAULT_BATCHES,
+    seconds: float = 1.5,
+    obs_backend: str = "numpy",
+    precision: str = "auto",
+    compile: bool = False,
+    weights: str | None = None,
+) -> dict[str, Any]:
     from neuralgym.common.device import resolve_device
     from neuralgym.world.catalog import get_spec
     from neuralgym.world.model import count_flops
@@ -118,23 +125,34 @@ def run_bench(world: str, device: str = "auto", batches: tuple[int, ...] = DEFAU
     flops = count_flops(probe.unwrapped.core.model)
     probe.close()
     result: dict[str, Any] = {
-        "world": spec.key, "device": str(dev), "precision": precision, "compile": compile,
-        "torch_threads": torch.get_num_threads(), "flops_per_frame": flops, "matmul_peak_flops": matmul_peak(dev),
+        "world": spec.key,
+        "device": str(dev),
+        "precision": precision,
+        "compile": compile,
+        "torch_threads": torch.get_num_threads(),
+        "flops_per_frame": flops,
+        "matmul_peak_flops": matmul_peak(dev),
         "real_fps": real_fps(spec.real_id, seconds=max(1.0, seconds)),
         "latency": latency(spec.dream_id, device, precision=precision, compile=compile, **extra),
         "throughput": [],
     }
     peaks = {"fp32": result["matmul_peak_flops"]}
     for b in batches:
-        fps, resolved = throughput(spec.dream_id, b, device, seconds, obs_backend=obs_backend, precision=precision,
-                                   compile=compile, **extra)
+        fps, resolved = throughput(
+            spec.dream_id, b, device, seconds, obs_backend=obs_backend, precision=precision, compile=compile, **extra
+        )
         if resolved not in peaks:  # a bf16/fp16 dream is held to the matmul peak of its own precision
             peaks[resolved] = matmul_peak(dev, dtype={"bf16": torch.bfloat16, "fp16": torch.float16}[resolved])
             result[f"matmul_peak_flops_{resolved}"] = peaks[resolved]
-        result["throughput"].append({
-            "batch": b, "precision": resolved, "fps": fps, "x_real": fps / result["real_fps"],
-            "roofline_fraction": fps * flops / peaks[resolved],
-        })
+        result["throughput"].append(
+            {
+                "batch": b,
+                "precision": resolved,
+                "fps": fps,
+                "x_real": fps / result["real_fps"],
+                "roofline_fraction": fps * flops / peaks[resolved],
+            }
+        )
     return result
 
 
@@ -151,8 +169,10 @@ def format_table(r: dict[str, Any]) -> str:
         "|---:|---|---:|---:|---:|",
     ]
     for t in r["throughput"]:
-        lines.append(f"| {t['batch']} | {t['precision']} | {t['fps']:.0f} | {t['x_real']:.2f} "
-                     f"| {100 * t['roofline_fraction']:.0f}% |")
+        lines.append(
+            f"| {t['batch']} | {t['precision']} | {t['fps']:.0f} | {t['x_real']:.2f} "
+            f"| {100 * t['roofline_fraction']:.0f}% |"
+        )
     return "\n".join(lines)
 
 
@@ -160,10 +180,24 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("world", help="world key, e.g. cartpole")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     p.add_argument("--batches", default=",".join(map(str, DEFAULT_BATCHES)), help="comma-separated batch sizes")
-    p.add_argument("--seconds", type=float, default=3.0, help="seconds per measurement (this VM varies: longer is steadier)")
-    p.add_argument("--obs-backend", default="numpy", choices=["numpy", "torch"], help="observations as numpy arrays or device tensors")
-    p.add_argument("--precision", default="auto", choices=PRECISIONS, help="the dream's inference precision (auto: bf16 where native)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model (tens of seconds per batch size first)")
+    p.add_argument(
+        "--seconds", type=float, default=3.0, help="seconds per measurement (this VM varies: longer is steadier)"
+    )
+    p.add_argument(
+        "--obs-backend",
+        default="numpy",
+        choices=["numpy", "torch"],
+        help="observations as numpy arrays or device tensors",
+    )
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=PRECISIONS,
+        help="the dream's inference precision (auto: bf16 where native)",
+    )
+    p.add_argument(
+        "--compile", action="store_true", help="torch.compile the model (tens of seconds per batch size first)"
+    )
     p.add_argument("--weights", default=None, help="another weights file for the same world")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
@@ -175,7 +209,15 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError(f"--batches must be comma-separated integers, got {args.batches!r}") from e
     if any(b < 1 for b in batches):
         raise ValueError("--batches must all be >= 1")
-    r = run_bench(args.world, args.device, batches, args.seconds, args.obs_backend, args.precision, args.compile,
-                  weights=args.weights)
+    r = run_bench(
+        args.world,
+        args.device,
+        batches,
+        args.seconds,
+        args.obs_backend,
+        args.precision,
+        args.compile,
+        weights=args.weights,
+    )
     print(json.dumps(r) if args.json else format_table(r), file=sys.stdout)
     return 0

@@ -23,7 +23,6 @@ With ``--json`` a command prints exactly one JSON object on stdout; everything e
 bad data or weights) print one ``error: ...`` line to stderr and exit with status 2.
 """
 
-
 from __future__ import annotations
 
 import argparse
@@ -37,19 +36,29 @@ from neuralgym.tools.cliutil import EXIT_USAGE, CommandError, Parser, add_thread
 
 # Subcommands whose code lives in another module: name -> (module, one-line help).
 LAZY_COMMANDS: dict[str, tuple[str, str]] = {
-    "play": ("neuralgym.tools.play", "play a world (dream or --real) in a window, or headless with SDL_VIDEODRIVER=dummy"),
+    "play": (
+        "neuralgym.tools.play",
+        "play a world (dream or --real) in a window, or headless with SDL_VIDEODRIVER=dummy",
+    ),
     "eval": ("neuralgym.tools.evaluate", "run dream and real env in lockstep: fidelity, fidelity gain, drift AUROC"),
     "bench": ("neuralgym.tools.bench", "dream latency and throughput across batch sizes, beside the real env's"),
-    "exploit": ("neuralgym.tools.exploit", "blind action patterns in the dream and in reality: can a dream-trained agent cheat?"),
-    "learn": ("neuralgym.tools.learn", "the loop: collect real episodes with the agent, update the world, train the agent in "
-                                       "the dream, repeat, within a budget of real steps"),
+    "exploit": (
+        "neuralgym.tools.exploit",
+        "blind action patterns in the dream and in reality: can a dream-trained agent cheat?",
+    ),
+    "learn": (
+        "neuralgym.tools.learn",
+        "the loop: collect real episodes with the agent, update the world, train the agent in "
+        "the dream, repeat, within a budget of real steps",
+    ),
 }
 
 
 def _unavailable(name: str, module: str, reason: BaseException) -> Callable[[argparse.Namespace], int]:
     def run(_args: argparse.Namespace) -> int:
-        raise CommandError(f"`neuralgym {name}` is unavailable: cannot load {module} "
-                           f"({type(reason).__name__}: {reason})")
+        raise CommandError(
+            f"`neuralgym {name}` is unavailable: cannot load {module} ({type(reason).__name__}: {reason})"
+        )
 
     return run
 

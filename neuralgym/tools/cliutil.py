@@ -93,16 +93,21 @@ def is_main_process() -> bool:
     return os.environ.get("RANK", "0") == "0"
 
 
-
-
 def add_world(p: argparse.ArgumentParser) -> None:
-    p.add_argument("world", help="world key, name or id (see `neuralgym worlds`), e.g. cartpole, "
-                                 "or the path of a spec file, e.g. path/to/acrobot.toml")
+    p.add_argument(
+        "world",
+        help="world key, name or id (see `neuralgym worlds`), e.g. cartpole, "
+        "or the path of a spec file, e.g. path/to/acrobot.toml",
+    )
 
 
 def add_threads(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--threads", type=positive_int, default=None,
-                   help="torch CPU threads (default: 1 on a machine with at most 2 cores, else torch's)")
+    p.add_argument(
+        "--threads",
+        type=positive_int,
+        default=None,
+        help="torch CPU threads (default: 1 on a machine with at most 2 cores, else torch's)",
+    )
 
 
 def add_common(p: argparse.ArgumentParser) -> None:

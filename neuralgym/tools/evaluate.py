@@ -23,18 +23,43 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=EVAL_SEED_BASE, help="first real-env seed (episode e uses seed + e)")
     p.add_argument("--weights", default=None, help="another weights file for the same world")
     p.add_argument("--device", default="auto")
-    p.add_argument("--precision", default="auto", choices=PRECISIONS, help="the dream's inference precision (auto: bf16 where native)")
+    p.add_argument(
+        "--precision",
+        default="auto",
+        choices=PRECISIONS,
+        help="the dream's inference precision (auto: bf16 where native)",
+    )
     p.add_argument("--epsilon", type=float, default=0.25, help="fraction of random actions in the behaviour policy")
-    p.add_argument("--threshold", type=float, default=None, help="PSNR below which a step counts as drifted (default: the median)")
-    p.add_argument("--drift-policy", default="none", help="the dream's drift policy: none (default: the metric), default, truncate, reanchor")
-    p.add_argument("--gif", default=None, help="write a side-by-side GIF (real | dream | error) of the first episode here")
-    p.add_argument("--coherence", type=int, default=0, metavar="N",
-                   help="also free-run the dream for N frames and score their plausibility (ARCHITECTURE's "
-                        "coherence; 9000 for the contract metric; 0: skip)")
+    p.add_argument(
+        "--threshold", type=float, default=None, help="PSNR below which a step counts as drifted (default: the median)"
+    )
+    p.add_argument(
+        "--drift-policy",
+        default="none",
+        help="the dream's drift policy: none (default: the metric), default, truncate, reanchor",
+    )
+    p.add_argument(
+        "--gif", default=None, help="write a side-by-side GIF (real | dream | error) of the first episode here"
+    )
+    p.add_argument(
+        "--coherence",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also free-run the dream for N frames and score their plausibility (ARCHITECTURE's "
+        "coherence; 9000 for the contract metric; 0: skip)",
+    )
     p.add_argument("--coherence-lanes", type=int, default=1, help="dreams run side by side for --coherence (default 1)")
-    p.add_argument("--coherence-real", action="store_true",
-                   help="also run the coherence driver in the real env for N frames (the yardstick)")
-    p.add_argument("--strip", default=None, help="write the coherence strip (every 250th frame over its nearest real frame) here, PNG")
+    p.add_argument(
+        "--coherence-real",
+        action="store_true",
+        help="also run the coherence driver in the real env for N frames (the yardstick)",
+    )
+    p.add_argument(
+        "--strip",
+        default=None,
+        help="write the coherence strip (every 250th frame over its nearest real frame) here, PNG",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
 
@@ -44,8 +69,17 @@ def main(args: argparse.Namespace) -> int:
     if args.coherence < 0 or args.coherence_lanes < 1:
         raise ValueError("--coherence must be >= 0 and --coherence-lanes >= 1")
     spec = get_spec(args.world)
-    ls = run_lockstep(args.world, args.episodes, args.horizon, args.seed, args.weights, args.device, args.epsilon,
-                      drift_policy=args.drift_policy, precision=args.precision)
+    ls = run_lockstep(
+        args.world,
+        args.episodes,
+        args.horizon,
+        args.seed,
+        args.weights,
+        args.device,
+        args.epsilon,
+        drift_policy=args.drift_policy,
+        precision=args.precision,
+    )
     result = summarize(ls, threshold=args.threshold, fidelity_psnr=spec.drift.fidelity_psnr)
     if args.gif and ls.videos:
         write_gif(Path(args.gif), ls.videos[0])
@@ -55,17 +89,23 @@ def main(args: argparse.Namespace) -> int:
         from neuralgym.metrics.realframes import index_for
 
         index = index_for(spec)
-        run = run_coherence(spec, args.coherence, args.coherence_lanes, args.seed, weights=args.weights, device=args.device,
-                            index=index)
+        run = run_coherence(
+            spec, args.coherence, args.coherence_lanes, args.seed, weights=args.weights, device=args.device, index=index
+        )
         result.update({f"coherence_{k}": v for k, v in summarize_coherence(run).items()})
         if args.strip:
             write_strip(Path(args.strip), run)
             result["strip"] = str(args.strip)
         if args.coherence_real:
             real = run_coherence(spec, args.coherence, args.coherence_lanes, args.seed, real=True, index=index)
-            result.update({f"coherence_real_{k}": v for k, v in summarize_coherence(real).items()
-                           if k in ("frames", "episodes", "share_good", "median_plausibility", "longest_episode")
-                           or k.startswith("share_with_")})
+            result.update(
+                {
+                    f"coherence_real_{k}": v
+                    for k, v in summarize_coherence(real).items()
+                    if k in ("frames", "episodes", "share_good", "median_plausibility", "longest_episode")
+                    or k.startswith("share_with_")
+                }
+            )
     if args.json:
         print_json(result)
     else:

@@ -64,8 +64,15 @@ class LearnConfig:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        for name in ("real_steps", "iterations", "first_steps", "first_world_steps", "world_steps", "eval_episodes",
-                     "n_envs"):
+        for name in (
+            "real_steps",
+            "iterations",
+            "first_steps",
+            "first_world_steps",
+            "world_steps",
+            "eval_episodes",
+            "n_envs",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < (0 if "steps" in name else 1):
                 raise ValueError(f"learn {name} must be an int >= {0 if 'steps' in name else 1}, got {value!r}")
@@ -82,7 +89,9 @@ def learn_config(spec: WorldSpec, **overrides: Any) -> LearnConfig:
     known = {f.name for f in dataclasses.fields(LearnConfig)}
     unknown = sorted(set(table) - known)
     if unknown:
-        raise ValueError(f"{spec.path}: [learn] has unknown keys {', '.join(unknown)}; expected {', '.join(sorted(known))}")
+        raise ValueError(
+            f"{spec.path}: [learn] has unknown keys {', '.join(unknown)}; expected {', '.join(sorted(known))}"
+        )
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if "agent" in overrides:  # recipe changes add to the spec's
         overrides["agent"] = {**table.get("agent", {}), **overrides["agent"]}
@@ -110,16 +119,23 @@ class Loop:
         self.data = self.out / "data"
         state_path = self.out / STATE
         if state_path.is_file() and not resume:
-            raise FileExistsError(f"{self.out} holds a learn run already: pass --resume to continue it, "
-                                  f"or choose another --out")
+            raise FileExistsError(
+                f"{self.out} holds a learn run already: pass --resume to continue it, or choose another --out"
+            )
         if resume and state_path.is_file():
             self.state = json.loads(state_path.read_text())
             if self.state["config"] != _jsonable(cfg):
                 raise ValueError(f"{self.out}: --resume with other settings than the run's ({state_path})")
         else:
             self.out.mkdir(parents=True, exist_ok=True)
-            self.state = {"world": spec.key, "config": _jsonable(cfg), "real_steps": 0, "iterations": [],
-                          "wall_seconds": 0.0, "done": False}
+            self.state = {
+                "world": spec.key,
+                "config": _jsonable(cfg),
+                "real_steps": 0,
+                "iterations": [],
+                "wall_seconds": 0.0,
+                "done": False,
+            }
         self.recipe: AgentRecipe = recipe_for(spec, cfg.obs).replace(**cfg.agent)
         self._t0 = time.time() - self.state["wall_seconds"]
 
@@ -159,8 +175,10 @@ class Loop:
         first = max(cfg.first_steps, self.spec.max_episode_steps) if self.from_scratch else 0
         left = cfg.real_steps - first - evals
         if left < 0:
-            raise ValueError(f"--real-steps {cfg.real_steps} does not cover the first world's {first} steps and "
-                             f"{cfg.iterations} evaluations of up to {evals // cfg.iterations} steps each")
+            raise ValueError(
+                f"--real-steps {cfg.real_steps} does not cover the first world's {first} steps and "
+                f"{cfg.iterations} evaluations of up to {evals // cfg.iterations} steps each"
+            )
         return left // (cfg.iterations - 1)
 
     @property
@@ -193,8 +211,10 @@ class Loop:
         from neuralgym.world.weights import read_metadata
 
         steps = self.cfg.first_world_steps if init is None else self.cfg.world_steps
-        _log(f"iteration {i}: world {'from scratch' if init is None else 'update'}, {steps} steps on "
-             f"{_dataset_steps(self.data, self.spec)} real steps of data")
+        _log(
+            f"iteration {i}: world {'from scratch' if init is None else 'update'}, {steps} steps on "
+            f"{_dataset_steps(self.data, self.spec)} real steps of data"
+        )
         kwargs: dict[str, Any] = {"steps": steps, "seed": self.cfg.seed + i, "device": self.cfg.device}
         if init is not None:
             from neuralgym.world.model import WorldModelConfig
@@ -203,13 +223,19 @@ class Loop:
             model_fields = {f.name for f in dataclasses.fields(WorldModelConfig)}
             model = WorldModelConfig(**{k: v for k, v in config.items() if k in model_fields})
             base = TrainConfig()
-            kwargs.update(init_from=init, model=model, lr=self.cfg.world_lr, warmup=min(base.warmup, steps // 5),
-                          reward_classes=model.reward_classes)
+            kwargs.update(
+                init_from=init,
+                model=model,
+                lr=self.cfg.world_lr,
+                warmup=min(base.warmup, steps // 5),
+                reward_classes=model.reward_classes,
+            )
         out = self.out / "worlds" / f"world_{i}.safetensors"
         out.parent.mkdir(parents=True, exist_ok=True)
         run_dir = self.out / "worlds" / f"run_{i}"
-        result = train(self.spec, self.data, out, run_dir, TrainConfig(**kwargs), resume=run_dir.is_dir(),
-                       progress=self.progress)
+        result = train(
+            self.spec, self.data, out, run_dir, TrainConfig(**kwargs), resume=run_dir.is_dir(), progress=self.progress
+        )
         self._iteration(i)["world_result"] = {k: v for k, v in result.items() if isinstance(v, (int, float))}
         return str(out)
 
@@ -222,9 +248,17 @@ class Loop:
         t0 = time.time()
         out = self.out / "agents" / f"agent_{i}"
         _log(f"iteration {i}: agent, {self.recipe.timesteps} dream steps x {self.recipe.members} member(s)")
-        meta = train_agent(AgentRun(recipe=self.recipe, env_id=f"neuralgym/{self.spec.name}-v0", out=str(out),
-                                    seed=self.cfg.seed + 1000 * i, weights=it["world"], device=self.cfg.device,
-                                    progress=self.progress))
+        meta = train_agent(
+            AgentRun(
+                recipe=self.recipe,
+                env_id=f"neuralgym/{self.spec.name}-v0",
+                out=str(out),
+                seed=self.cfg.seed + 1000 * i,
+                weights=it["world"],
+                device=self.cfg.device,
+                progress=self.progress,
+            )
+        )
         it["agent"], it["agent_seconds"] = str(out), time.time() - t0
         it["dream_return"] = meta["train_return_last100"]
         self._save()
@@ -240,13 +274,28 @@ class Loop:
         t0 = time.time()
         self._data_phase(it, "eval")
         agent, meta = load_agent(it["agent"], seed=self.cfg.seed)
-        got = play_agent(self.spec, agent, meta, self.data, seed=self.cfg.seed * 7919 + 2 * i, epsilons=[0.0],
-                         episodes=self.cfg.eval_episodes, n_envs=self.cfg.eval_episodes)
+        got = play_agent(
+            self.spec,
+            agent,
+            meta,
+            self.data,
+            seed=self.cfg.seed * 7919 + 2 * i,
+            epsilons=[0.0],
+            episodes=self.cfg.eval_episodes,
+            n_envs=self.cfg.eval_episodes,
+        )
         self.state["real_steps"] += got.steps
-        it.update(real_return=float(sum(got.returns) / len(got.returns)), real_returns=got.returns,
-                  eval_steps=got.steps, eval_seconds=time.time() - t0, real_steps_after_eval=self.state["real_steps"])
-        _log(f"iteration {i}: real return {it['real_return']:.1f} over {got.episodes} episodes "
-             f"(dream {it.get('dream_return') or float('nan'):.1f}); real steps so far {self.state['real_steps']}")
+        it.update(
+            real_return=float(sum(got.returns) / len(got.returns)),
+            real_returns=got.returns,
+            eval_steps=got.steps,
+            eval_seconds=time.time() - t0,
+            real_steps_after_eval=self.state["real_steps"],
+        )
+        _log(
+            f"iteration {i}: real return {it['real_return']:.1f} over {got.episodes} episodes "
+            f"(dream {it.get('dream_return') or float('nan'):.1f}); real steps so far {self.state['real_steps']}"
+        )
         self._save()
 
     def collect(self, i: int) -> None:
@@ -261,9 +310,20 @@ class Loop:
         budget = self.collection_steps()
         behaviour = int(round(budget * self.cfg.behaviour_share))
         agent, meta = load_agent(it["agent"], seed=self.cfg.seed)
-        _log(f"iteration {i}: collect {budget - behaviour} real steps with the agent, {behaviour} with the behaviour policy")
-        got = play_agent(self.spec, agent, meta, self.data, seed=self.cfg.seed * 7919 + 2 * i + 1,
-                         epsilons=self.cfg.epsilons, steps=budget - behaviour, n_envs=self.cfg.n_envs)
+        _log(
+            f"iteration {i}: collect {budget - behaviour} real steps with the agent, "
+            f"{behaviour} with the behaviour policy"
+        )
+        got = play_agent(
+            self.spec,
+            agent,
+            meta,
+            self.data,
+            seed=self.cfg.seed * 7919 + 2 * i + 1,
+            epsilons=self.cfg.epsilons,
+            steps=budget - behaviour,
+            n_envs=self.cfg.n_envs,
+        )
         steps = got.steps
         if behaviour >= self.spec.max_episode_steps:
             steps += self._behaviour(behaviour, seed=self.cfg.seed * 1_000_003 + 10_007 * (i + 1))
@@ -307,14 +367,23 @@ class Loop:
             tmp = self.out / f".agent{suffix}.tmp"
             shutil.copyfile(src, tmp)
             os.replace(tmp, self.out / f"agent{suffix}")
-        self.state.update(done=True, best_iteration=best, agent=str(self.out / "agent.zip"),
-                          world_file=self._iteration(best)["world"])
+        self.state.update(
+            done=True, best_iteration=best, agent=str(self.out / "agent.zip"), world_file=self._iteration(best)["world"]
+        )
         self._save()
-        report = {"world": self.spec.key, "real_steps": self.state["real_steps"], "best_iteration": best,
-                  "real_return": self._iteration(best)["real_return"], "agent": self.state["agent"],
-                  "weights": self.state["world_file"], "wall_seconds": self.state["wall_seconds"],
-                  "iterations": [{k: v for k, v in it.items() if not k.endswith("_first_episode")}
-                                 for it in self.state["iterations"]], "config": self.state["config"]}
+        report = {
+            "world": self.spec.key,
+            "real_steps": self.state["real_steps"],
+            "best_iteration": best,
+            "real_return": self._iteration(best)["real_return"],
+            "agent": self.state["agent"],
+            "weights": self.state["world_file"],
+            "wall_seconds": self.state["wall_seconds"],
+            "iterations": [
+                {k: v for k, v in it.items() if not k.endswith("_first_episode")} for it in self.state["iterations"]
+            ],
+            "config": self.state["config"],
+        }
         _write_json(self.out / REPORT, report)
         return report
 
@@ -354,12 +423,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--eval-episodes", type=int, help="real episodes that evaluate each agent")
     p.add_argument("--obs", choices=["latent", "pixels"], help="the agent's observations (default: latent)")
     p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--device", default=None, help="the world's and the dream's device: auto, cpu or cuda (default: cpu)")
+    p.add_argument(
+        "--device", default=None, help="the world's and the dream's device: auto, cpu or cuda (default: cpu)"
+    )
     p.add_argument("--out", default=None, help="the run's folder (default: runs/<world>/learn)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out after its last finished phase")
     p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: every core: the loop is the only job it runs)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: every core: the loop is the only job it runs)",
+    )
 
 
 def run_from_args(args: argparse.Namespace) -> dict[str, Any]:
@@ -371,9 +446,21 @@ def run_from_args(args: argparse.Namespace) -> dict[str, Any]:
         register_world(args.world)
     out = args.out or str(Path("runs") / get_spec(args.world).key / "learn")
     agent = {"timesteps": args.agent_timesteps} if args.agent_timesteps else None
-    report = learn(args.world, out, resume=args.resume, progress=not args.no_progress, real_steps=args.real_steps,
-                   iterations=args.iterations, init=args.init, world_steps=args.world_steps,
-                   eval_episodes=args.eval_episodes, obs=args.obs, seed=args.seed, device=args.device, agent=agent)
+    report = learn(
+        args.world,
+        out,
+        resume=args.resume,
+        progress=not args.no_progress,
+        real_steps=args.real_steps,
+        iterations=args.iterations,
+        init=args.init,
+        world_steps=args.world_steps,
+        eval_episodes=args.eval_episodes,
+        obs=args.obs,
+        seed=args.seed,
+        device=args.device,
+        agent=agent,
+    )
     return report
 
 

@@ -68,8 +68,11 @@ def _make(env_id: str) -> tuple[gym.Env, str]:
 
 
 def _is_frame(space: gym.Space) -> bool:
-    return (isinstance(space, gym.spaces.Box) and space.dtype == np.uint8
-            and (len(space.shape) == 2 or (len(space.shape) == 3 and space.shape[2] in (1, 3))))
+    return (
+        isinstance(space, gym.spaces.Box)
+        and space.dtype == np.uint8
+        and (len(space.shape) == 2 or (len(space.shape) == 3 and space.shape[2] in (1, 3)))
+    )
 
 
 def _discrete_keymap(n: int, names: list[str], meanings: list[str] | None, noop: int) -> dict[str, int]:
@@ -109,8 +112,10 @@ def spec_text(env_id: str, key: str, name: str) -> str:
         frame_source = "observation" if _is_frame(env.observation_space) else "render"
         frame = obs if frame_source == "observation" else env.render()
         if frame is None or not hasattr(frame, "shape") or len(frame.shape) not in (2, 3):
-            raise SpecError(f"{env_id}: neither its observation nor render() is an image; "
-                            "a world needs frames (expected render_mode='rgb_array' support)")
+            raise SpecError(
+                f"{env_id}: neither its observation nor render() is an image; "
+                "a world needs frames (expected render_mode='rgb_array' support)"
+            )
         h, w = int(frame.shape[0]), int(frame.shape[1])
         fps = int(env.metadata.get("render_fps") or 30)
         max_steps = int(env.spec.max_episode_steps) if env.spec and env.spec.max_episode_steps else 1000
@@ -183,8 +188,12 @@ def spec_text(env_id: str, key: str, name: str) -> str:
             keymap["up"] = [high[1] if i == 1 else noop[i] for i in range(len(low))]
             keymap["down"] = [low[1] if i == 1 else noop[i] for i in range(len(low))]
         lines += [
-            f'kind = "box"                  # {space}' + ("; infinite bounds became [-1, 1]"
-                                                          if not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high))) else ""),
+            f'kind = "box"                  # {space}'
+            + (
+                "; infinite bounds became [-1, 1]"
+                if not (np.all(np.isfinite(space.low)) and np.all(np.isfinite(space.high)))
+                else ""
+            ),
             f"low = {_toml(low)}",
             f"high = {_toml(high)}",
             f"names = {_toml([f'a{i}' for i in range(len(low))])}",
@@ -239,8 +248,10 @@ def write_new_spec(env_id: str, out: Path | None = None, force: bool = False, na
     shipped = all_specs(ENVS_DIR)
     stem = out.stem.lower()
     if stem in shipped or name.lower() in {s.name.lower() for s in shipped.values()}:
-        raise SpecError(f"world {name!r} ({stem}.toml) would take the ids of a shipped world; "
-                        f"choose another --out file name and --name")
+        raise SpecError(
+            f"world {name!r} ({stem}.toml) would take the ids of a shipped world; "
+            f"choose another --out file name and --name"
+        )
     text = spec_text(env_id, stem, name)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)

@@ -6,47 +6,96 @@ import argparse
 import sys
 from pathlib import Path
 
-from neuralgym.tools.cliutil import (CommandError, add_common, add_world, is_main_process, non_negative_int,
-                                    positive_float, positive_int, print_json, stdout_to_stderr)
+from neuralgym.tools.cliutil import (
+    CommandError,
+    add_common,
+    add_world,
+    is_main_process,
+    non_negative_int,
+    positive_float,
+    positive_int,
+    print_json,
+    stdout_to_stderr,
+)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     """The ``train`` subcommand."""
-    p = sub.add_parser("train", help="train a world model on collected episodes",
-                       description="Train a world model; writes checkpoints to --run-dir and the world "
-                                   "(safetensors) to --out. Works under `torchrun -m neuralgym train ...`.")
+    p = sub.add_parser(
+        "train",
+        help="train a world model on collected episodes",
+        description="Train a world model; writes checkpoints to --run-dir and the world "
+        "(safetensors) to --out. Works under `torchrun -m neuralgym train ...`.",
+    )
     add_world(p)
     p.add_argument("--data", default=None, help="dataset folder (default: data/<world>)")
-    p.add_argument("--steps", type=non_negative_int, default=None,
-                   help="optimizer steps (0 with --init-from: rebuild the world's banks from --data, model unchanged)")
+    p.add_argument(
+        "--steps",
+        type=non_negative_int,
+        default=None,
+        help="optimizer steps (0 with --init-from: rebuild the world's banks from --data, model unchanged)",
+    )
     p.add_argument("--batch-size", type=positive_int, default=None, help="global batch size")
     p.add_argument("--lr", type=positive_float, default=None, help="peak learning rate")
-    p.add_argument("--rollout-max", type=positive_int, default=None,
-                   help="longest rollout on the model's own predictions")
+    p.add_argument(
+        "--rollout-max", type=positive_int, default=None, help="longest rollout on the model's own predictions"
+    )
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--device", default=None, help="auto | cpu | cuda[:N] (default: auto)")
     p.add_argument("--threads", type=positive_int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--checkpoint-every", type=positive_int, default=None, help="steps between checkpoints")
-    p.add_argument("--init-from", default=None, help="start from this world file's tensors (those whose names and shapes fit)")
-    p.add_argument("--heads-only", action="store_true",
-                   help="train only the reward/termination/error heads; every frame prediction stays as it was")
-    p.add_argument("--burn-in", type=non_negative_int, default=None,
-                   help="up to this many free-running steps (no gradient) before each scored rollout: "
-                        "learn from the model's own long-dream contexts (default: 0)")
-    p.add_argument("--context-noise", type=float, default=None,
-                   help="std (0..1 frame units) of Gaussian noise on half the batch's context frames (default: 0)")
-    p.add_argument("--reward-classes", type=non_negative_int, default=None,
-                   help="reward as a classifier over up to this many values from the data; 0: regressed (default: 0)")
-    p.add_argument("--reward-balance", type=float, default=None,
-                   help="reward classes weigh frequency ** -B in the loss (0: plain, 1: balanced; default 0.5)")
-    p.add_argument("--reward-oversample", type=positive_int, default=None,
-                   help="draw windows holding a reward event this many times per epoch (default 1)")
-    p.add_argument("--change-weight", type=float, default=None,
-                   help="extra loss weight of the pixels that change from one frame to the next (small moving "
-                        "objects such as a ball; default: 0)")
+    p.add_argument(
+        "--init-from", default=None, help="start from this world file's tensors (those whose names and shapes fit)"
+    )
+    p.add_argument(
+        "--heads-only",
+        action="store_true",
+        help="train only the reward/termination/error heads; every frame prediction stays as it was",
+    )
+    p.add_argument(
+        "--burn-in",
+        type=non_negative_int,
+        default=None,
+        help="up to this many free-running steps (no gradient) before each scored rollout: "
+        "learn from the model's own long-dream contexts (default: 0)",
+    )
+    p.add_argument(
+        "--context-noise",
+        type=float,
+        default=None,
+        help="std (0..1 frame units) of Gaussian noise on half the batch's context frames (default: 0)",
+    )
+    p.add_argument(
+        "--reward-classes",
+        type=non_negative_int,
+        default=None,
+        help="reward as a classifier over up to this many values from the data; 0: regressed (default: 0)",
+    )
+    p.add_argument(
+        "--reward-balance",
+        type=float,
+        default=None,
+        help="reward classes weigh frequency ** -B in the loss (0: plain, 1: balanced; default 0.5)",
+    )
+    p.add_argument(
+        "--reward-oversample",
+        type=positive_int,
+        default=None,
+        help="draw windows holding a reward event this many times per epoch (default 1)",
+    )
+    p.add_argument(
+        "--change-weight",
+        type=float,
+        default=None,
+        help="extra loss weight of the pixels that change from one frame to the next (small moving "
+        "objects such as a ball; default: 0)",
+    )
     p.add_argument("--run-dir", default=None, help="checkpoints and TensorBoard logs (default: runs/<world>)")
-    p.add_argument("--out", default=None,
-                   help="weights file to write (default: runs/<world>/<world>.safetensors in the working folder)")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="weights file to write (default: runs/<world>/<world>.safetensors in the working folder)",
+    )
     p.add_argument("--resume", action="store_true", help="continue from --run-dir's checkpoint if there is one")
     add_common(p)
     p.set_defaults(func=cmd_train)
@@ -95,11 +144,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         print(f"wrote {out} after {result['steps']} steps ({result['seconds']:.0f} s; checkpoint in {run_dir})")
         if "drift_threshold" in result:
-            print(f"calibrated drift threshold {result['drift_threshold']:.2f} (stored in {out.name}; "
-                  f"used unless the spec's [drift] sets one)")
+            print(
+                f"calibrated drift threshold {result['drift_threshold']:.2f} (stored in {out.name}; "
+                f"used unless the spec's [drift] sets one)"
+            )
         if out.resolve() != spec.weights_path.resolve():
-            print(f"the world reads {spec.weights_path}: copy {out} there, or pass --weights {out} "
-                  f"to eval/play/bench/exploit", file=sys.stderr)
+            print(
+                f"the world reads {spec.weights_path}: copy {out} there, or pass --weights {out} "
+                f"to eval/play/bench/exploit",
+                file=sys.stderr,
+            )
     return 0
 
 
@@ -117,5 +171,7 @@ def refuse_shipped_weights(out: Path) -> None:
     target = out.expanduser().resolve()
     shipped = {s.weights_path.resolve() for s in all_specs(ENVS_DIR).values()}
     if target in shipped or target.parent == WEIGHTS_DIR.resolve():
-        raise CommandError(f"--out {out} is inside the package's shipped weights folder {WEIGHTS_DIR}: "
-                           f"expected a path outside it (default: {default_train_out('<world>')})")
+        raise CommandError(
+            f"--out {out} is inside the package's shipped weights folder {WEIGHTS_DIR}: "
+            f"expected a path outside it (default: {default_train_out('<world>')})"
+        )

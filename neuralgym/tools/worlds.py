@@ -12,32 +12,48 @@ from neuralgym.tools.cliutil import add_common, add_threads, add_world, positive
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
     """The ``worlds``, ``new`` and ``collect`` subcommands."""
-    p = sub.add_parser("worlds", help="list every world found (shipped, NEURALGYM_WORLDS, the user folder)",
-                       description="List every world: the shipped ones, those in the folders of NEURALGYM_WORLDS "
-                                   "(os.pathsep-separated) and in the user worlds folder, and the spec files named.")
+    p = sub.add_parser(
+        "worlds",
+        help="list every world found (shipped, NEURALGYM_WORLDS, the user folder)",
+        description="List every world: the shipped ones, those in the folders of NEURALGYM_WORLDS "
+        "(os.pathsep-separated) and in the user worlds folder, and the spec files named.",
+    )
     p.add_argument("specs", nargs="*", metavar="SPEC", help="spec files to list as well")
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout and nothing else there")
     p.set_defaults(func=cmd_worlds)
 
-    p = sub.add_parser("new", help="write a commented spec for any Gymnasium env",
-                       description="Write a commented world spec for a Gymnasium env, from what the env says about "
-                                   "itself (spaces, render size and fps, action names); edit it, then collect and train.")
+    p = sub.add_parser(
+        "new",
+        help="write a commented spec for any Gymnasium env",
+        description="Write a commented world spec for a Gymnasium env, from what the env says about "
+        "itself (spaces, render size and fps, action names); edit it, then collect and train.",
+    )
     p.add_argument("env_id", help="a Gymnasium env id, e.g. Acrobot-v1 (module:Id also works)")
     p.add_argument("--out", default=None, help="spec file to write (default: <world>.toml in the working folder)")
     p.add_argument("--name", default=None, help="the world's CamelCase name (default: from the env id)")
     p.add_argument("--force", action="store_true", help="overwrite --out if it exists")
     p.set_defaults(func=cmd_new)
 
-    p = sub.add_parser("collect", help="collect episodes from the real env (resumable)",
-                       description="Collect whole episodes from the real env until --out holds at least --steps "
-                                   "transitions. Rerunning continues where the last run stopped. The folder is "
-                                   "locked while collecting: a second collect into it is refused.")
+    p = sub.add_parser(
+        "collect",
+        help="collect episodes from the real env (resumable)",
+        description="Collect whole episodes from the real env until --out holds at least --steps "
+        "transitions. Rerunning continues where the last run stopped. The folder is "
+        "locked while collecting: a second collect into it is refused.",
+    )
     add_world(p)
-    p.add_argument("--steps", type=positive_int, required=True,
-                   help="the least number of transitions the dataset should hold: episodes are kept whole, so the "
-                        "last one runs to its end and the total may exceed it (one Pong game is ~4,000 steps)")
-    p.add_argument("--policy", default=None,
-                   help="behaviour policy: 'random', a built-in name, or an SB3 .zip (default: the spec's)")
+    p.add_argument(
+        "--steps",
+        type=positive_int,
+        required=True,
+        help="the least number of transitions the dataset should hold: episodes are kept whole, so the "
+        "last one runs to its end and the total may exceed it (one Pong game is ~4,000 steps)",
+    )
+    p.add_argument(
+        "--policy",
+        default=None,
+        help="behaviour policy: 'random', a built-in name, or an SB3 .zip (default: the spec's)",
+    )
     p.add_argument("--out", default=None, help="dataset folder (default: data/<world>)")
     p.add_argument("--seed", type=int, default=0, help="episode i uses seed + i (default: 0)")
     add_threads(p)
@@ -105,8 +121,10 @@ def cmd_new(args: argparse.Namespace) -> int:
     from neuralgym.tools.newworld import write_new_spec
 
     path = write_new_spec(args.env_id, Path(args.out) if args.out else None, force=args.force, name=args.name)
-    print(f"wrote {path}; next, in its folder: `neuralgym collect {path.name} --steps 20000`, "
-          f"`neuralgym train {path.name}`, `neuralgym eval {path.name}`")
+    print(
+        f"wrote {path}; next, in its folder: `neuralgym collect {path.name} --steps 20000`, "
+        f"`neuralgym train {path.name}`, `neuralgym eval {path.name}`"
+    )
     return 0
 
 
@@ -143,12 +161,22 @@ def cmd_collect(args: argparse.Namespace) -> int:
         for _ in collect(spec, out, args.steps, policy=args.policy, seed=args.seed, progress=not args.no_progress):
             pass
     episodes, steps = _dataset_size(out)
-    summary = {"world": spec.key, "out": str(out), "episodes": episodes, "steps": steps, "steps_requested": args.steps,
-               "policy": args.policy or spec.collect_policy, "seed": args.seed}
+    summary = {
+        "world": spec.key,
+        "out": str(out),
+        "episodes": episodes,
+        "steps": steps,
+        "steps_requested": args.steps,
+        "policy": args.policy or spec.collect_policy,
+        "seed": args.seed,
+    }
     if args.json:
         print_json(summary)
     else:
-        more = (f" (--steps {args.steps} is a minimum: episodes are kept whole, so the last one ran to its end)"
-                if steps > args.steps else "")
+        more = (
+            f" (--steps {args.steps} is a minimum: episodes are kept whole, so the last one ran to its end)"
+            if steps > args.steps
+            else ""
+        )
         print(f"{out}: {episodes} episodes, {steps} steps of {spec.key}{more}")
     return 0

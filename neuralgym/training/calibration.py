@@ -23,8 +23,14 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def validate(model: WorldModel, ds: WindowDataset, horizons: tuple[int, ...] = (1, 5, 10, 25), n: int = 128,
-             seed: int = 0, device: torch.device | str = "cpu") -> dict[str, float]:
+def validate(
+    model: WorldModel,
+    ds: WindowDataset,
+    horizons: tuple[int, ...] = (1, 5, 10, 25),
+    n: int = 128,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> dict[str, float]:
     """Open-loop rollouts on held-out episodes from K real frames with the recorded
     actions: PSNR per horizon, for the model and for "nothing moves"."""
     h_max = max(horizons)
@@ -51,8 +57,15 @@ def validate(model: WorldModel, ds: WindowDataset, horizons: tuple[int, ...] = (
 
 
 @torch.no_grad()
-def calibrate_drift(model: WorldModel, ds: WindowDataset, fidelity_psnr: float, horizon: int = 25, n: int = 64,
-                    seed: int = 0, device: torch.device | str = "cpu") -> dict[str, Any]:
+def calibrate_drift(
+    model: WorldModel,
+    ds: WindowDataset,
+    fidelity_psnr: float,
+    horizon: int = 25,
+    n: int = 64,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+) -> dict[str, Any]:
     """The drift threshold of this world, measured as ``neuralgym eval`` would but on
     held-out training windows: open-loop rollouts from K real frames with the recorded
     actions, scored with the dream's own drift (the root of the summed squared per-step
@@ -84,12 +97,20 @@ def calibrate_drift(model: WorldModel, ds: WindowDataset, fidelity_psnr: float, 
         psnrs.append(psnr(pred, b.frames[:, k + r]).cpu().numpy())
     drift, frame_psnr = np.concatenate(drifts), np.concatenate(psnrs)
     off = frame_psnr < fidelity_psnr
-    report: dict[str, Any] = {"fidelity_psnr": fidelity_psnr, "windows": int(len(ids)), "horizon": int(h_max),
-                              "frames": int(len(off)), "off": int(off.sum())}
+    report: dict[str, Any] = {
+        "fidelity_psnr": fidelity_psnr,
+        "windows": int(len(ids)),
+        "horizon": int(h_max),
+        "frames": int(len(off)),
+        "off": int(off.sum()),
+    }
     if not 0 < off.sum() < len(off):
         report["threshold"] = None
-        report["reason"] = (f"every held-out frame is under {fidelity_psnr} dB" if off.all()
-                            else f"no held-out frame is under {fidelity_psnr} dB")
+        report["reason"] = (
+            f"every held-out frame is under {fidelity_psnr} dB"
+            if off.all()
+            else f"no held-out frame is under {fidelity_psnr} dB"
+        )
         return report
     report["threshold"] = calibrate_threshold(drift, off)
     report["auroc"] = auroc(drift, off)

@@ -17,7 +17,6 @@ from neuralgym.training.windows import EpochSampler
 from neuralgym.world.model import WorldModel, WorldModelConfig
 from neuralgym.world.weights import WeightsError
 
-
 #: the parameters of the reward, termination and error heads
 HEAD_PREFIXES = ("heads.", "reward_head.")
 
@@ -49,8 +48,9 @@ def init_from_world(model: WorldModel, path: str | Path) -> list[str]:
     return sorted(k for k in ours if k not in fitting)
 
 
-def widen_context(theirs: dict[str, torch.Tensor], ours: dict[str, torch.Tensor],
-                  config: WorldModelConfig) -> dict[str, torch.Tensor]:
+def widen_context(
+    theirs: dict[str, torch.Tensor], ours: dict[str, torch.Tensor], config: WorldModelConfig
+) -> dict[str, torch.Tensor]:
     """Fit a shorter-context world's input layers into a model with a longer context.
 
     The input conv sees [newest frame, K-1 frame differences oldest first] and the action
@@ -64,23 +64,34 @@ def widen_context(theirs: dict[str, torch.Tensor], ours: dict[str, torch.Tensor]
         return theirs
     per_frame = c.channels * p * p
     old_k = w_in.shape[1] // per_frame
-    if w_in.shape[1] % per_frame or w_in.shape[0] != ours["inp.weight"].shape[0] or not 2 <= old_k < c.context \
-            or w_act.shape[1] != old_k * c.action_dim:
+    if (
+        w_in.shape[1] % per_frame
+        or w_in.shape[0] != ours["inp.weight"].shape[0]
+        or not 2 <= old_k < c.context
+        or w_act.shape[1] != old_k * c.action_dim
+    ):
         return theirs  # not a narrower context of the same model: left to the shape check
     out = dict(theirs)
     inp = torch.zeros_like(ours["inp.weight"]).view(c.fine_width, c.context, per_frame)
     old = w_in.view(c.fine_width, old_k, per_frame)
     inp[:, 0] = old[:, 0]  # the newest frame
-    inp[:, c.context - old_k + 1:] = old[:, 1:]  # the newest old_k - 1 differences
+    inp[:, c.context - old_k + 1 :] = old[:, 1:]  # the newest old_k - 1 differences
     out["inp.weight"] = inp.view_as(ours["inp.weight"])
     act = torch.zeros_like(ours["action_embed.0.weight"]).view(-1, c.context, c.action_dim)
-    act[:, c.context - old_k:] = w_act.view(-1, old_k, c.action_dim)
+    act[:, c.context - old_k :] = w_act.view(-1, old_k, c.action_dim)
     out["action_embed.0.weight"] = act.view_as(ours["action_embed.0.weight"])
     return out
 
 
-def save_checkpoint(path: Path, model: WorldModel, opt: torch.optim.Optimizer, step: int, sampler: EpochSampler,
-                    cfg: TrainConfig, extra: dict[str, Any]) -> None:
+def save_checkpoint(
+    path: Path,
+    model: WorldModel,
+    opt: torch.optim.Optimizer,
+    step: int,
+    sampler: EpochSampler,
+    cfg: TrainConfig,
+    extra: dict[str, Any],
+) -> None:
     """Atomic; loaded with ``torch.load(weights_only=True)``, so no pickled code runs."""
     state = {
         "model": model.state_dict(),
@@ -99,9 +110,16 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises many kinds for a foreign or damaged file
-        raise ValueError(f"{path}: not a readable training checkpoint ({type(e).__name__}: {e}); "
-                         "delete it to train from scratch") from e
-    missing = [k for k in ("model", "optimizer", "step", "sampler", "torch_rng") if not isinstance(state, dict) or k not in state]
+        raise ValueError(
+            f"{path}: not a readable training checkpoint ({type(e).__name__}: {e}); delete it to train from scratch"
+        ) from e
+    missing = [
+        k
+        for k in ("model", "optimizer", "step", "sampler", "torch_rng")
+        if not isinstance(state, dict) or k not in state
+    ]
     if missing:
-        raise ValueError(f"{path}: not a training checkpoint (missing {', '.join(missing)}); delete it to train from scratch")
+        raise ValueError(
+            f"{path}: not a training checkpoint (missing {', '.join(missing)}); delete it to train from scratch"
+        )
     return state

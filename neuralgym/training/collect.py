@@ -12,8 +12,15 @@ from pathlib import Path
 import numpy as np
 
 from neuralgym.dream.real import RealWorldEnv
-from neuralgym.training.data import (EPISODE_RE, Episode, dataset_lock, episode_paths, load_episode, prepare_folder,
-                                     save_episode)
+from neuralgym.training.data import (
+    EPISODE_RE,
+    Episode,
+    dataset_lock,
+    episode_paths,
+    load_episode,
+    prepare_folder,
+    save_episode,
+)
 from neuralgym.training.policies import policy_factory
 from neuralgym.world.spec import WorldSpec
 
@@ -62,8 +69,9 @@ def collect(
         yield from _collect_locked(spec, out_dir, steps, policy, seed, progress)
 
 
-def _collect_locked(spec: WorldSpec, out_dir: Path, steps: int, policy: str | None, seed: int,
-                    progress: bool) -> Iterator[tuple[int, int]]:
+def _collect_locked(
+    spec: WorldSpec, out_dir: Path, steps: int, policy: str | None, seed: int, progress: bool
+) -> Iterator[tuple[int, int]]:
     from tqdm import tqdm
 
     for stale in out_dir.glob(".episode_*.tmp*"):  # the folder is ours: any temporary is a killed write's
@@ -75,7 +83,9 @@ def _collect_locked(spec: WorldSpec, out_dir: Path, steps: int, policy: str | No
     next_index = 1 + max((int(EPISODE_RE.match(p.name).group(1)) for p in existing), default=-1)
     factory = policy_factory(policy or spec.collect_policy)
     env = RealWorldEnv(spec)
-    bar = tqdm(total=steps, initial=min(done_steps, steps), unit="step", disable=not progress, desc=f"collect {spec.key}")
+    bar = tqdm(
+        total=steps, initial=min(done_steps, steps), unit="step", disable=not progress, desc=f"collect {spec.key}"
+    )
     try:
         while done_steps < steps:
             episode_seed = seed + next_index

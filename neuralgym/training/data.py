@@ -14,9 +14,9 @@ import hashlib
 import os
 import re
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 try:
     import fcntl
@@ -104,8 +104,7 @@ def is_npz_archive(path: Path) -> bool:
 
 
 def not_an_episode_message(path: Path) -> str:
-    return (f"{path}: not an episode file (expected a .npz archive written by `neuralgym collect`); "
-            "move or delete it")
+    return f"{path}: not an episode file (expected a .npz archive written by `neuralgym collect`); move or delete it"
 
 
 def _reason(e: BaseException) -> str:
@@ -159,8 +158,10 @@ def _read_pid(fd: int) -> int | None:
 
 def _held_message(folder: Path, pid: int | None, lock: Path) -> str:
     who = f"process {pid}" if pid is not None else "another process"
-    return (f"{folder} is locked by {who}, another collect writing to it (lock file {lock}); wait for it to finish "
-            f"or choose another --out (if no collect is running there, delete the lock file)")
+    return (
+        f"{folder} is locked by {who}, another collect writing to it (lock file {lock}); wait for it to finish "
+        f"or choose another --out (if no collect is running there, delete the lock file)"
+    )
 
 
 @contextlib.contextmanager
@@ -187,8 +188,10 @@ def dataset_lock(folder: Path) -> Iterator[Path]:
                 lock.unlink()
             continue
         except PermissionError as e:
-            raise DatasetError(f"{folder} is not writable (cannot create {lock.name}: permission denied); "
-                               "expected a folder this user can write to") from e
+            raise DatasetError(
+                f"{folder} is not writable (cannot create {lock.name}: permission denied); "
+                "expected a folder this user can write to"
+            ) from e
         except OSError as e:
             raise DatasetError(f"{folder} is not writable (cannot create {lock.name}: {e.strerror})") from e
         try:

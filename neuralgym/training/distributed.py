@@ -80,14 +80,20 @@ def check_same_on_all_ranks(ddp: Dist, what: dict[str, Any]) -> None:
     bad = [r for r, theirs in enumerate(everyone) if theirs != everyone[0]]
     if bad:
         ours, theirs = everyone[0], everyone[bad[0]]
-        diff = ", ".join(f"{k}: {ours.get(k)} vs {theirs.get(k)}" for k in sorted(ours.keys() | theirs.keys())
-                         if ours.get(k) != theirs.get(k))
-        raise ValueError(f"ranks disagree on the training setup: rank 0 vs rank {bad[0]}: {diff}; "
-                         f"every node needs the same command line and the same data")
+        diff = ", ".join(
+            f"{k}: {ours.get(k)} vs {theirs.get(k)}"
+            for k in sorted(ours.keys() | theirs.keys())
+            if ours.get(k) != theirs.get(k)
+        )
+        raise ValueError(
+            f"ranks disagree on the training setup: rank 0 vs rank {bad[0]}: {diff}; "
+            f"every node needs the same command line and the same data"
+        )
 
 
-def global_mean(ddp: Dist, loss: torch.Tensor, stats: dict[str, float],
-                device: torch.device) -> tuple[float, dict[str, float]]:
+def global_mean(
+    ddp: Dist, loss: torch.Tensor, stats: dict[str, float], device: torch.device
+) -> tuple[float, dict[str, float]]:
     """The loss and its parts averaged over the ranks: the global batch's numbers, which
     are what a single process with the same global batch would log."""
     if ddp.world_size <= 1:

@@ -39,8 +39,15 @@ from neuralgym.world.spec import WorldSpec
 from neuralgym.world.weights import read_metadata, save_world
 
 
-def train(spec: WorldSpec, data_dir: Path, out: Path, run_dir: Path, cfg: TrainConfig, resume: bool = False,
-          progress: bool = True) -> dict[str, Any]:
+def train(
+    spec: WorldSpec,
+    data_dir: Path,
+    out: Path,
+    run_dir: Path,
+    cfg: TrainConfig,
+    resume: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
     """Train a world on the episodes in ``data_dir``; write ``out`` (safetensors) at the end."""
     from tqdm import tqdm
 
@@ -59,15 +66,19 @@ def train(spec: WorldSpec, data_dir: Path, out: Path, run_dir: Path, cfg: TrainC
         for name, param in model.named_parameters():
             param.requires_grad_(name.startswith(HEAD_PREFIXES))
     model = model.to(device)
-    opt = torch.optim.AdamW([q for q in model.parameters() if q.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.AdamW(
+        [q for q in model.parameters() if q.requires_grad], lr=cfg.lr, weight_decay=cfg.weight_decay
+    )
     run_dir = Path(run_dir)
     ckpt_path = run_dir / "checkpoint.pt"
     if ddp.main:  # temporaries of checkpoint writes that a kill interrupted
         remove_stale_temporaries(run_dir, ckpt_path.name)
     state = _load_state(ckpt_path, resume, ddp)
     if len(train_ds) < cfg.batch_size:
-        raise ValueError(f"the training split has {len(train_ds)} windows, fewer than the global batch "
-                         f"{cfg.batch_size}: collect more data or lower --batch-size")
+        raise ValueError(
+            f"the training split has {len(train_ds)} windows, fewer than the global batch "
+            f"{cfg.batch_size}: collect more data or lower --batch-size"
+        )
     _check_ranks(ddp, spec, episodes, len(train_ds), cfg)
     step, sampler_state = 0, {"epoch": 0, "position": 0}
     if state is not None:
@@ -81,7 +92,9 @@ def train(spec: WorldSpec, data_dir: Path, out: Path, run_dir: Path, cfg: TrainC
     sampler = EpochSampler(population, cfg.seed, ddp.rank, ddp.world_size, **sampler_state)
     net: torch.nn.Module = model
     if ddp.world_size > 1:
-        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        net = torch.nn.parallel.DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None
+        )
 
     writer = None
     if ddp.main:
@@ -91,7 +104,9 @@ def train(spec: WorldSpec, data_dir: Path, out: Path, run_dir: Path, cfg: TrainC
         writer = SummaryWriter(str(run_dir / "tb"))
     flops = count_flops(WorldModel(mcfg))
     t0, samples, loss_value = time.time(), 0, None
-    bar = tqdm(total=cfg.steps, initial=step, disable=not (progress and ddp.main), desc=f"train {spec.key}", unit="step")
+    bar = tqdm(
+        total=cfg.steps, initial=step, disable=not (progress and ddp.main), desc=f"train {spec.key}", unit="step"
+    )
     last_val: dict[str, float] = {}
     model.train()
     first_step, eta_after = step, step + ETA_AFTER_STEPS
@@ -104,12 +119,24 @@ def train(spec: WorldSpec, data_dir: Path, out: Path, run_dir: Path, cfg: TrainC
         noise_std = None
         if cfg.context_noise > 0:
             draws = step_rng.random((2, batch.frames.shape[0]))
-            noise_std = torch.from_numpy((draws[0] * cfg.context_noise * (draws[1] < 0.5)).astype(np.float32)).to(device)
+            noise_std = torch.from_numpy((draws[0] * cfg.context_noise * (draws[1] < 0.5)).astype(np.float32)).to(
+                device
+            )
         for group in opt.param_groups:
             group["lr"] = cfg.lr_at(step)
         # each rank's loss is the mean over its slice; DDP averages the slices' gradients
-        loss, stats = rollout_loss(net, batch, rollout, spec.context_length, cfg, cfg.batch_size // ddp.world_size,
-                                   burn=burn, noise_std=noise_std, reward_weights=reward_weights, bank=bank)
+        loss, stats = rollout_loss(
+            net,
+            batch,
+            rollout,
+            spec.context_length,
+            cfg,
+            cfg.batch_size // ddp.world_size,
+            burn=burn,
+            noise_std=noise_std,
+            reward_weights=reward_weights,
+            bank=bank,
+        )
         loss_value, stats = global_mean(ddp, loss, stats, device)  # the same numbers on every rank
         if not math.isfinite(loss_value):
             raise FloatingPointError(f"loss became {loss_value} at step {step}; lower --lr or check the data")
@@ -126,8 +153,12 @@ def train(spec: WorldSpec, data_dir: Path, out: Path, run_dir: Path, cfg: TrainC
             bar.write(_eta_line(cfg, first_step, step, time.time() - t0), file=sys.stderr)
         bar.set_postfix(loss=f"{loss_value:.3f}", R=rollout, burn=burn)
         if step % cfg.log_every == 0:
-            scalars = {"loss/total": loss_value, **{f"loss/{k}": v for k, v in stats.items()}, "train/rollout": rollout,
-                       "train/samples_per_s": samples / (time.time() - t0)}
+            scalars = {
+                "loss/total": loss_value,
+                **{f"loss/{k}": v for k, v in stats.items()},
+                "train/rollout": rollout,
+                "train/samples_per_s": samples / (time.time() - t0),
+            }
             for tag, value in scalars.items():
                 writer.add_scalar(tag, value, step)
         if val_ds is not None and (step % cfg.eval_every == 0 or step == cfg.steps):
@@ -136,14 +167,23 @@ def train(spec: WorldSpec, data_dir: Path, out: Path, run_dir: Path, cfg: TrainC
             model.train()
             for k, v in last_val.items():
                 writer.add_scalar(f"val/{k}", v, step)
-            bar.write(f"step {step} ({time.time() - t0:.0f} s): " + " ".join(f"{k}={v:.2f}" for k, v in last_val.items()),
-                      file=sys.stderr)
+            bar.write(
+                f"step {step} ({time.time() - t0:.0f} s): " + " ".join(f"{k}={v:.2f}" for k, v in last_val.items()),
+                file=sys.stderr,
+            )
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             save_checkpoint(ckpt_path, model, opt, step, sampler, cfg, {"world": spec.key})
     bar.close()
     elapsed = time.time() - t0
-    result: dict[str, Any] = {"steps": step, "seconds": elapsed, "samples_per_s": samples / max(elapsed, 1e-9),
-                              "flops_per_frame": flops, "world_size": ddp.world_size, "loss": loss_value, **last_val}
+    result: dict[str, Any] = {
+        "steps": step,
+        "seconds": elapsed,
+        "samples_per_s": samples / max(elapsed, 1e-9),
+        "flops_per_frame": flops,
+        "world_size": ddp.world_size,
+        "loss": loss_value,
+        **last_val,
+    }
     if ddp.main:
         _save(spec, cfg, model, episodes, val_ds, result, Path(out), device)
         writer.close()
@@ -169,13 +209,21 @@ def _setup(cfg: TrainConfig) -> tuple[torch.device, Dist]:
     return device, ddp
 
 
-def _build_model(spec: WorldSpec, cfg: TrainConfig, train_eps: list[Episode], ddp: Dist,
-                 device: torch.device) -> tuple[WorldModel, WorldModelConfig, torch.Tensor | None]:
+def _build_model(
+    spec: WorldSpec, cfg: TrainConfig, train_eps: list[Episode], ddp: Dist, device: torch.device
+) -> tuple[WorldModel, WorldModelConfig, torch.Tensor | None]:
     """The model to train (fresh, or from ``init_from``), its config, and the reward classes'
     loss weights (None: the reward is regressed)."""
-    mcfg = WorldModelConfig(**{**asdict(cfg.model), "height": spec.obs_shape[0], "width": spec.obs_shape[1],
-                               "channels": spec.obs_shape[2], "context": spec.context_length,
-                               "action_dim": spec.actions.model_dim})
+    mcfg = WorldModelConfig(
+        **{
+            **asdict(cfg.model),
+            "height": spec.obs_shape[0],
+            "width": spec.obs_shape[1],
+            "channels": spec.obs_shape[2],
+            "context": spec.context_length,
+            "action_dim": spec.actions.model_dim,
+        }
+    )
     if cfg.heads_only and cfg.init_from and mcfg.background:
         # the frame model must stay exactly as it is: keep the source world's background setting
         source_config = json.loads(read_metadata(Path(cfg.init_from)).get("neuralgym.config", "{}"))
@@ -210,8 +258,9 @@ def _manifold_bank(train_eps: list[Episode], cfg: TrainConfig) -> RealFrameIndex
     if not (cfg.burn_in and cfg.manifold_bank):
         return None
     frames_all = np.concatenate([ep.frames for ep in train_eps])
-    pick = np.random.default_rng(cfg.seed + 3).choice(len(frames_all), size=min(cfg.manifold_bank, len(frames_all)),
-                                                      replace=False)
+    pick = np.random.default_rng(cfg.seed + 3).choice(
+        len(frames_all), size=min(cfg.manifold_bank, len(frames_all)), replace=False
+    )
     return RealFrameIndex(frames_all[np.sort(pick)], candidates=64, description="training frames")
 
 
@@ -233,13 +282,28 @@ def _check_ranks(ddp: Dist, spec: WorldSpec, episodes: list[Episode], windows: i
     digest = hashlib.sha256()
     for ep in episodes:
         digest.update(np.ascontiguousarray(ep.actions).tobytes() + np.ascontiguousarray(ep.rewards).tobytes())
-    check_same_on_all_ranks(ddp, {"world": spec.key, "episodes": len(episodes), "windows": windows,
-                                  "data": digest.hexdigest(),
-                                  "config": {k: v for k, v in asdict(cfg).items() if k not in ("device", "threads")}})
+    check_same_on_all_ranks(
+        ddp,
+        {
+            "world": spec.key,
+            "episodes": len(episodes),
+            "windows": windows,
+            "data": digest.hexdigest(),
+            "config": {k: v for k, v in asdict(cfg).items() if k not in ("device", "threads")},
+        },
+    )
 
 
-def _save(spec: WorldSpec, cfg: TrainConfig, model: WorldModel, episodes: list[Episode], val_ds: WindowDataset | None,
-          result: dict[str, Any], out: Path, device: torch.device) -> None:
+def _save(
+    spec: WorldSpec,
+    cfg: TrainConfig,
+    model: WorldModel,
+    episodes: list[Episode],
+    val_ds: WindowDataset | None,
+    result: dict[str, Any],
+    out: Path,
+    device: torch.device,
+) -> None:
     """Calibrate the world's own drift threshold (used unless the spec sets one) and write the world file."""
     info: dict[str, Any] = {"train": {**asdict(cfg), "model": None}, "result": result}
     if val_ds is not None:
@@ -257,6 +321,7 @@ def _eta_line(cfg: TrainConfig, first: int, done: int, seconds: float) -> str:
     """One line: the seconds per step so far and the time left. A step costs about its
     rollout length (plus its mean burn-in), which grows during the run, so the steps
     left are weighted by theirs."""
+
     def cost(s: int) -> float:
         return cfg.rollout(s) + cfg.burn_in / 2.0
 
@@ -264,9 +329,11 @@ def _eta_line(cfg: TrainConfig, first: int, done: int, seconds: float) -> str:
     left = sum(cost(s) for s in range(done, cfg.steps))
     eta = seconds / max(spent, 1e-9) * left
     last = seconds / max(spent, 1e-9) * cost(cfg.steps - 1)
-    return (f"~{seconds / max(1, done - first):.2f} s per step over steps {first + 1}-{done} "
-            f"({(done - first) / max(seconds, 1e-9):.2f} steps/s); ETA {_duration(eta)} for {cfg.steps - done} more steps "
-            f"(rollouts grow to {cfg.rollout_max}: the last steps take ~{last:.2f} s each)")
+    return (
+        f"~{seconds / max(1, done - first):.2f} s per step over steps {first + 1}-{done} "
+        f"({(done - first) / max(seconds, 1e-9):.2f} steps/s); ETA {_duration(eta)} for {cfg.steps - done} more steps "
+        f"(rollouts grow to {cfg.rollout_max}: the last steps take ~{last:.2f} s each)"
+    )
 
 
 def _duration(seconds: float) -> str:
@@ -279,13 +346,19 @@ def _duration(seconds: float) -> str:
 def split_episodes(episodes: list[Episode], fraction: float, seed: int) -> tuple[list[Episode], list[Episode]]:
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(episodes))
-    n_val = min(len(episodes) - 1, max(1, int(round(fraction * len(episodes))))) if fraction > 0 and len(episodes) > 1 else 0
+    n_val = (
+        min(len(episodes) - 1, max(1, int(round(fraction * len(episodes)))))
+        if fraction > 0 and len(episodes) > 1
+        else 0
+    )
     val = [episodes[i] for i in order[:n_val]]
     train = [episodes[i] for i in order[n_val:]]
     return train, val
 
 
-def build_banks(episodes: list[Episode], spec: WorldSpec, cfg: TrainConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def build_banks(
+    episodes: list[Episode], spec: WorldSpec, cfg: TrainConfig
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Real reset frames (start bank) and real mid-episode K-frame windows (anchor bank)."""
     rng = np.random.default_rng(cfg.seed + 1)
     k = spec.context_length

@@ -50,7 +50,7 @@ def reward_class_weights(rewards: np.ndarray, values: np.ndarray, balance: float
     rewards, such as a point won, count more (balance 1: every class weighs the same in all)."""
     assign = np.abs(np.asarray(rewards, np.float64).ravel()[:, None] - values[None]).argmin(axis=1)
     freq = np.bincount(assign, minlength=len(values)).astype(np.float64) + 1.0
-    w = freq ** -balance
+    w = freq**-balance
     return (w / (w[assign].mean() if len(assign) else 1.0)).astype(np.float32)
 
 
@@ -61,10 +61,18 @@ def nearest_real(bank: RealFrameIndex, frames: torch.Tensor) -> torch.Tensor:
     return torch.from_numpy(bank.frames[idx]).to(frames.device).permute(0, 3, 1, 2).float() / 255.0
 
 
-def rollout_loss(model: torch.nn.Module, batch: Batch, rollout: int, k: int, cfg: TrainConfig,
-                 rank_batch: int, burn: int = 0, noise_std: torch.Tensor | None = None,
-                 reward_weights: torch.Tensor | None = None,
-                 bank: RealFrameIndex | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+def rollout_loss(
+    model: torch.nn.Module,
+    batch: Batch,
+    rollout: int,
+    k: int,
+    cfg: TrainConfig,
+    rank_batch: int,
+    burn: int = 0,
+    noise_std: torch.Tensor | None = None,
+    reward_weights: torch.Tensor | None = None,
+    bank: RealFrameIndex | None = None,
+) -> tuple[torch.Tensor, dict[str, float]]:
     """Roll the model out on its own predictions for ``burn`` steps without gradient, then
     for ``rollout`` scored steps, and sum the losses of the scored steps. After a burn-in
     (with a ``bank``) a frame is scored against its nearest real frame, and the heads,
@@ -76,7 +84,10 @@ def rollout_loss(model: torch.nn.Module, batch: Batch, rollout: int, k: int, cfg
     single-process gradient of the mean over the global batch."""
     ctx = batch.frames[:, :k]
     if noise_std is not None:  # noise on the real context (per-sample std), kept on the 8-bit grid
-        ctx = torch.round((ctx + noise_std[:, None, None, None, None] * torch.randn_like(ctx)).clamp(0.0, 1.0) * 255.0) / 255.0
+        ctx = (
+            torch.round((ctx + noise_std[:, None, None, None, None] * torch.randn_like(ctx)).clamp(0.0, 1.0) * 255.0)
+            / 255.0
+        )
     if burn:
         with torch.no_grad():
             for r in range(burn):
@@ -98,7 +109,9 @@ def rollout_loss(model: torch.nn.Module, batch: Batch, rollout: int, k: int, cfg
         target = batch.frames[:, k + r]
         se = (pred - target).pow(2).mean(dim=(1, 2, 3))  # (B,)
         if cfg.change_weight > 0:
-            moved = ((target - batch.frames[:, k + r - 1]).abs() > 1.5 / 255.0).float()  # (B, C, H, W): changes in reality
+            moved = (
+                (target - batch.frames[:, k + r - 1]).abs() > 1.5 / 255.0
+            ).float()  # (B, C, H, W): changes in reality
             w = 1.0 + cfg.change_weight * moved
             fit = ((pred - target).pow(2) * w).sum(dim=(1, 2, 3)) / w.sum(dim=(1, 2, 3))
         else:
@@ -106,7 +119,9 @@ def rollout_loss(model: torch.nn.Module, batch: Batch, rollout: int, k: int, cfg
         # log-MSE: each sample's loss is its PSNR up to constants, so a sample that is
         # nearly right counts as much as one that is far off (the metric is mean PSNR)
         frame_l = frame_l + (torch.log(fit + cfg.log_eps) * m).sum()
-        bce = F.binary_cross_entropy_with_logits(out["term_logit"], batch.terminated[:, r], pos_weight=pos_weight, reduction="none")
+        bce = F.binary_cross_entropy_with_logits(
+            out["term_logit"], batch.terminated[:, r], pos_weight=pos_weight, reduction="none"
+        )
         term_l = term_l + (bce * m).sum()
         if "reward_logits" in out:
             values = model.reward_values if hasattr(model, "reward_values") else model.module.reward_values
@@ -118,6 +133,10 @@ def rollout_loss(model: torch.nn.Module, batch: Batch, rollout: int, k: int, cfg
         err_l = err_l + ((out["log_err"] - torch.log(se.detach() + 1e-7)).pow(2) * m).sum()
         ctx = torch.cat([ctx[:, 1:], pred[:, None]], dim=1)
     loss = (frame_l + cfg.term_weight * term_l + cfg.head_weight * (rew_l + err_l)) / denom
-    stats = {"frame": frame_l.item() / denom, "term": term_l.item() / denom, "reward": rew_l.item() / denom,
-             "err": err_l.item() / denom}
+    stats = {
+        "frame": frame_l.item() / denom,
+        "term": term_l.item() / denom,
+        "reward": rew_l.item() / denom,
+        "err": err_l.item() / denom,
+    }
     return loss, stats

@@ -12,8 +12,9 @@ Every policy is a callable ``policy(obs) -> action`` built per episode by
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 

@@ -31,8 +31,13 @@ class Batch:
     terminated: torch.Tensor  # (B, R) float
     mask: torch.Tensor  # (B, R) float: 1 where the target frame exists
 
-    def to(self, device: torch.device) -> "Batch":
-        return Batch(*(t.to(device, non_blocking=True) for t in (self.frames, self.actions, self.rewards, self.terminated, self.mask)))
+    def to(self, device: torch.device) -> Batch:
+        return Batch(
+            *(
+                t.to(device, non_blocking=True)
+                for t in (self.frames, self.actions, self.rewards, self.terminated, self.mask)
+            )
+        )
 
 
 class WindowDataset:
@@ -66,8 +71,13 @@ class WindowDataset:
     def __len__(self) -> int:
         return len(self.starts)
 
-    def population(self, terminal_oversample: int = 1, terminal_window: int = 40, reward_oversample: int = 1,
-                   reward_window: int = 8) -> np.ndarray:
+    def population(
+        self,
+        terminal_oversample: int = 1,
+        terminal_window: int = 40,
+        reward_oversample: int = 1,
+        reward_window: int = 8,
+    ) -> np.ndarray:
         """Window ids for one epoch: every window once, the windows whose first target
         lies within ``terminal_window`` steps of a termination ``terminal_oversample``
         times, and those with a reward event (a reward other than the most common one)
@@ -108,8 +118,15 @@ class EpochSampler:
     ``population`` is the number of windows or the array of window ids of one epoch
     (ids may repeat, see :meth:`WindowDataset.population`)."""
 
-    def __init__(self, population: int | np.ndarray, seed: int, rank: int = 0, world_size: int = 1, epoch: int = 0,
-                 position: int = 0):
+    def __init__(
+        self,
+        population: int | np.ndarray,
+        seed: int,
+        rank: int = 0,
+        world_size: int = 1,
+        epoch: int = 0,
+        position: int = 0,
+    ):
         self.population = np.arange(population) if np.ndim(population) == 0 else np.asarray(population)
         self.n, self.seed, self.rank, self.world_size = len(self.population), seed, rank, world_size
         self.epoch, self.position = epoch, position

@@ -100,8 +100,10 @@ def register_spec_file(path: str | Path) -> WorldSpec:
     if not spec.shipped:
         for other in all_specs(ENVS_DIR).values():
             if other.key == spec.key or other.name.lower() == spec.name.lower():
-                raise SpecError(f"{spec.path}: world {spec.name!r} ({spec.key}) has the key or name of the shipped "
-                                f"world {other.name!r}: rename the file and its 'name'")
+                raise SpecError(
+                    f"{spec.path}: world {spec.name!r} ({spec.key}) has the key or name of the shipped "
+                    f"world {other.name!r}: rename the file and its 'name'"
+                )
     _REGISTERED[spec.key] = spec.path  # type: ignore[assignment]
     return spec
 

@@ -71,13 +71,17 @@ class DriftResetPolicy:
             return value
         if isinstance(value, str):
             if value not in MODES:
-                raise ValueError(f"drift_policy must be one of {MODES + ('default',)}, a dict or a DriftResetPolicy, got {value!r}")
+                raise ValueError(
+                    f"drift_policy must be one of {MODES + ('default',)}, a dict or a DriftResetPolicy, got {value!r}"
+                )
             return replace(base, mode=value)
         if isinstance(value, dict):
             unknown = set(value) - {"mode", "threshold", "max_horizon", "hysteresis"}
             if unknown:
-                raise ValueError(f"drift_policy dict has unknown keys {sorted(unknown)}; "
-                                 "expected mode, threshold, max_horizon, hysteresis")
+                raise ValueError(
+                    f"drift_policy dict has unknown keys {sorted(unknown)}; "
+                    "expected mode, threshold, max_horizon, hysteresis"
+                )
             return replace(base, **value)
         raise TypeError(f"drift_policy must be a str, dict or DriftResetPolicy, got {type(value).__name__}")
 

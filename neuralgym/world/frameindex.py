@@ -32,7 +32,9 @@ class RealFrameIndex:
 
     def __post_init__(self) -> None:
         if self.frames.ndim != 4 or self.frames.dtype != np.uint8 or len(self.frames) == 0:
-            raise ValueError(f"an index needs uint8 frames (M, H, W, C) with M >= 1, got {self.frames.dtype} {self.frames.shape}")
+            raise ValueError(
+                f"an index needs uint8 frames (M, H, W, C) with M >= 1, got {self.frames.dtype} {self.frames.shape}"
+            )
         self._coarse = self._pool(self.frames)  # (M, D) float32
         self._coarse_sq = (self._coarse**2).sum(dim=1)
 

@@ -117,8 +117,11 @@ class WorldModel(nn.Module):
             # decided by a small object at an edge (a ball passing a paddle), which the
             # averaged context grid blurs away; and the frame it predicts next beside the newest
             # one (max, min and change, pooled to 8x8): a ball that leaves the field
-            self.reward_head = nn.Sequential(nn.Linear(head_in + 16 * c.fine_width + 3 * 64 * c.channels, 64), nn.GELU(),
-                                             nn.Linear(64, c.reward_classes))
+            self.reward_head = nn.Sequential(
+                nn.Linear(head_in + 16 * c.fine_width + 3 * 64 * c.channels, 64),
+                nn.GELU(),
+                nn.Linear(64, c.reward_classes),
+            )
             nn.init.zeros_(self.reward_head[2].weight)
             nn.init.zeros_(self.reward_head[2].bias)
             self.register_buffer("reward_values", torch.zeros(c.reward_classes))
@@ -148,8 +151,9 @@ class WorldModel(nn.Module):
             eff = eff.roll(start % k, dims=1)  # time step t to slot (start + t) % K
         return eff.flatten(1, 2)
 
-    def features(self, frames: torch.Tensor, actions: torch.Tensor,
-                 start: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def features(
+        self, frames: torch.Tensor, actions: torch.Tensor, start: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """frames (B, K, C, H, W) in [0, 1], oldest first, or a ring buffer (B, K C, H, W)
         whose oldest frame is in slot ``start`` (:meth:`input_weight`); actions (B, K, A). Returns the fine grid
         (B, Wf, H/p, W/p), the coarse grid (B, Wc, H/2p, W/2p) and the action code (B, 64)."""
@@ -176,19 +180,21 @@ class WorldModel(nn.Module):
     #: output stage of a large batch no longer fits in cache and throughput halves
     cpu_block: int = 64
 
-    def forward(self, frames: torch.Tensor, actions: torch.Tensor,
-                start: int | None = None) -> dict[str, torch.Tensor]:
+    def forward(self, frames: torch.Tensor, actions: torch.Tensor, start: int | None = None) -> dict[str, torch.Tensor]:
         """frames and ``start`` as :meth:`features` takes them. Returns ``frame`` (B, C, H, W)
         in [0, 1] (not yet rounded to 8 bits), ``reward`` (B,), ``term_logit`` (B,), ``log_err`` (B,)."""
         n = frames.shape[0]
         if n > self.cpu_block and frames.device.type == "cpu" and not torch.is_grad_enabled():
-            parts = [self._forward(frames[i : i + self.cpu_block], actions[i : i + self.cpu_block], start)
-                     for i in range(0, n, self.cpu_block)]
+            parts = [
+                self._forward(frames[i : i + self.cpu_block], actions[i : i + self.cpu_block], start)
+                for i in range(0, n, self.cpu_block)
+            ]
             return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
         return self._forward(frames, actions, start)
 
-    def _forward(self, frames: torch.Tensor, actions: torch.Tensor,
-                 start: int | None = None) -> dict[str, torch.Tensor]:
+    def _forward(
+        self, frames: torch.Tensor, actions: torch.Tensor, start: int | None = None
+    ) -> dict[str, torch.Tensor]:
         fine, coarse, cond = self.features(frames, actions, start)
         last = self.newest(frames, start)  # (B, C, H, W)
         fine = fine + F.interpolate(self.up(coarse), scale_factor=2, mode="nearest")
@@ -201,11 +207,17 @@ class WorldModel(nn.Module):
         if self.config.reward_classes:
             local = F.adaptive_max_pool2d(fine, 4).flatten(1)  # (B, 16 Wf)
             nxt, last = frame.detach().float(), last.float()  # (B, C, H, W): the reward loss does not move frames
-            seen = [F.adaptive_max_pool2d(nxt, 8), -F.adaptive_max_pool2d(-nxt, 8), F.adaptive_max_pool2d((nxt - last).abs(), 8)]
+            seen = [
+                F.adaptive_max_pool2d(nxt, 8),
+                -F.adaptive_max_pool2d(-nxt, 8),
+                F.adaptive_max_pool2d((nxt - last).abs(), 8),
+            ]
             inputs = torch.cat([pooled, local, *(x.flatten(1) for x in seen)], dim=1)
             logits = self.reward_head(inputs.to(pooled.dtype)).float()  # (B, R)
             out["reward_logits"] = logits
-            out["reward"] = self.reward_values[(logits - self.reward_logit_offset).argmax(dim=1)]  # the most likely value
+            out["reward"] = self.reward_values[
+                (logits - self.reward_logit_offset).argmax(dim=1)
+            ]  # the most likely value
         return out
 
     def _filter(self, act: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
@@ -222,8 +234,12 @@ class WorldModel(nn.Module):
         # copy the bias into the 10x wider output)
         with torch.autocast(act.device.type, enabled=False):
             pixels = act.permute(0, 2, 3, 1).reshape(b * h * w, -1)  # (B h w, Wf): no copy
-            pixels = torch.cat([pixels.float(), pixels.new_ones(b * h * w, 1, dtype=torch.float32)], dim=1)  # (B h w, Wf + 1)
-            weight = torch.cat([self.out.weight.flatten(1), self.out.bias[:, None]], dim=1).float()  # (C*10*p*p, Wf + 1)
+            pixels = torch.cat(
+                [pixels.float(), pixels.new_ones(b * h * w, 1, dtype=torch.float32)], dim=1
+            )  # (B h w, Wf + 1)
+            weight = torch.cat(
+                [self.out.weight.flatten(1), self.out.bias[:, None]], dim=1
+            ).float()  # (C*10*p*p, Wf + 1)
             maps = (pixels @ weight.t()).view(b, h, w, c.channels, 10, p, p)
         padded = F.pad(last, (1, 1, 1, 1), mode="replicate")  # (B, C, H+2, W+2)
         # every (p+2) x (p+2) window of the padded frame around a patch, as a view (no copy)
@@ -235,8 +251,12 @@ class WorldModel(nn.Module):
             frame = torch.addcmul(frame, maps[..., k, :, :], windows[..., dy : dy + p, dx : dx + p])
         if c.background:
             with torch.autocast(act.device.type, enabled=False):
-                mask = torch.sigmoid((pixels @ torch.cat([self.mask_out.weight.flatten(1), self.mask_out.bias[:, None]], dim=1)
-                                      .float().t()).view(b, h, w, c.channels, p, p))
+                mask = torch.sigmoid(
+                    (
+                        pixels
+                        @ torch.cat([self.mask_out.weight.flatten(1), self.mask_out.bias[:, None]], dim=1).float().t()
+                    ).view(b, h, w, c.channels, p, p)
+                )
             bg = self.background.float().view(c.channels, h, p, w, p).permute(1, 3, 0, 2, 4)  # (h, w, C, p, p)
             frame = torch.addcmul(bg, mask, frame - bg)  # mask 1: the filter's frame; 0: the background
         return frame.permute(0, 3, 1, 4, 2, 5).reshape(b, c.channels, c.height, c.width)

@@ -16,8 +16,17 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 from neuralgym.world.drift import MODES, DriftSpec
-from neuralgym.world.spec import (MAX_FRAME_SIDE, MAX_FRAME_SKIP, MAX_RESET_NOOPS, ActionSpec, PlaySpec, PreprocessSpec,
-                                  SpecError, WorldSpec, is_action_mirror)
+from neuralgym.world.spec import (
+    MAX_FRAME_SIDE,
+    MAX_FRAME_SKIP,
+    MAX_RESET_NOOPS,
+    ActionSpec,
+    PlaySpec,
+    PreprocessSpec,
+    SpecError,
+    WorldSpec,
+    is_action_mirror,
+)
 
 
 def _get(table: dict, key: str, kind: type | tuple[type, ...], where: str, default: Any = ...) -> Any:
@@ -62,8 +71,9 @@ def parse_spec(data: dict[str, Any], key: str, path: Path | None = None) -> Worl
     if min(size) < 36:
         raise SpecError(f"{w}: 'size' must be at least 36x36 (SB3's CnnPolicy minimum), got {size}")
     if max(size) > MAX_FRAME_SIDE:
-        raise SpecError(f"{w}: 'size' [height, width] must be at most {MAX_FRAME_SIDE}x{MAX_FRAME_SIDE}, "
-                        f"got {list(size)}")
+        raise SpecError(
+            f"{w}: 'size' [height, width] must be at most {MAX_FRAME_SIDE}x{MAX_FRAME_SIDE}, got {list(size)}"
+        )
     frame_skip = _get(pp, "frame_skip", int, w, 1)
     if not 1 <= frame_skip <= MAX_FRAME_SKIP:
         raise SpecError(f"{w}: 'frame_skip' must be in [1, {MAX_FRAME_SKIP}], got {frame_skip}")
@@ -71,10 +81,16 @@ def parse_spec(data: dict[str, Any], key: str, path: Path | None = None) -> Worl
     if frame_source not in ("render", "observation"):
         raise SpecError(f"{w}: 'frame_source' must be 'render' or 'observation', got {frame_source!r}")
     noops = pp.get("reset_noops", 0)
-    reset_noops = (noops, noops) if isinstance(noops, int) and not isinstance(noops, bool) else _int_tuple(noops, 2, w, "reset_noops")
+    reset_noops = (
+        (noops, noops)
+        if isinstance(noops, int) and not isinstance(noops, bool)
+        else _int_tuple(noops, 2, w, "reset_noops")
+    )
     if reset_noops[0] < 0 or reset_noops[1] < reset_noops[0] or reset_noops[1] > MAX_RESET_NOOPS:
-        raise SpecError(f"{w}: 'reset_noops' must be an integer in [0, {MAX_RESET_NOOPS}] or [lo, hi] with "
-                        f"0 <= lo <= hi <= {MAX_RESET_NOOPS}, got {noops!r}")
+        raise SpecError(
+            f"{w}: 'reset_noops' must be an integer in [0, {MAX_RESET_NOOPS}] or [lo, hi] with "
+            f"0 <= lo <= hi <= {MAX_RESET_NOOPS}, got {noops!r}"
+        )
     preprocess = PreprocessSpec(
         reset_noops=reset_noops,
         crop=crop_t,
@@ -100,8 +116,10 @@ def parse_spec(data: dict[str, Any], key: str, path: Path | None = None) -> Worl
         mirror = act.get("mirror")
         if mirror is not None:
             if not isinstance(mirror, list) or not is_action_mirror(mirror, len(values)):
-                raise SpecError(f"{w}: 'mirror' must list each action's mirror image, a permutation of 0..{len(values) - 1} "
-                                f"that pairs actions both ways (e.g. [1, 0]), got {mirror!r}")
+                raise SpecError(
+                    f"{w}: 'mirror' must list each action's mirror image, a permutation of 0..{len(values) - 1} "
+                    f"that pairs actions both ways (e.g. [1, 0]), got {mirror!r}"
+                )
             mirror = tuple(mirror)
         actions = ActionSpec(kind="discrete", values=tuple(values), names=names, noop=noop, mirror=mirror)
     elif kind == "box":
@@ -203,5 +221,3 @@ def load_spec(path: str | Path) -> WorldSpec:
     except tomllib.TOMLDecodeError as e:
         raise SpecError(f"{path}: not valid TOML: {e}") from e
     return parse_spec(data, path.stem.lower(), path)
-
-

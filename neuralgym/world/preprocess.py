@@ -20,9 +20,11 @@ def check_crop(frame_shape: tuple[int, ...], pp: PreprocessSpec, where: str = "s
     height, width = frame_shape[:2]
     top, bottom, left, right = pp.crop
     if bottom > height or right > width:
-        raise SpecError(f"{where} [preprocess]: 'crop' {list(pp.crop)} (top, bottom, left, right) lies outside the "
-                        f"source frame of {width}x{height} (width x height): expected bottom <= {height} and "
-                        f"right <= {width}")
+        raise SpecError(
+            f"{where} [preprocess]: 'crop' {list(pp.crop)} (top, bottom, left, right) lies outside the "
+            f"source frame of {width}x{height} (width x height): expected bottom <= {height} and "
+            f"right <= {width}"
+        )
 
 
 def preprocess_frame(frame: np.ndarray, pp: PreprocessSpec, where: str = "spec") -> np.ndarray:

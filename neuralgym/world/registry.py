@@ -25,16 +25,23 @@ def _world_arg(spec: WorldSpec) -> str:
 def _register(spec: WorldSpec, replace: bool = False) -> list[str]:
     kwargs = {"world": _world_arg(spec), "limit_by_wrapper": True}
     # entry points are strings: the dream layer is imported only when an env is made
-    for env_id, entry, vector in ((spec.dream_id, "neuralgym.dream.env:WorldModelEnv", "neuralgym.dream.vector:DreamVectorEnv"),
-                                  (spec.real_id, "neuralgym.dream.real:RealWorldEnv", None)):
+    for env_id, entry, vector in (
+        (spec.dream_id, "neuralgym.dream.env:WorldModelEnv", "neuralgym.dream.vector:DreamVectorEnv"),
+        (spec.real_id, "neuralgym.dream.real:RealWorldEnv", None),
+    ):
         if env_id in gym.registry:
             if not replace or gym.registry[env_id].kwargs == kwargs:
                 continue
             del gym.registry[env_id]  # the same world from another (or an edited) spec file
-        gym.register(id=env_id, entry_point=entry, vector_entry_point=vector, kwargs=kwargs,
-                     max_episode_steps=spec.max_episode_steps,
-                     disable_env_checker=True)  # we validate every input ourselves (and the passive
-    return [spec.dream_id, spec.real_id]           # checker of gymnasium 1.4 breaks after a rejected first reset)
+        gym.register(
+            id=env_id,
+            entry_point=entry,
+            vector_entry_point=vector,
+            kwargs=kwargs,
+            max_episode_steps=spec.max_episode_steps,
+            disable_env_checker=True,
+        )  # we validate every input ourselves (and the passive
+    return [spec.dream_id, spec.real_id]  # checker of gymnasium 1.4 breaks after a rejected first reset)
 
 
 def register_worlds() -> list[str]:

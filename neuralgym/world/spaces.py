@@ -43,13 +43,17 @@ def validate_action(space: gym.spaces.Space, action: Any) -> Any:
     if isinstance(space, gym.spaces.Discrete):
         if isinstance(action, np.ndarray):
             if action.size != 1 or action.ndim > 1:
-                raise ValueError(f"expected one discrete action (an int in [0, {space.n})), got an array of shape {action.shape}")
+                raise ValueError(
+                    f"expected one discrete action (an int in [0, {space.n})), got an array of shape {action.shape}"
+                )
             action = action.reshape(()).item()
         if isinstance(action, (bool, np.bool_)) or not isinstance(action, numbers.Integral):
             if isinstance(action, numbers.Real) and not isinstance(action, bool) and float(action).is_integer():
                 action = int(action)
             else:
-                raise TypeError(f"expected a discrete action: an int in [0, {space.n}), got {action!r} ({type(action).__name__})")
+                raise TypeError(
+                    f"expected a discrete action: an int in [0, {space.n}), got {action!r} ({type(action).__name__})"
+                )
         action = int(action)
         if not 0 <= action < space.n:
             raise ValueError(f"expected a discrete action in [0, {space.n}), got {action}")

@@ -30,6 +30,8 @@ def _data_dir(name: str) -> Path:
 
 ENVS_DIR = _data_dir("envs")
 WEIGHTS_DIR = _data_dir("weights")
+
+
 class SpecError(ValueError):
     """A world spec is missing a field or has a value of the wrong kind."""
 
@@ -142,5 +144,9 @@ class WorldSpec:
 def is_action_mirror(mirror: Any, n: int) -> bool:
     """Whether ``mirror`` maps each of ``n`` discrete actions to its mirror image: a list of
     ints, a permutation of 0..n-1 that pairs actions both ways (mirror[mirror[i]] == i)."""
-    return (isinstance(mirror, (list, tuple)) and all(isinstance(m, int) and not isinstance(m, bool) for m in mirror)
-            and sorted(mirror) == list(range(n)) and all(mirror[m] == i for i, m in enumerate(mirror)))
+    return (
+        isinstance(mirror, (list, tuple))
+        and all(isinstance(m, int) and not isinstance(m, bool) for m in mirror)
+        and sorted(mirror) == list(range(n))
+        and all(mirror[m] == i for i, m in enumerate(mirror))
+    )

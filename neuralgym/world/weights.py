@@ -43,8 +43,15 @@ class World:
     path: Path | None = None
 
 
-def save_world(path: Path, model: WorldModel, spec: WorldSpec, starts: np.ndarray, anchor_frames: np.ndarray,
-               anchor_actions: np.ndarray, info: dict[str, Any] | None = None) -> None:
+def save_world(
+    path: Path,
+    model: WorldModel,
+    spec: WorldSpec,
+    starts: np.ndarray,
+    anchor_frames: np.ndarray,
+    anchor_actions: np.ndarray,
+    info: dict[str, Any] | None = None,
+) -> None:
     """Write atomically: a crash leaves the previous file intact. The file gets the
     ordinary mode (0644 under the usual umask 022), readable by the machine's other users
     like the shipped weights; temporaries of killed earlier writes are removed."""
@@ -81,11 +88,14 @@ def load_world(path: str | Path, spec: WorldSpec, device: torch.device | str = "
     """Load and check a world file against ``spec``; raise :class:`WeightsError` naming the file and the mismatch."""
     path = Path(path)
     if path.is_dir():
-        raise WeightsError(f"weights path {path} is a folder, not a file: expected a .safetensors file "
-                           f"(world {spec.key!r})")
+        raise WeightsError(
+            f"weights path {path} is a folder, not a file: expected a .safetensors file (world {spec.key!r})"
+        )
     if not path.is_file():
-        raise WeightsError(f"weights file {path} does not exist (world {spec.key!r}); train one with "
-                           f"`neuralgym train {spec.key} --data DIR`")
+        raise WeightsError(
+            f"weights file {path} does not exist (world {spec.key!r}); train one with "
+            f"`neuralgym train {spec.key} --data DIR`"
+        )
     meta = read_metadata(path)
     world = meta.get("neuralgym.world")
     if world != spec.key:
@@ -100,7 +110,9 @@ def load_world(path: str | Path, spec: WorldSpec, device: torch.device | str = "
     expected = (spec.obs_shape[0], spec.obs_shape[1], spec.obs_shape[2], spec.context_length, spec.actions.model_dim)
     got = (config.height, config.width, config.channels, config.context, config.action_dim)
     if got != expected:
-        raise WeightsError(f"{path}: model config (H, W, C, K, A) = {got} does not match world {spec.key!r}: {expected}")
+        raise WeightsError(
+            f"{path}: model config (H, W, C, K, A) = {got} does not match world {spec.key!r}: {expected}"
+        )
     try:
         tensors = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as e:
@@ -120,15 +132,24 @@ def load_world(path: str | Path, spec: WorldSpec, device: torch.device | str = "
     k, a = spec.context_length, spec.actions.model_dim
     starts, frames, actions = (tensors[key] for key in ("bank.starts", "bank.frames", "bank.actions"))
     if starts.dtype != torch.uint8 or starts.ndim != 4 or tuple(starts.shape[1:]) != spec.obs_shape or len(starts) == 0:
-        raise WeightsError(f"{path}: start bank is {starts.dtype} of shape {tuple(starts.shape)}, "
-                           f"expected uint8 of shape (N>0, {', '.join(map(str, spec.obs_shape))})")
+        raise WeightsError(
+            f"{path}: start bank is {starts.dtype} of shape {tuple(starts.shape)}, "
+            f"expected uint8 of shape (N>0, {', '.join(map(str, spec.obs_shape))})"
+        )
     if frames.dtype != torch.uint8 or frames.ndim != 5 or tuple(frames.shape[1:]) != (k, *spec.obs_shape):
-        raise WeightsError(f"{path}: anchor frames are {frames.dtype} of shape {tuple(frames.shape)}, "
-                           f"expected uint8 of shape (M, {k}, {', '.join(map(str, spec.obs_shape))})")
-    if (not actions.is_floating_point() or tuple(actions.shape) != (len(frames), k - 1, a)
-            or not torch.isfinite(actions).all()):
-        raise WeightsError(f"{path}: anchor actions are {actions.dtype} of shape {tuple(actions.shape)}, "
-                           f"expected finite floats of shape ({len(frames)}, {k - 1}, {a})")
+        raise WeightsError(
+            f"{path}: anchor frames are {frames.dtype} of shape {tuple(frames.shape)}, "
+            f"expected uint8 of shape (M, {k}, {', '.join(map(str, spec.obs_shape))})"
+        )
+    if (
+        not actions.is_floating_point()
+        or tuple(actions.shape) != (len(frames), k - 1, a)
+        or not torch.isfinite(actions).all()
+    ):
+        raise WeightsError(
+            f"{path}: anchor actions are {actions.dtype} of shape {tuple(actions.shape)}, "
+            f"expected finite floats of shape ({len(frames)}, {k - 1}, {a})"
+        )
     if not all(torch.isfinite(v).all() for k, v in state.items() if v.is_floating_point()):
         raise WeightsError(f"{path}: model tensors hold NaN or inf")
     model.eval().to(device)
@@ -141,8 +162,7 @@ def _json_metadata(path: Path, meta: dict[str, str], key: str, default: str | No
     try:
         return json.loads(text)
     except RecursionError as e:  # e.g. "[" * 100000: json's parser recurses once per level
-        raise WeightsError(f"{path}: metadata {key!r} is JSON nested too deeply "
-                           f"(expected a flat JSON object)") from e
+        raise WeightsError(f"{path}: metadata {key!r} is JSON nested too deeply (expected a flat JSON object)") from e
 
 
 def _check_config(path: Path, config: WorldModelConfig) -> None:
@@ -152,7 +172,11 @@ def _check_config(path: Path, config: WorldModelConfig) -> None:
             ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
             want = "a finite number > 0"
         elif name in ("background", "reward_classes"):  # optional parts: 0 means absent
-            ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= (1 if name == "background" else 64)
+            ok = (
+                isinstance(value, int)
+                and not isinstance(value, bool)
+                and 0 <= value <= (1 if name == "background" else 64)
+            )
             want = "0 or 1" if name == "background" else "an int in [0, 64]"
         else:
             ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
@@ -180,6 +204,9 @@ def _check_info(path: Path, info: Any) -> None:
     if not isinstance(drift, dict):
         raise WeightsError(f"{path}: metadata 'neuralgym.info' field 'drift' must be a JSON object, got {drift!r}")
     thr = drift.get("threshold")
-    if thr is not None and (isinstance(thr, bool) or not isinstance(thr, (int, float)) or not math.isfinite(thr) or thr < 0):
-        raise WeightsError(f"{path}: metadata 'neuralgym.info' drift.threshold must be a finite number >= 0 or null, "
-                           f"got {thr!r}")
+    if thr is not None and (
+        isinstance(thr, bool) or not isinstance(thr, (int, float)) or not math.isfinite(thr) or thr < 0
+    ):
+        raise WeightsError(
+            f"{path}: metadata 'neuralgym.info' drift.threshold must be a finite number >= 0 or null, got {thr!r}"
+        )

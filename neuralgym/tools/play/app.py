@@ -43,14 +43,12 @@ from neuralgym.tools.play.controls import control_keys, poll
 from neuralgym.tools.play.hud import FrameStats, HudView, help_lines, hud_lines, summary_line
 from neuralgym.tools.play.recorder import Recorder, RecordError, default_path
 from neuralgym.tools.play.session import EnvUnavailable, Session
+from neuralgym.tools.play.window import PlayWindow
 from neuralgym.world.catalog import get_spec
 from neuralgym.world.keymap import Binding, action_for_keys, describe_action, parse_keymap
 from neuralgym.world.spec import WorldSpec
-from neuralgym.tools.play.window import PlayWindow
 
 __all__ = ["add_arguments", "main"]
-
-
 
 
 @dataclass
@@ -72,7 +70,6 @@ class _Loop:
         self.message, self.message_until = text, time.perf_counter() + seconds
 
 
-
 def _start_recording(loop: _Loop, path: Path, session: Session, window: PlayWindow, args: argparse.Namespace) -> None:
     h, w = session.frame.shape[:2]
     size = window.size if args.record_hud else (w * args.scale, h * args.scale)
@@ -85,7 +82,6 @@ def _stop_recording(loop: _Loop) -> None:
         loop.recorder.close()
         loop.recordings.append((loop.recorder.path, loop.recorder.frames))
         loop.recorder = None
-
 
 
 def _apply(command: str, loop: _Loop, session: Session, window: PlayWindow, args: argparse.Namespace) -> None:
@@ -123,7 +119,6 @@ def _apply(command: str, loop: _Loop, session: Session, window: PlayWindow, args
         loop.say(f"saved {path.name}")
 
 
-
 def _hud(session: Session, loop: _Loop, stats: FrameStats, fps: float, action: Any) -> list[tuple[str, str]]:
     frame_ms, work_ms = stats.recent_ms()
     info, spec = session.info, session.spec
@@ -154,13 +149,11 @@ def _hud(session: Session, loop: _Loop, stats: FrameStats, fps: float, action: A
     )
 
 
-
 def _drift_threshold(session: Any) -> float:
     """The threshold the dream applies (the spec's, or the one training calibrated)."""
     core = getattr(getattr(session.env, "unwrapped", None), "core", None)
     policy = getattr(core, "drift_policy", None)
     return float(policy.threshold) if policy is not None else session.spec.drift.threshold
-
 
 
 def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
@@ -178,7 +171,6 @@ def main(args: argparse.Namespace | Sequence[str] | None = None) -> int:
         return _run(args, spec, pg, bindings, controls, control_rows)
 
 
-
 def no_display() -> bool:
     """True on a Linux machine with no X11/Wayland display where the user did not pick an
     SDL video driver: SDL would quietly render off-screen and nobody would see the game."""
@@ -194,10 +186,19 @@ def headless_demo(spec: WorldSpec, args: argparse.Namespace, reason: str) -> int
 
     frames = min(args.max_frames or 150, 500)
     path = Path(f"{spec.key}_dream_vs_real.gif")
-    print(f"neuralgym play: no display ({reason}); writing {frames} lockstep frames of real | dream | error "
-          f"to {path} instead", file=sys.stderr)
-    ls = run_lockstep(spec.key, episodes=1, horizon=frames, seed=args.seed if args.seed is not None else 0,
-                      weights=args.weights, device=args.device or "auto")
+    print(
+        f"neuralgym play: no display ({reason}); writing {frames} lockstep frames of real | dream | error "
+        f"to {path} instead",
+        file=sys.stderr,
+    )
+    ls = run_lockstep(
+        spec.key,
+        episodes=1,
+        horizon=frames,
+        seed=args.seed if args.seed is not None else 0,
+        weights=args.weights,
+        device=args.device or "auto",
+    )
     if not ls.videos:
         print("neuralgym play: the episode ended before any frame was recorded", file=sys.stderr)
         return 1
@@ -208,8 +209,14 @@ def headless_demo(spec: WorldSpec, args: argparse.Namespace, reason: str) -> int
     return 0
 
 
-def _run(args: argparse.Namespace, spec: WorldSpec, pg: Any, bindings: list[Binding],
-         controls: dict[int, str], control_rows: list[tuple[str, str]]) -> int:
+def _run(
+    args: argparse.Namespace,
+    spec: WorldSpec,
+    pg: Any,
+    bindings: list[Binding],
+    controls: dict[int, str],
+    control_rows: list[tuple[str, str]],
+) -> int:
     """Make the env and the window, then the loop: poll keys, step, draw, record, pace."""
     if no_display():
         return headless_demo(spec, args, reason="DISPLAY and WAYLAND_DISPLAY are unset")

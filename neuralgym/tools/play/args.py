@@ -36,15 +36,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--fps", type=_positive(float), help="frames (env steps) per second; default: the world's render_fps")
     add("--scale", type=_positive(int), default=8, help="integer upscaling of the observation (default 8)")
     add("--record", type=_mp4, metavar="PATH.mp4", help="record the game frames (no HUD) from the start")
-    add("--record-game-only", dest="record_hud", action="store_false",
-        help="record only the scaled game frame, without the HUD (default: the whole window, as the player sees it)")
+    add(
+        "--record-game-only",
+        dest="record_hud",
+        action="store_false",
+        help="record only the scaled game frame, without the HUD (default: the whole window, as the player sees it)",
+    )
     add("--max-frames", type=_positive(int), metavar="N", help="quit after N frames (ends headless runs)")
     add("--seed", type=int, help="seed of the first reset")
     add("--weights", help="dream: another weights file for the world")
     add("--device", help="dream: auto, cpu or cuda (default: the env's)")
     add("--drift-policy", help="dream: override the drift-reset policy (e.g. none)")
-    add("--threads", type=_positive(int), default=1,
-        help="torch CPU threads (default 1: a batch-1 step gains little from more, and loses a lot on busy cores)")
+    add(
+        "--threads",
+        type=_positive(int),
+        default=1,
+        help="torch CPU threads (default 1: a batch-1 step gains little from more, and loses a lot on busy cores)",
+    )
     add("--screenshot", type=Path, help=argparse.SUPPRESS)  # save the window at exit
 
 

@@ -26,7 +26,6 @@ CONTROLS: tuple[tuple[str, tuple[str, ...], str], ...] = (
 _KEY_LABELS = {"escape": "Esc", "space": "Space", "period": ".", "return": "Enter", "kp_enter": "", "tab": "Tab"}
 
 
-
 def control_keys(bindings: Sequence[Binding]) -> tuple[dict[int, str], list[tuple[str, str]]]:
     """Key code -> control command, and (key label, description) rows for the help.
 
@@ -43,7 +42,6 @@ def control_keys(bindings: Sequence[Binding]) -> tuple[dict[int, str], list[tupl
             labels = [_KEY_LABELS.get(n, n.upper()) for n in free]
             rows.append((" / ".join(label for label in labels if label), description))
     return codes, rows
-
 
 
 def poll(pg: Any, held: list[int], relevant: set[int], controls: dict[int, str]) -> list[str]:
