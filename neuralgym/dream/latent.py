@@ -1,7 +1,7 @@
 """The latent observation mode: the world's own encoder features of the frame history.
 
 Learning from 64x64 pixels costs far more CPU than learning from a compact vector
-(see README, "Agents"). An agent may instead observe the world model's encoder
+(see docs/agents.md). An agent may instead observe the world model's encoder
 features of the last K frames and K-1 actions, as World Models' controller saw its
 VAE's z. :class:`LatentObservation` applies the SAME encoder, with the SAME history
 padding as the dream (a new episode repeats its first frame, all-zero action codes;
@@ -42,7 +42,7 @@ class LatentEncoder:
     ``dims`` principal axes over the world file's real contexts and scaled to unit
     variance: an MLP policy then faces a few dozen decorrelated inputs instead of
     hundreds of redundant ones (CartPole, measured: real return 130 after 300k dream
-    steps against 54-71 on the full features, README "Agents").
+    steps against 54-71 on the full features, docs/agents.md).
 
     ``mirror=True`` (a world with a mirror symmetry): the features of each history and,
     after them, those of its mirror image (``2 * dims`` numbers), for

@@ -2,7 +2,7 @@
 action replaced by its mirror image (CartPole: push left <-> push right).
 
 A dream is never exactly symmetric: its small errors lean one way (CartPole's dreamt pole
-drifts right of the real one under the same pushes, README "Agents"), and an agent
+drifts right of the real one under the same pushes, docs/agents.md), and an agent
 trained in it learns to lean against that drift, which in reality is a push the wrong way.
 An agent that acts on the mean of what it would do in the scene and in its mirror image
 cannot lean either way, so a one-sided dream error cancels out of its actions.

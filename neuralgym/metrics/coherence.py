@@ -201,6 +201,8 @@ def run_coherence(
 
 
 def summarize_coherence(run: CoherenceRun, good_psnr: float = GOOD_PSNR) -> dict[str, Any]:
+    """The coherence numbers of a free-running dream: the share of frames within ``good_psnr``
+    of their nearest real frame, and per episode the first step that was not."""
     p, age, ep = run.plausibility, run.age, run.episode
     good = p >= good_psnr
     first_bad = []

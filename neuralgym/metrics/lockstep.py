@@ -72,6 +72,10 @@ def run_lockstep(
     drift_policy: str = "none",
     precision: str = "auto",
 ) -> Lockstep:
+    """Run ``episodes`` lockstep episodes of ``world``: each real episode (``epsilon``-greedy
+    behaviour policy, seeds from ``seed``) prompts the dream with K real frames, then both get
+    the same actions for ``horizon`` steps; per-step frames, rewards, drift scores and object
+    positions are kept for the metrics (:func:`summarize`)."""
     spec = get_spec(world)
     kw: dict[str, Any] = {
         "device": device,

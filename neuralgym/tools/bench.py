@@ -114,6 +114,9 @@ def run_bench(
     compile: bool = False,
     weights: str | None = None,
 ) -> dict[str, Any]:
+    """Measure ``world`` in one run: one env's latency, dream frames/s at each batch size in
+    ``batches``, the real env's frames/s, FLOPs per frame and the share of this device's
+    matmul peak (see the module docstring); returns the numbers as a dict."""
     from neuralgym.common.device import resolve_device
     from neuralgym.world.catalog import get_spec
     from neuralgym.world.model import count_flops

@@ -46,8 +46,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         type=int,
         default=0,
         metavar="N",
-        help="also free-run the dream for N frames and score their plausibility (ARCHITECTURE's "
-        "coherence; 9000 for the contract metric; 0: skip)",
+        help="also free-run the dream for N frames and score their plausibility (coherence, "
+        "docs/world-quality.md; 9000 for the full metric; 0: skip)",
     )
     p.add_argument("--coherence-lanes", type=int, default=1, help="dreams run side by side for --coherence (default 1)")
     p.add_argument(

@@ -4,7 +4,7 @@ The drift score comes from the world model's error head, the model's own estimat
 the RMS error (in 8-bit grey levels) of each frame it predicts: errors compound, so
 ``info["drift"]`` is the root of the summed squared per-step estimates since the
 context was last real (``info["drift_step"]`` is this step's estimate alone). The
-README's drift table compares it with the alternatives on lockstep data.
+docs/drift.md compares it with the alternatives on lockstep data.
 :class:`DriftResetPolicy` turns scores into actions, vectorised over lanes:
 
 * ``"none"``: never act (the score is still reported in ``info["drift"]``);

@@ -1,6 +1,6 @@
 """The world model: an action-conditioned next-frame predictor over the last K frames.
 
-Design (see README, "How the world model works"), shaped by what was measured on a
+Design (see docs/design.md), shaped by what was measured on a
 2-core CPU: a frozen frame is a strong baseline, so the model must copy what does not
 move pixel-exactly and move what does by the right sub-pixel amount.
 
@@ -32,6 +32,9 @@ import torch.nn.functional as F
 
 @dataclass
 class WorldModelConfig:
+    """The model's shape: frame size, context K, action width, grid widths, and the optional
+    parts (learned background, reward classifier). Stored in every world file."""
+
     height: int = 64
     width: int = 64
     channels: int = 1  # 1 grayscale, 3 RGB

@@ -88,6 +88,8 @@ class ActionSpec:
 
 @dataclass(frozen=True)
 class PlaySpec:
+    """How a human plays the world: the window's frame rate and the keymap."""
+
     render_fps: int = 30
     keymap: dict[str, Any] = field(default_factory=dict)  # key name (or "a+b" combo) -> action
 
