@@ -31,7 +31,7 @@ from neuralgym.training.config import ETA_AFTER_STEPS, TrainConfig
 from neuralgym.training.data import Episode, load_dataset
 from neuralgym.training.distributed import Dist, check_same_on_all_ranks, global_mean, init_distributed
 from neuralgym.training.losses import reward_class_values, reward_class_weights, rollout_loss
-from neuralgym.training.windows import EpochSampler, WindowDataset
+from neuralgym.training.windows import Batch, EpochSampler, WindowDataset
 from neuralgym.world.frameindex import RealFrameIndex
 from neuralgym.world.model import WorldModel, WorldModelConfig, count_flops
 from neuralgym.world.spaces import encode_actions
@@ -80,13 +80,8 @@ def train(
             f"{cfg.batch_size}: collect more data or lower --batch-size"
         )
     _check_ranks(ddp, spec, episodes, len(train_ds), cfg)
-    step, sampler_state = 0, {"epoch": 0, "position": 0}
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        step, sampler_state = int(state["step"]), state["sampler"]
-        torch.set_rng_state(state["torch_rng"])
-    elif resume and ddp.main:
+    step, sampler_state = _resume(state, model, opt)
+    if state is None and resume and ddp.main:
         print(f"no checkpoint at {ckpt_path}; starting from scratch", file=sys.stderr)
     population = train_ds.population(cfg.terminal_oversample, cfg.terminal_window, cfg.reward_oversample)
     sampler = EpochSampler(population, cfg.seed, ddp.rank, ddp.world_size, **sampler_state)
@@ -113,15 +108,7 @@ def train(
     while step < cfg.steps:
         rollout = cfg.rollout(step)
         ids = sampler.next(cfg.batch_size)
-        step_rng = np.random.default_rng([cfg.seed, step])  # the same draws on every rank and after a resume
-        burn = int(step_rng.integers(1, cfg.burn_in + 1)) if cfg.burn_in and step_rng.random() < 0.5 else 0
-        batch = train_ds.batch(ids, burn + rollout).to(device)
-        noise_std = None
-        if cfg.context_noise > 0:
-            draws = step_rng.random((2, batch.frames.shape[0]))
-            noise_std = torch.from_numpy((draws[0] * cfg.context_noise * (draws[1] < 0.5)).astype(np.float32)).to(
-                device
-            )
+        batch, burn, noise_std = _draw(cfg, step, train_ds, ids, rollout, device)
         for group in opt.param_groups:
             group["lr"] = cfg.lr_at(step)
         # each rank's loss is the mean over its slice; DDP averages the slices' gradients
@@ -153,13 +140,8 @@ def train(
             bar.write(_eta_line(cfg, first_step, step, time.time() - t0), file=sys.stderr)
         bar.set_postfix(loss=f"{loss_value:.3f}", R=rollout, burn=burn)
         if step % cfg.log_every == 0:
-            scalars = {
-                "loss/total": loss_value,
-                **{f"loss/{k}": v for k, v in stats.items()},
-                "train/rollout": rollout,
-                "train/samples_per_s": samples / (time.time() - t0),
-            }
-            for tag, value in scalars.items():
+            scalars = {"loss/total": loss_value, **{f"loss/{k}": v for k, v in stats.items()}, "train/rollout": rollout}
+            for tag, value in {**scalars, "train/samples_per_s": samples / (time.time() - t0)}.items():
                 writer.add_scalar(tag, value, step)
         if val_ds is not None and (step % cfg.eval_every == 0 or step == cfg.steps):
             model.eval()
@@ -273,6 +255,34 @@ def _load_state(ckpt_path: Path, resume: bool, ddp: Dist) -> dict[str, Any] | No
         dist.broadcast_object_list(box, src=0)
         state = box[0]
     return state
+
+
+def _resume(state: dict[str, Any] | None, model: WorldModel, opt: torch.optim.Optimizer) -> tuple[int, dict[str, int]]:
+    """Load a checkpoint's model, optimizer and torch RNG state; the step and sampler position
+    to continue from (a fresh run: step 0 of epoch 0)."""
+    if state is None:
+        return 0, {"epoch": 0, "position": 0}
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    torch.set_rng_state(state["torch_rng"])
+    return int(state["step"]), state["sampler"]
+
+
+def _draw(
+    cfg: TrainConfig, step: int, ds: WindowDataset, ids: np.ndarray, rollout: int, device: torch.device
+) -> tuple[Batch, int, torch.Tensor | None]:
+    """The batch of ``step`` (windows ``ids``, a burn-in drawn for half the steps) and the
+    per-sample context noise, from a generator of (seed, step): the same draws on every rank
+    and after a resume."""
+    step_rng = np.random.default_rng([cfg.seed, step])
+    burn = int(step_rng.integers(1, cfg.burn_in + 1)) if cfg.burn_in and step_rng.random() < 0.5 else 0
+    batch = ds.batch(ids, burn + rollout).to(device)
+    noise_std = None
+    if cfg.context_noise > 0:
+        draws = step_rng.random((2, batch.frames.shape[0]))
+        noise_std = torch.from_numpy((draws[0] * cfg.context_noise * (draws[1] < 0.5)).astype(np.float32))
+        noise_std = noise_std.to(device)
+    return batch, burn, noise_std
 
 
 def _check_ranks(ddp: Dist, spec: WorldSpec, episodes: list[Episode], windows: int, cfg: TrainConfig) -> None:
