@@ -1,6 +1,7 @@
 """Evaluate a saved agent in any neuralgym id, dream or real.
 
-    python agents/evaluate.py --model runs/agents/cartpole_dream.zip --env neuralgym/CartPole-real-v0 --episodes 50 --seed 123 --json
+    python agents/evaluate.py --model runs/agents/cartpole_dream.zip --env neuralgym/CartPole-real-v0 \
+        --episodes 50 --seed 123 --json
 
 Rebuilds the agent's observation pipeline from the ``.json`` saved beside the model
 (observation mode, frame stacking, world weights, the mirror pair) and its policy (one SB3
