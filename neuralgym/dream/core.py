@@ -35,6 +35,7 @@ from neuralgym.dream.info import lanes_info, start_info
 from neuralgym.dream.memory import check_lanes_fit
 from neuralgym.dream.predictor import Predictor
 from neuralgym.dream.prompt import Prompt, validate_prompt
+from neuralgym.dream.sampling import sample_reward, sample_termination
 from neuralgym.world.drift import DriftResetPolicy
 from neuralgym.world.model import predicted_rmse
 from neuralgym.world.spaces import (
@@ -348,20 +349,8 @@ class DreamCore:
         )
         frame = torch.where(finite[:, None, None, None], frame, self.history.newest() * 255.0)
         logit = torch.nan_to_num(out["term_logit"]) - self._term_logit_offset
-        if self.temperature > 0:
-            p = torch.sigmoid(logit / self.temperature)
-            term = torch.rand(p.shape, generator=self.generator, device=self.device) < p
-        else:
-            term = logit > 0
-        if "reward_logits" in out and self.temperature > 0:
-            # a reward classifier's value is drawn from its calibrated class probabilities (the
-            # training weights removed), like termination: rare events happen at their rate,
-            # and over an episode the dream pays what the classifier expects
-            logits = torch.nan_to_num(out["reward_logits"].float() - self.model.reward_logit_offset) / self.temperature
-            pick = torch.multinomial(torch.softmax(logits, dim=1), 1, generator=self.generator)[:, 0]
-            reward = self.model.reward_values[pick]
-        else:
-            reward = torch.nan_to_num(out["reward"])
+        term = sample_termination(logit, self.temperature, self.generator)
+        reward = sample_reward(out, self.model, self.temperature, self.generator)
         drift = predicted_rmse(out["log_err"])  # grey levels
         drift = torch.where(finite, drift, torch.full_like(drift, 255.0))
         frame_u8 = frame.to(torch.uint8)

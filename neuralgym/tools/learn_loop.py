@@ -1,0 +1,337 @@
+"""``neuralgym learn``: the loop every dream-trained agent of note uses (SimPLe, World Models'
+iterative procedure, IRIS, STORM, DIAMOND, Dreamer): collect real experience with the
+current agent, update the world on everything collected so far, train the agent in the
+dream, repeat, under a fixed budget of real steps.
+
+One iteration ``i``:
+
+1. **world** ``i``: the starting world (the shipped one, a file, or one trained from
+   scratch on the spec's behaviour policy's episodes) for ``i = 0``; after that, world
+   ``i - 1`` trained further on all the episodes collected so far.
+2. **agent** ``i``: trained from scratch in world ``i``'s dream by the world's agent recipe
+   (a latent agent's observations are world ``i``'s own encoder features, so it starts anew).
+3. **evaluation**: ``eval_episodes`` real episodes with the agent's deterministic actions;
+   they are recorded too (they are real experience and count against the budget).
+4. **collection** (all but the last iteration): real episodes by the agent, acting at random
+   with a per-episode probability from ``epsilons``, plus a ``behaviour_share`` of the
+   spec's behaviour policy, so the world keeps seeing what the agent does not do.
+
+The agent kept is the one with the best real evaluation. Everything is written under
+``out`` (worlds, agents, data, ``state.json``, ``report.json``, TensorBoard curves in ``tb/``);
+each phase ends with an atomic write of ``state.json`` and ``--resume`` continues from the
+last finished phase. Per-world settings are data: the spec's ``[learn]`` table (any field of
+:class:`LearnConfig` and an ``agent`` table of recipe changes), else the defaults below.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from neuralgym.agents.recipe import AgentRecipe, recipe_for
+from neuralgym.tools.learn_config import LearnConfig, jsonable
+from neuralgym.world.spec import WorldSpec
+
+STATE = "state.json"
+REPORT = "report.json"
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(data, indent=2))
+    os.replace(tmp, path)
+
+
+def _log(msg: str) -> None:
+    print(f"[learn {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+class Loop:
+    """One ``learn`` run: its folder, its state, its phases."""
+
+    def __init__(self, spec: WorldSpec, cfg: LearnConfig, out: Path, resume: bool = False, progress: bool = True):
+        self.spec, self.cfg, self.out, self.progress = spec, cfg, Path(out), progress
+        self.data = self.out / "data"
+        state_path = self.out / STATE
+        if state_path.is_file() and not resume:
+            raise FileExistsError(
+                f"{self.out} holds a learn run already: pass --resume to continue it, or choose another --out"
+            )
+        if resume and state_path.is_file():
+            self.state = json.loads(state_path.read_text())
+            if self.state["config"] != jsonable(cfg):
+                raise ValueError(f"{self.out}: --resume with other settings than the run's ({state_path})")
+        else:
+            self.out.mkdir(parents=True, exist_ok=True)
+            self.state = {
+                "world": spec.key,
+                "config": jsonable(cfg),
+                "real_steps": 0,
+                "iterations": [],
+                "wall_seconds": 0.0,
+                "done": False,
+            }
+        self.recipe: AgentRecipe = recipe_for(spec, cfg.obs).replace(**cfg.agent)
+        self._t0 = time.time() - self.state["wall_seconds"]
+
+    # -- bookkeeping ---------------------------------------------------------------------
+    def _save(self) -> None:
+        self.state["wall_seconds"] = time.time() - self._t0
+        _write_json(self.out / STATE, self.state)
+
+    def _iteration(self, i: int) -> dict[str, Any]:
+        while len(self.state["iterations"]) <= i:
+            self.state["iterations"].append({"iteration": len(self.state["iterations"])})
+        return self.state["iterations"][i]
+
+    def _data_phase(self, it: dict[str, Any], name: str) -> int:
+        """Start (or restart after a kill) a phase that writes episodes: drop the episodes a
+        killed attempt left, so a resumed run collects exactly what an uninterrupted one does."""
+        from neuralgym.agents.collect import next_episode_index
+        from neuralgym.training.data import EPISODE_RE, episode_paths
+
+        key = f"{name}_first_episode"
+        if key in it:
+            for p in episode_paths(self.data):
+                if int(EPISODE_RE.match(p.name).group(1)) >= it[key]:
+                    p.unlink()
+        else:
+            self.data.mkdir(parents=True, exist_ok=True)
+            it[key] = next_episode_index(self.data)
+        return it[key]
+
+    def collection_steps(self) -> int:
+        """Real steps of each iteration's collection: what the budget leaves after the first
+        world's data and the worst case of every evaluation."""
+        cfg = self.cfg
+        if cfg.iterations == 1:
+            return 0
+        evals = cfg.iterations * cfg.eval_episodes * self.spec.max_episode_steps
+        first = max(cfg.first_steps, self.spec.max_episode_steps) if self.from_scratch else 0
+        left = cfg.real_steps - first - evals
+        if left < 0:
+            raise ValueError(
+                f"--real-steps {cfg.real_steps} does not cover the first world's {first} steps and "
+                f"{cfg.iterations} evaluations of up to {evals // cfg.iterations} steps each"
+            )
+        return left // (cfg.iterations - 1)
+
+    @property
+    def from_scratch(self) -> bool:
+        return self.cfg.init == "scratch" or (self.cfg.init == "shipped" and not self.spec.weights_path.is_file())
+
+    # -- phases --------------------------------------------------------------------------
+    def world(self, i: int) -> str:
+        it = self._iteration(i)
+        if "world" in it:
+            return it["world"]
+        t0 = time.time()
+        if i == 0 and not self.from_scratch:
+            path = str(self.spec.weights_path if self.cfg.init == "shipped" else Path(self.cfg.init).resolve())
+            it["world"], it["world_seconds"] = path, 0.0
+            self._save()
+            return path
+        if i == 0:  # from scratch: the behaviour policy's episodes first
+            self._data_phase(it, "behaviour")
+            _log(f"iteration 0: {self.cfg.first_steps} real steps of the behaviour policy {self.spec.collect_policy!r}")
+            self.state["real_steps"] += self._behaviour(self.cfg.first_steps, seed=self.cfg.seed * 1_000_003)
+        path = self._train_world(i, init=None if i == 0 else self._iteration(i - 1)["world"])
+        it["world"], it["world_seconds"] = path, time.time() - t0
+        self._save()
+        return path
+
+    def _train_world(self, i: int, init: str | None) -> str:
+        from neuralgym.training.config import TrainConfig
+        from neuralgym.training.loop import train
+        from neuralgym.world.weights import read_metadata
+
+        steps = self.cfg.first_world_steps if init is None else self.cfg.world_steps
+        _log(
+            f"iteration {i}: world {'from scratch' if init is None else 'update'}, {steps} steps on "
+            f"{_dataset_steps(self.data, self.spec)} real steps of data"
+        )
+        kwargs: dict[str, Any] = {"steps": steps, "seed": self.cfg.seed + i, "device": self.cfg.device}
+        if init is not None:
+            from neuralgym.world.model import WorldModelConfig
+
+            config = json.loads(read_metadata(Path(init)).get("neuralgym.config", "{}"))
+            model_fields = {f.name for f in dataclasses.fields(WorldModelConfig)}
+            model = WorldModelConfig(**{k: v for k, v in config.items() if k in model_fields})
+            base = TrainConfig()
+            kwargs.update(
+                init_from=init,
+                model=model,
+                lr=self.cfg.world_lr,
+                warmup=min(base.warmup, steps // 5),
+                reward_classes=model.reward_classes,
+            )
+        out = self.out / "worlds" / f"world_{i}.safetensors"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        run_dir = self.out / "worlds" / f"run_{i}"
+        result = train(
+            self.spec, self.data, out, run_dir, TrainConfig(**kwargs), resume=run_dir.is_dir(), progress=self.progress
+        )
+        self._iteration(i)["world_result"] = {k: v for k, v in result.items() if isinstance(v, (int, float))}
+        return str(out)
+
+    def agent(self, i: int) -> str:
+        from neuralgym.agents.ppo import AgentRun, train_agent
+
+        it = self._iteration(i)
+        if "agent" in it:
+            return it["agent"]
+        t0 = time.time()
+        out = self.out / "agents" / f"agent_{i}"
+        _log(f"iteration {i}: agent, {self.recipe.timesteps} dream steps x {self.recipe.members} member(s)")
+        meta = train_agent(
+            AgentRun(
+                recipe=self.recipe,
+                env_id=f"neuralgym/{self.spec.name}-v0",
+                out=str(out),
+                seed=self.cfg.seed + 1000 * i,
+                weights=it["world"],
+                device=self.cfg.device,
+                progress=self.progress,
+            )
+        )
+        it["agent"], it["agent_seconds"] = str(out), time.time() - t0
+        it["dream_return"] = meta["train_return_last100"]
+        self._save()
+        return str(out)
+
+    def evaluate(self, i: int) -> None:
+        from neuralgym.agents.collect import play_agent
+        from neuralgym.agents.ppo import load_agent
+
+        it = self._iteration(i)
+        if "real_return" in it:
+            return
+        t0 = time.time()
+        self._data_phase(it, "eval")
+        agent, meta = load_agent(it["agent"], seed=self.cfg.seed)
+        got = play_agent(
+            self.spec,
+            agent,
+            meta,
+            self.data,
+            seed=self.cfg.seed * 7919 + 2 * i,
+            epsilons=[0.0],
+            episodes=self.cfg.eval_episodes,
+            n_envs=self.cfg.eval_episodes,
+        )
+        self.state["real_steps"] += got.steps
+        it.update(
+            real_return=float(sum(got.returns) / len(got.returns)),
+            real_returns=got.returns,
+            eval_steps=got.steps,
+            eval_seconds=time.time() - t0,
+            real_steps_after_eval=self.state["real_steps"],
+        )
+        _log(
+            f"iteration {i}: real return {it['real_return']:.1f} over {got.episodes} episodes "
+            f"(dream {it.get('dream_return') or float('nan'):.1f}); real steps so far {self.state['real_steps']}"
+        )
+        self._save()
+
+    def collect(self, i: int) -> None:
+        from neuralgym.agents.collect import play_agent
+        from neuralgym.agents.ppo import load_agent
+
+        it = self._iteration(i)
+        if "collect_steps" in it or i == self.cfg.iterations - 1:
+            return
+        t0 = time.time()
+        self._data_phase(it, "collect")
+        budget = self.collection_steps()
+        behaviour = int(round(budget * self.cfg.behaviour_share))
+        agent, meta = load_agent(it["agent"], seed=self.cfg.seed)
+        _log(
+            f"iteration {i}: collect {budget - behaviour} real steps with the agent, "
+            f"{behaviour} with the behaviour policy"
+        )
+        got = play_agent(
+            self.spec,
+            agent,
+            meta,
+            self.data,
+            seed=self.cfg.seed * 7919 + 2 * i + 1,
+            epsilons=self.cfg.epsilons,
+            steps=budget - behaviour,
+            n_envs=self.cfg.n_envs,
+        )
+        steps = got.steps
+        if behaviour >= self.spec.max_episode_steps:
+            steps += self._behaviour(behaviour, seed=self.cfg.seed * 1_000_003 + 10_007 * (i + 1))
+        self.state["real_steps"] += steps
+        it.update(collect_steps=steps, collect_returns=got.returns, collect_seconds=time.time() - t0)
+        self._save()
+
+    def _behaviour(self, cap: int, seed: int) -> int:
+        """Whole episodes of the spec's behaviour policy, at most ``cap`` steps (at least one
+        episode); returns the steps taken."""
+        from neuralgym.training.collect import collect
+
+        before = _dataset_steps(self.data, self.spec)
+        target = before + max(1, cap - self.spec.max_episode_steps + 1)  # the last episode may run to its limit
+        for _ in collect(self.spec, self.data, target, seed=seed, progress=self.progress):
+            pass
+        return _dataset_steps(self.data, self.spec) - before
+
+    # -- the loop ------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.collection_steps()  # a budget that cannot work fails before anything runs
+        writer = SummaryWriter(str(self.out / "tb"))
+        for i in range(self.cfg.iterations):
+            self.world(i)
+            self.agent(i)
+            self.evaluate(i)
+            it = self._iteration(i)
+            x = it["real_steps_after_eval"]
+            writer.add_scalar("return/real", it["real_return"], x)
+            if it.get("dream_return") is not None:
+                writer.add_scalar("return/dream", it["dream_return"], x)
+            for k, v in it.get("world_result", {}).items():
+                writer.add_scalar(f"world/{k}", v, i)
+            self.collect(i)
+        writer.close()
+        best = max(range(self.cfg.iterations), key=lambda j: (self._iteration(j)["real_return"], j))
+        for suffix in (".zip", ".json"):  # the kept agent, beside its world
+            src = Path(self._iteration(best)["agent"] + suffix)
+            tmp = self.out / f".agent{suffix}.tmp"
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, self.out / f"agent{suffix}")
+        self.state.update(
+            done=True, best_iteration=best, agent=str(self.out / "agent.zip"), world_file=self._iteration(best)["world"]
+        )
+        self._save()
+        report = {
+            "world": self.spec.key,
+            "real_steps": self.state["real_steps"],
+            "best_iteration": best,
+            "real_return": self._iteration(best)["real_return"],
+            "agent": self.state["agent"],
+            "weights": self.state["world_file"],
+            "wall_seconds": self.state["wall_seconds"],
+            "iterations": [
+                {k: v for k, v in it.items() if not k.endswith("_first_episode")} for it in self.state["iterations"]
+            ],
+            "config": self.state["config"],
+        }
+        _write_json(self.out / REPORT, report)
+        return report
+
+
+def _dataset_steps(data_dir: Path, spec: WorldSpec) -> int:
+    from neuralgym.training.data import episode_paths, load_episode
+
+    if not data_dir.is_dir():
+        return 0
+    return sum(len(load_episode(p, spec.key)) for p in episode_paths(data_dir))
