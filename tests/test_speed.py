@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import gymnasium as gym
@@ -153,8 +154,13 @@ def test_bench_reports_every_number_the_issue_asks_for() -> None:
         assert 0 < t["roofline_fraction"] < 1
         if t["precision"] != "fp32":  # held to the peak of its own precision
             assert r[f"matmul_peak_flops_{t['precision']}"] > 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert r["torch_threads"] == sorted({1, cores})  # measured, not assumed
+    assert all(t["threads"] in r["torch_threads"] for t in r["throughput"])
     table = format_table(r)
     assert "| 32 |" in table and "real env" in table
+    one = run_bench("cartpole", device="cpu", batches=(4,), seconds=0.1, threads=1)
+    assert one["torch_threads"] == [1] and one["throughput"][0]["threads"] == 1
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
