@@ -20,12 +20,14 @@ from worlds import WORLDS
 
 
 def test_resolve_precision_auto_and_errors(monkeypatch: pytest.MonkeyPatch) -> None:
-    cpu = torch.device("cpu")
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
     monkeypatch.setattr(prec, "native_bf16", lambda device: True)
-    assert prec.resolve_precision("auto", cpu, prec.AUTO_BF16_MIN_BATCH) == "bf16"
-    assert prec.resolve_precision("auto", cpu, prec.AUTO_BF16_MIN_BATCH - 1) == "fp32"
+    assert prec.resolve_precision("auto", cuda, prec.AUTO_BF16_MIN_BATCH) == "bf16"
+    assert prec.resolve_precision("auto", cuda, prec.AUTO_BF16_MIN_BATCH - 1) == "fp32"
+    assert prec.resolve_precision("auto", cpu, 4096) == "fp32"  # measured slower than fp32 on a CPU
+    assert prec.resolve_precision("bf16", cpu, 1) == "bf16"  # asked for, it is used
     monkeypatch.setattr(prec, "native_bf16", lambda device: False)
-    assert prec.resolve_precision("auto", cpu, 4096) == "fp32"
+    assert prec.resolve_precision("auto", cuda, 4096) == "fp32"
     assert prec.resolve_precision("fp16", cpu, 1) == "fp16"
     with pytest.raises(ValueError, match="precision must be one of"):
         prec.resolve_precision("float64", cpu, 1)
