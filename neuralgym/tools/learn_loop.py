@@ -272,6 +272,21 @@ class Loop:
         it.update(collect_steps=steps, collect_returns=got.returns, collect_seconds=time.time() - t0)
         self._save()
 
+    def _keep_agent(self, agent: str) -> None:
+        """Copy the agent (its members and its JSON, renamed to match) to ``out/agent.*``."""
+        from neuralgym.agents.ppo import member_path, write_json_atomic
+
+        meta = json.loads(Path(f"{agent}.json").read_text())
+        kept = self.out / "agent"
+        names = []
+        for i, _ in enumerate(meta["members"]):
+            dst = member_path(kept, i)
+            tmp = dst.with_name(f".{dst.name}.tmp")
+            shutil.copyfile(member_path(agent, i), tmp)
+            os.replace(tmp, dst)
+            names.append(dst.name)
+        write_json_atomic(Path(f"{kept}.json"), {**meta, "members": names})
+
     def _behaviour(self, cap: int, seed: int) -> int:
         """Whole episodes of the spec's behaviour policy, at most ``cap`` steps (at least one
         episode); returns the steps taken."""
@@ -303,11 +318,7 @@ class Loop:
             self.collect(i)
         writer.close()
         best = max(range(self.cfg.iterations), key=lambda j: (self._iteration(j)["real_return"], j))
-        for suffix in (".zip", ".json"):  # the kept agent, beside its world
-            src = Path(self._iteration(best)["agent"] + suffix)
-            tmp = self.out / f".agent{suffix}.tmp"
-            shutil.copyfile(src, tmp)
-            os.replace(tmp, self.out / f"agent{suffix}")
+        self._keep_agent(self._iteration(best)["agent"])
         self.state.update(
             done=True, best_iteration=best, agent=str(self.out / "agent.zip"), world_file=self._iteration(best)["world"]
         )
