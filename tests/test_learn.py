@@ -119,3 +119,14 @@ def test_a_new_world_starts_from_scratch(tmp_path: Path) -> None:
     its = report["iterations"]
     assert its[0]["world"] == str(tmp_path / "run" / "worlds" / "world_0.safetensors")
     assert report["real_steps"] <= 5 * 500 + 2 * 2 * 500
+
+
+def test_the_learn_verb(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    from neuralgym.tools.cli import main as cli_main
+
+    assert cli_main(["learn", "--help"]) == 0
+    assert "--real-steps" in capsys.readouterr().out
+    # a budget that cannot cover the evaluations is refused before anything runs, as one error line
+    assert cli_main(["learn", "cartpole", "--real-steps", "10", "--out", str(tmp_path / "run")]) == 2
+    assert "does not cover" in capsys.readouterr().err
+    assert not (tmp_path / "run" / "data").exists()
