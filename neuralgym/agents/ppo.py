@@ -23,6 +23,7 @@ from stable_baselines3 import PPO
 from neuralgym.agents.ensemble import PolicyEnsemble
 from neuralgym.agents.pipeline import FRAME_STACK, make_agent_env
 from neuralgym.agents.recipe import AgentRecipe
+from neuralgym.common.files import atomic_write_bytes, atomic_write_json
 from neuralgym.dream.mirror import action_mirror, symmetrise
 from neuralgym.world.catalog import get_spec
 
@@ -50,18 +51,6 @@ def member_seeds(seed: int, members: int) -> list[int]:
 
 def member_path(out: str | Path, i: int) -> Path:
     return Path(f"{out}.zip") if i == 0 else Path(f"{out}.member{i}.zip")
-
-
-def save_model_atomic(model: PPO, path: Path) -> None:
-    tmp = path.with_name(f".{path.stem}.tmp{os.getpid()}.zip")
-    model.save(str(tmp))
-    os.replace(tmp, path)
-
-
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
 
 
 def _train_member(run: AgentRun, i: int, seed: int, threads: int) -> dict[str, Any]:
@@ -97,7 +86,7 @@ def _train_member(run: AgentRun, i: int, seed: int, threads: int) -> dict[str, A
     if r.mirror:  # the saved agent acts on the scene and its mirror image (observations: the pair)
         model = symmetrise(model, action_mirror(get_spec(run.env_id)))
     path = member_path(run.out, i)
-    save_model_atomic(model, path)
+    atomic_write_bytes(path, model.save)  # SB3 saves into a file object too
     env.close()
     return {
         "path": path.name,
@@ -147,7 +136,7 @@ def train_agent(run: AgentRun) -> dict[str, Any]:
         "member_wall_seconds": [res["wall_seconds"] for res in results],
         "train_return_last100": float(np.mean(returns)) if returns else None,
     }
-    write_json_atomic(Path(f"{run.out}.json"), meta)
+    atomic_write_json(Path(f"{run.out}.json"), meta)
     return meta
 
 

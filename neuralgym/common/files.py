@@ -7,6 +7,7 @@ Also where derived data is cached (``NEURALGYM_CACHE``).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 from collections.abc import Callable
@@ -28,6 +29,11 @@ def atomic_write_bytes(path: Path, write: Callable[[IO[bytes]], object]) -> None
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def atomic_write_json(path: Path, data: object) -> None:
+    """Write ``data`` as indented JSON through :func:`atomic_write_bytes`."""
+    atomic_write_bytes(path, lambda f: f.write(json.dumps(data, indent=2).encode()))
 
 
 def pid_alive(pid: int) -> bool:

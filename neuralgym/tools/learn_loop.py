@@ -27,25 +27,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import shutil
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from neuralgym.agents.recipe import AgentRecipe, recipe_for
+from neuralgym.common.files import atomic_write_bytes, atomic_write_json
 from neuralgym.tools.learn_config import LearnConfig, jsonable
 from neuralgym.world.spec import WorldSpec
 
 STATE = "state.json"
 REPORT = "report.json"
-
-
-def _write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, path)
 
 
 def _log(msg: str) -> None:
@@ -83,7 +76,7 @@ class Loop:
     # -- bookkeeping ---------------------------------------------------------------------
     def _save(self) -> None:
         self.state["wall_seconds"] = time.time() - self._t0
-        _write_json(self.out / STATE, self.state)
+        atomic_write_json(self.out / STATE, self.state)
 
     def _iteration(self, i: int) -> dict[str, Any]:
         while len(self.state["iterations"]) <= i:
@@ -274,18 +267,16 @@ class Loop:
 
     def _keep_agent(self, agent: str) -> None:
         """Copy the agent (its members and its JSON, renamed to match) to ``out/agent.*``."""
-        from neuralgym.agents.ppo import member_path, write_json_atomic
+        from neuralgym.agents.ppo import member_path
 
         meta = json.loads(Path(f"{agent}.json").read_text())
         kept = self.out / "agent"
         names = []
         for i, _ in enumerate(meta["members"]):
-            dst = member_path(kept, i)
-            tmp = dst.with_name(f".{dst.name}.tmp")
-            shutil.copyfile(member_path(agent, i), tmp)
-            os.replace(tmp, dst)
+            dst, data = member_path(kept, i), member_path(agent, i).read_bytes()
+            atomic_write_bytes(dst, lambda f, data=data: f.write(data))
             names.append(dst.name)
-        write_json_atomic(Path(f"{kept}.json"), {**meta, "members": names})
+        atomic_write_json(Path(f"{kept}.json"), {**meta, "members": names})
 
     def _behaviour(self, cap: int, seed: int) -> int:
         """Whole episodes of the spec's behaviour policy, at most ``cap`` steps (at least one
@@ -336,7 +327,7 @@ class Loop:
             ],
             "config": self.state["config"],
         }
-        _write_json(self.out / REPORT, report)
+        atomic_write_json(self.out / REPORT, report)
         return report
 
 
