@@ -9,6 +9,7 @@ from neuralgym.world.model import WorldModel, WorldModelConfig, count_flops, qua
 
 GRAY_K4 = WorldModelConfig()  # 64x64x1, K=4, two discrete actions: CartPole's shape
 RGB = WorldModelConfig(height=48, width=80, channels=3, context=3, action_dim=5)
+BOTTLENECK = WorldModelConfig(context=4, background=1, bottleneck=8, decoder_width=8)
 
 
 def inputs(c: WorldModelConfig, batch: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -29,7 +30,7 @@ def perturbed(c: WorldModelConfig, seed: int = 0) -> WorldModel:
     return model.eval()
 
 
-@pytest.mark.parametrize("config", [GRAY_K4, RGB], ids=["gray-k4", "rgb-k3"])
+@pytest.mark.parametrize("config", [GRAY_K4, RGB, BOTTLENECK], ids=["gray-k4", "rgb-k3", "bottleneck"])
 def test_forward_shapes_and_range(config: WorldModelConfig) -> None:
     model = perturbed(config)
     frames, actions = inputs(config, batch=3)
@@ -94,9 +95,10 @@ def test_quantize_rounds_to_8_bits_and_passes_gradients() -> None:
     torch.testing.assert_close(x.grad, torch.arange(64.0).reshape(1, 1, 8, 8).expand(2, 1, 8, 8))
 
 
-def test_gradients_reach_every_parameter() -> None:
-    model = perturbed(GRAY_K4).train()
-    frames, actions = inputs(GRAY_K4, batch=2)
+@pytest.mark.parametrize("config", [GRAY_K4, BOTTLENECK], ids=["filter", "bottleneck"])
+def test_gradients_reach_every_parameter(config: WorldModelConfig) -> None:
+    model = perturbed(config).train()
+    frames, actions = inputs(config, batch=2)
     out = model(frames, actions)
     loss = out["frame"].square().mean() + sum(out[k].square().mean() for k in ("reward", "term_logit", "log_err"))
     loss.backward()
@@ -106,8 +108,14 @@ def test_gradients_reach_every_parameter() -> None:
 
 @pytest.mark.parametrize(
     "bad",
-    [WorldModelConfig(height=60), WorldModelConfig(width=36), WorldModelConfig(context=1)],
-    ids=["height", "width", "context"],
+    [
+        WorldModelConfig(height=60),
+        WorldModelConfig(width=36),
+        WorldModelConfig(context=1),
+        WorldModelConfig(bottleneck=-1),
+        WorldModelConfig(bottleneck=8, decoder_width=0),
+    ],
+    ids=["height", "width", "context", "bottleneck", "decoder-width"],
 )
 def test_config_validation(bad: WorldModelConfig) -> None:
     with pytest.raises(ValueError):
@@ -116,3 +124,31 @@ def test_config_validation(bad: WorldModelConfig) -> None:
 
 def test_config_roundtrips_through_a_dict() -> None:
     assert WorldModelConfig(**RGB.to_dict()) == RGB
+
+
+def test_bottleneck_frame_is_drawn_from_the_code_alone() -> None:
+    """A bottleneck world's frame is its decoder's drawing of the code: a fresh one draws the
+    base image whatever the history shows (no debris copied from the last frame), and once
+    trained the code is all that reaches the frame."""
+    torch.manual_seed(0)
+    model = WorldModel(BOTTLENECK).eval()
+    frames, actions = inputs(BOTTLENECK, batch=2)
+    with torch.no_grad():
+        out = model(frames, actions)["frame"]
+    torch.testing.assert_close(out, model.decoder.base.expand(2, -1, -1, -1).clamp(0, 1))
+    model = perturbed(BOTTLENECK)
+    with torch.no_grad():
+        code = model.to_code(torch.randn(1, model.to_code[0].in_features))
+        a = model.decoder(code)
+        model.decoder.base.add_(0.1)
+        torch.testing.assert_close(model.decoder(code), a + 0.1)
+
+
+def test_bottleneck_ring_buffer_matches_ordered_history() -> None:
+    model = perturbed(BOTTLENECK)
+    frames, actions = inputs(BOTTLENECK, batch=2)
+    k, start = BOTTLENECK.context, 3
+    ring = frames.roll(start, dims=1).flatten(1, 2)  # time step t in slot (start + t) % K
+    with torch.no_grad():
+        torch.testing.assert_close(model(ring, actions, start)["frame"], model(frames, actions)["frame"])
+    assert k == 4

@@ -296,3 +296,20 @@ def test_zero_steps_rebuilds_the_banks_of_an_init_from_world(
     assert load_world(run.weights, cartpole_spec).starts.shape[1:] == cartpole_spec.obs_shape
     with pytest.raises(ValueError, match="steps=0 only rebuilds"):
         run_train(cartpole_spec, tiny_dataset, tmp_path / "b", steps=0)
+
+
+def test_bottleneck_world_trains_loads_and_stays_a_bottleneck(
+    cartpole_spec: WorldSpec, tiny_dataset: Path, tmp_path: Path
+) -> None:
+    """A bottleneck world: its decoder's base starts at the data's median frame, it loads
+    back as one, and a run started from it keeps the architecture without being told."""
+    from neuralgym.world.model import WorldModelConfig
+
+    model_cfg = WorldModelConfig(background=1, bottleneck=8, decoder_width=8)
+    run = run_train(cartpole_spec, tiny_dataset, tmp_path / "a", steps=2, model=model_cfg)
+    world = load_world(run.weights, cartpole_spec)
+    assert world.model.config.bottleneck == 8 and world.model.config.decoder_width == 8
+    base = world.model.decoder.base.detach()
+    assert base.min() < 0.5 < base.max()  # the scene's median frame, not the flat start
+    again = run_train(cartpole_spec, tiny_dataset, tmp_path / "b", steps=1, init_from=str(run.weights))
+    assert load_world(again.weights, cartpole_spec).model.config.bottleneck == 8

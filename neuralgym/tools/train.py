@@ -90,6 +90,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="extra loss weight of the pixels that change from one frame to the next (small moving "
         "objects such as a ball; default: 0)",
     )
+    p.add_argument(
+        "--bottleneck",
+        type=non_negative_int,
+        default=None,
+        help="decode each frame from a code of this many numbers instead of filtering the last "
+        "frame: long dreams cannot pile up debris (default: 0, off; a world trained with it keeps it)",
+    )
     p.add_argument("--run-dir", default=None, help="checkpoints and TensorBoard logs (default: runs/<world>)")
     p.add_argument(
         "--out",
@@ -134,6 +141,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         "reward_oversample": args.reward_oversample,
     }
     cfg = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
+    if args.bottleneck is not None:
+        cfg.model.bottleneck = args.bottleneck
     with stdout_to_stderr(args.json):
         result = train(spec, data, out, run_dir, cfg, resume=args.resume, progress=not args.no_progress)
     if not is_main_process():

@@ -206,10 +206,13 @@ def _build_model(
             "action_dim": spec.actions.model_dim,
         }
     )
+    source_config = json.loads(read_metadata(Path(cfg.init_from)).get("neuralgym.config", "{}")) if cfg.init_from else {}
     if cfg.heads_only and cfg.init_from and mcfg.background:
         # the frame model must stay exactly as it is: keep the source world's background setting
-        source_config = json.loads(read_metadata(Path(cfg.init_from)).get("neuralgym.config", "{}"))
         mcfg.background = int(source_config.get("background", 0))
+    if source_config.get("bottleneck") and not mcfg.bottleneck:  # a bottleneck world stays one
+        mcfg.bottleneck = int(source_config["bottleneck"])
+        mcfg.decoder_width = int(source_config.get("decoder_width", mcfg.decoder_width))
     all_rewards = np.concatenate([ep.rewards for ep in train_eps]) if train_eps else np.zeros(0, np.float32)
     reward_values = reward_class_values(all_rewards, cfg.reward_classes) if cfg.reward_classes else None
     if reward_values is not None:
@@ -221,10 +224,12 @@ def _build_model(
         if ddp.main:
             print(f"initialised from {cfg.init_from}; fresh: {', '.join(fresh) or 'nothing'}", file=sys.stderr)
     with torch.no_grad():
-        if mcfg.background and "background" in fresh:  # the median frame: what the data shows where nothing moves
+        base = "decoder.base" if mcfg.bottleneck else "background" if mcfg.background else None
+        if base in fresh:  # the median frame: what the data shows where nothing moves
             rng_bg = np.random.default_rng(cfg.seed + 2)
             sample = np.concatenate([ep.frames[rng_bg.integers(0, len(ep.frames), size=8)] for ep in train_eps[:512]])
-            model.background.copy_(torch.from_numpy(np.median(sample, axis=0)).permute(2, 0, 1).float() / 255.0)
+            median = torch.from_numpy(np.median(sample, axis=0)).permute(2, 0, 1).float() / 255.0
+            model.get_parameter(base).copy_(median)
     reward_weights = None
     if reward_values is not None:
         weights_np = reward_class_weights(all_rewards, reward_values, cfg.reward_balance)

@@ -29,6 +29,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from neuralgym.world.decoder import FrameDecoder
+
 
 @dataclass
 class WorldModelConfig:
@@ -51,6 +53,10 @@ class WorldModelConfig:
     # reward as a classifier over this many reward values (the model's ``reward_values``
     # buffer, taken from the data); 0: a regressed reward, as in older worlds
     reward_classes: int = 0
+    # > 0: the next frame is decoded from a code of this many numbers (world/decoder.py)
+    # instead of filtering the newest frame, so a long dream cannot pile up debris (0: off)
+    bottleneck: int = 0
+    decoder_width: int = 32  # channels of the bottleneck decoder's maps
 
     def validate(self) -> None:
         if self.background not in (0, 1):
@@ -59,6 +65,10 @@ class WorldModelConfig:
             raise ValueError(f"frame size {self.height}x{self.width} must be divisible by {2 * self.patch}")
         if self.context < 2:
             raise ValueError(f"context must be >= 2 (motion lives in the history), got {self.context}")
+        if self.bottleneck < 0 or (self.bottleneck and self.decoder_width < 1):
+            raise ValueError(
+                f"bottleneck must be >= 0 and decoder_width >= 1, got {self.bottleneck!r}, {self.decoder_width!r}"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -100,17 +110,27 @@ class WorldModel(nn.Module):
         self.down = nn.Conv2d(c.fine_width, c.coarse_width, 3, stride=2, padding=1)
         self.coarse1 = FiLMResBlock(c.coarse_width, cond, dilation=1)
         self.coarse2 = FiLMResBlock(c.coarse_width, cond, dilation=2)
-        self.up = nn.Conv2d(c.coarse_width, c.fine_width, 1)
-        self.fine_out = FiLMResBlock(c.fine_width, cond)
-        # per output pixel: 9 filter taps over the newest frame's 3x3 neighbourhood + 1 residual
-        self.out = nn.Conv2d(c.fine_width, c.channels * 10 * c.patch * c.patch, 1)
-        nn.init.zeros_(self.out.weight)
-        nn.init.zeros_(self.out.bias)
+        if c.bottleneck:
+            # the code: the whole coarse grid and the action code, normalised (zero mean, unit
+            # variance over its numbers) so that a drifting dream's codes keep the scale of those
+            # the decoder learned to draw (a tanh here saturated and stalled training)
+            grid = (c.height // (2 * c.patch)) * (c.width // (2 * c.patch))
+            self.to_code = nn.Sequential(
+                nn.Linear(grid * c.coarse_width + cond, c.bottleneck), nn.LayerNorm(c.bottleneck, elementwise_affine=False)
+            )
+            self.decoder = FrameDecoder(c.bottleneck, c.decoder_width, c.channels, c.height, c.width, c.patch)
+        else:
+            self.up = nn.Conv2d(c.coarse_width, c.fine_width, 1)
+            self.fine_out = FiLMResBlock(c.fine_width, cond)
+            # per output pixel: 9 filter taps over the newest frame's 3x3 neighbourhood + 1 residual
+            self.out = nn.Conv2d(c.fine_width, c.channels * 10 * c.patch * c.patch, 1)
+            nn.init.zeros_(self.out.weight)
+            nn.init.zeros_(self.out.bias)
         # the heads see where things are (a 4x4 pooled grid), not just what is there: a
         # termination is a pole past an angle or a cart past an edge
         head_in = 16 * c.coarse_width + cond
         self.heads = nn.Sequential(nn.Linear(head_in, 64), nn.GELU(), nn.Linear(64, 3))  # reward, term logit, log err
-        if c.background:
+        if c.background and not c.bottleneck:
             self.mask_out = nn.Conv2d(c.fine_width, c.channels * c.patch * c.patch, 1)
             nn.init.zeros_(self.mask_out.weight)
             nn.init.constant_(self.mask_out.bias, 6.0)  # sigmoid(6) ~ 1: the filter's output, as without a background
@@ -200,9 +220,13 @@ class WorldModel(nn.Module):
     ) -> dict[str, torch.Tensor]:
         fine, coarse, cond = self.features(frames, actions, start)
         last = self.newest(frames, start)  # (B, C, H, W)
-        fine = fine + F.interpolate(self.up(coarse), scale_factor=2, mode="nearest")
-        fine = self.fine_out(fine, cond)
-        frame = self._filter(F.gelu(fine), last)
+        if self.config.bottleneck:
+            code = self.to_code(torch.cat([coarse.flatten(1), cond], dim=1))  # (B, Z)
+            frame = self.decoder(code).float()
+        else:
+            fine = fine + F.interpolate(self.up(coarse), scale_factor=2, mode="nearest")
+            fine = self.fine_out(fine, cond)
+            frame = self._filter(F.gelu(fine), last)
         frame = frame.clamp(0.0, 1.0)
         pooled = torch.cat([F.adaptive_avg_pool2d(coarse, 4).flatten(1), cond], dim=1)
         reward, term_logit, log_err = self.heads(pooled).float().unbind(dim=1)  # fp32 under autocast too
