@@ -206,7 +206,9 @@ def _build_model(
             "action_dim": spec.actions.model_dim,
         }
     )
-    source_config = json.loads(read_metadata(Path(cfg.init_from)).get("neuralgym.config", "{}")) if cfg.init_from else {}
+    source_config = (
+        json.loads(read_metadata(Path(cfg.init_from)).get("neuralgym.config", "{}")) if cfg.init_from else {}
+    )
     if cfg.heads_only and cfg.init_from and mcfg.background:
         # the frame model must stay exactly as it is: keep the source world's background setting
         mcfg.background = int(source_config.get("background", 0))

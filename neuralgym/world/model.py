@@ -116,7 +116,8 @@ class WorldModel(nn.Module):
             # the decoder learned to draw (a tanh here saturated and stalled training)
             grid = (c.height // (2 * c.patch)) * (c.width // (2 * c.patch))
             self.to_code = nn.Sequential(
-                nn.Linear(grid * c.coarse_width + cond, c.bottleneck), nn.LayerNorm(c.bottleneck, elementwise_affine=False)
+                nn.Linear(grid * c.coarse_width + cond, c.bottleneck),
+                nn.LayerNorm(c.bottleneck, elementwise_affine=False),
             )
             self.decoder = FrameDecoder(c.bottleneck, c.decoder_width, c.channels, c.height, c.width, c.patch)
         else:
