@@ -97,6 +97,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="decode each frame from a code of this many numbers instead of filtering the last "
         "frame: long dreams cannot pile up debris (default: 0, off; a world trained with it keeps it)",
     )
+    p.add_argument(
+        "--decoder-pretrain",
+        type=non_negative_int,
+        default=None,
+        help="with --bottleneck: first train the fresh decoder this many steps as a frame "
+        "autoencoder's, so the world starts from sharp frames (default: 0)",
+    )
     p.add_argument("--run-dir", default=None, help="checkpoints and TensorBoard logs (default: runs/<world>)")
     p.add_argument(
         "--out",
@@ -139,6 +146,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "change_weight": args.change_weight,
         "reward_balance": args.reward_balance,
         "reward_oversample": args.reward_oversample,
+        "decoder_pretrain": args.decoder_pretrain,
     }
     cfg = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
     if args.bottleneck is not None:

@@ -54,6 +54,9 @@ class TrainConfig:
     # paddle's edge) weigh 1 + change_weight in the frame loss: a one-pixel object is then
     # no longer too cheap to drop (0: every pixel the same)
     change_weight: float = 0.0
+    # a bottleneck world whose decoder starts fresh first learns to draw real frames, as the
+    # decoder of a frame autoencoder, for this many steps (training/decoder_pretrain.py; 0: not)
+    decoder_pretrain: int = 0
     lr_floor: float = 0.05  # the cosine schedule ends at this fraction of ``lr``
     grad_clip: float = 1.0  # the gradient's global norm is clipped to this
     log_every: int = 20  # steps between TensorBoard points of the training loss

@@ -29,6 +29,7 @@ from neuralgym.training.calibration import calibrate_drift, validate
 from neuralgym.training.checkpoints import HEAD_PREFIXES, init_from_world, load_checkpoint, save_checkpoint
 from neuralgym.training.config import ETA_AFTER_STEPS, TrainConfig
 from neuralgym.training.data import Episode, load_dataset
+from neuralgym.training.decoder_pretrain import pretrain_decoder
 from neuralgym.training.distributed import Dist, check_same_on_all_ranks, global_mean, init_distributed
 from neuralgym.training.losses import reward_class_values, reward_class_weights, rollout_loss
 from neuralgym.training.windows import Batch, EpochSampler, WindowDataset
@@ -232,6 +233,13 @@ def _build_model(
             sample = np.concatenate([ep.frames[rng_bg.integers(0, len(ep.frames), size=8)] for ep in train_eps[:512]])
             median = torch.from_numpy(np.median(sample, axis=0)).permute(2, 0, 1).float() / 255.0
             model.get_parameter(base).copy_(median)
+    if cfg.decoder_pretrain and mcfg.bottleneck and "decoder.fc.weight" in fresh:
+        frames_all = np.concatenate([ep.frames for ep in train_eps])
+        psnr = pretrain_decoder(model.to(device), frames_all, cfg.decoder_pretrain, seed=cfg.seed)
+        if ddp.main:
+            print(
+                f"decoder pretrained ({cfg.decoder_pretrain} steps): {psnr:.1f} dB on held-out frames", file=sys.stderr
+            )
     reward_weights = None
     if reward_values is not None:
         weights_np = reward_class_weights(all_rewards, reward_values, cfg.reward_balance)

@@ -56,7 +56,7 @@ class WorldModelConfig:
     # > 0: the next frame is decoded from a code of this many numbers (world/decoder.py)
     # instead of filtering the newest frame, so a long dream cannot pile up debris (0: off)
     bottleneck: int = 0
-    decoder_width: int = 32  # channels of the bottleneck decoder's maps
+    decoder_width: int = 48  # channels of the bottleneck decoder's maps
 
     def validate(self) -> None:
         if self.background not in (0, 1):
