@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 from neuralgym.world.model import WorldModelConfig
+from neuralgym.world.spec import WorldSpec
 
 
 @dataclass
@@ -78,3 +79,26 @@ class TrainConfig:
 
 #: after this many steps ``train`` prints its speed and an ETA on stderr (also with --no-progress)
 ETA_AFTER_STEPS = 10
+
+
+def model_config(cfg: TrainConfig, spec: WorldSpec, source_config: dict) -> WorldModelConfig:
+    """The shape of the model a run trains: ``cfg.model`` sized to the world's frames, context
+    and actions, reconciled with ``source_config`` (the config of the ``init_from`` world, or
+    {}): a heads-only run keeps its background setting, and a bottleneck world stays one."""
+    mcfg = WorldModelConfig(
+        **{
+            **asdict(cfg.model),
+            "height": spec.obs_shape[0],
+            "width": spec.obs_shape[1],
+            "channels": spec.obs_shape[2],
+            "context": spec.context_length,
+            "action_dim": spec.actions.model_dim,
+        }
+    )
+    if cfg.heads_only and cfg.init_from and mcfg.background:
+        # the frame model must stay exactly as it is: keep the source world's background setting
+        mcfg.background = int(source_config.get("background", 0))
+    if source_config.get("bottleneck") and not mcfg.bottleneck:
+        mcfg.bottleneck = int(source_config["bottleneck"])
+        mcfg.decoder_width = int(source_config.get("decoder_width", mcfg.decoder_width))
+    return mcfg

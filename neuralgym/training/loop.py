@@ -27,7 +27,7 @@ from neuralgym.common.device import resolve_device
 from neuralgym.common.files import remove_stale_temporaries
 from neuralgym.training.calibration import calibrate_drift, validate
 from neuralgym.training.checkpoints import HEAD_PREFIXES, init_from_world, load_checkpoint, save_checkpoint
-from neuralgym.training.config import ETA_AFTER_STEPS, TrainConfig
+from neuralgym.training.config import ETA_AFTER_STEPS, TrainConfig, model_config
 from neuralgym.training.data import Episode, load_dataset
 from neuralgym.training.decoder_pretrain import pretrain_decoder
 from neuralgym.training.distributed import Dist, check_same_on_all_ranks, global_mean, init_distributed
@@ -197,25 +197,10 @@ def _build_model(
 ) -> tuple[WorldModel, WorldModelConfig, torch.Tensor | None]:
     """The model to train (fresh, or from ``init_from``), its config, and the reward classes'
     loss weights (None: the reward is regressed)."""
-    mcfg = WorldModelConfig(
-        **{
-            **asdict(cfg.model),
-            "height": spec.obs_shape[0],
-            "width": spec.obs_shape[1],
-            "channels": spec.obs_shape[2],
-            "context": spec.context_length,
-            "action_dim": spec.actions.model_dim,
-        }
-    )
     source_config = (
         json.loads(read_metadata(Path(cfg.init_from)).get("neuralgym.config", "{}")) if cfg.init_from else {}
     )
-    if cfg.heads_only and cfg.init_from and mcfg.background:
-        # the frame model must stay exactly as it is: keep the source world's background setting
-        mcfg.background = int(source_config.get("background", 0))
-    if source_config.get("bottleneck") and not mcfg.bottleneck:  # a bottleneck world stays one
-        mcfg.bottleneck = int(source_config["bottleneck"])
-        mcfg.decoder_width = int(source_config.get("decoder_width", mcfg.decoder_width))
+    mcfg = model_config(cfg, spec, source_config)
     all_rewards = np.concatenate([ep.rewards for ep in train_eps]) if train_eps else np.zeros(0, np.float32)
     reward_values = reward_class_values(all_rewards, cfg.reward_classes) if cfg.reward_classes else None
     if reward_values is not None:

@@ -165,19 +165,20 @@ def _json_metadata(path: Path, meta: dict[str, str], key: str, default: str | No
         raise WeightsError(f"{path}: metadata {key!r} is JSON nested too deeply (expected a flat JSON object)") from e
 
 
+#: model config fields whose 0 means "this part is absent", and their largest sane value
+OPTIONAL_PARTS = {"background": 1, "reward_classes": 64, "bottleneck": 1024}
+
+
 def _check_config(path: Path, config: WorldModelConfig) -> None:
     """Every field of the model config has a sane type and value (before a model is built from it)."""
     for name, value in config.to_dict().items():
         if name == "diff_scale":
             ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value > 0
             want = "a finite number > 0"
-        elif name in ("background", "reward_classes"):  # optional parts: 0 means absent
-            ok = (
-                isinstance(value, int)
-                and not isinstance(value, bool)
-                and 0 <= value <= (1 if name == "background" else 64)
-            )
-            want = "0 or 1" if name == "background" else "an int in [0, 64]"
+        elif name in OPTIONAL_PARTS:  # optional parts: 0 means absent
+            top = OPTIONAL_PARTS[name]
+            ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= top
+            want = "0 or 1" if top == 1 else f"an int in [0, {top}]"
         else:
             ok = isinstance(value, int) and not isinstance(value, bool) and value >= 1
             want = "an int >= 1"
