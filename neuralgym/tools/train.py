@@ -98,6 +98,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "frame: long dreams cannot pile up debris (default: 0, off; a world trained with it keeps it)",
     )
     p.add_argument(
+        "--decoder-width",
+        type=positive_int,
+        default=None,
+        help="channels of the bottleneck decoder's maps (default: 48)",
+    )
+    p.add_argument(
         "--decoder-pretrain",
         type=non_negative_int,
         default=None,
@@ -151,6 +157,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
     if args.bottleneck is not None:
         cfg.model.bottleneck = args.bottleneck
+    if args.decoder_width is not None:
+        cfg.model.decoder_width = args.decoder_width
     with stdout_to_stderr(args.json):
         result = train(spec, data, out, run_dir, cfg, resume=args.resume, progress=not args.no_progress)
     if not is_main_process():
