@@ -38,9 +38,9 @@ def test_train_in_the_dream_then_evaluate_in_reality(tmp_path: Path, subprocess_
     )
     meta = json.loads(out.with_suffix(".json").read_text())
     assert out.with_suffix(".zip").is_file() and (tmp_path / "agent_tb").is_dir()
-    # the CartPole latent recipe: an ensemble of three agents trained in truncated dreams,
+    # the CartPole latent recipe: an ensemble of three agents trained in whole dreams,
     # clean observations, episodes from start frames
-    assert meta["obs"] == "latent" and meta["drift_policy"] == "truncate"
+    assert meta["obs"] == "latent" and meta["drift_policy"] == "none"
     assert meta["mirror"] is True  # saved mirror-symmetric: observations are the pair
     assert meta["timesteps"] == 512 and meta["n_envs"] == 4
     assert meta["compile"] is True  # the dream's model under torch.compile
@@ -183,7 +183,7 @@ class _Constant(DummyVecEnv):
 
 def test_recipes_are_data_from_the_spec() -> None:
     cartpole = recipe_for(get_spec("cartpole"))
-    assert cartpole.members == 3 and cartpole.mirror and cartpole.drift_policy == "truncate"
+    assert cartpole.members == 3 and cartpole.mirror and cartpole.drift_policy == "none"
     assert cartpole.ppo.net_arch == (64, 64) and cartpole.ppo.ppo_kwargs()["policy_kwargs"] == {"net_arch": [64, 64]}
     assert recipe_for(get_spec("carracing")).ppo.ppo_kwargs()["policy_kwargs"]["log_std_init"] == -1.0
     assert recipe_for(get_spec("pong"), "pixels") == GENERIC["pixels"]  # no [agent.pixels]: the generic recipe

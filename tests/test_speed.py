@@ -56,7 +56,7 @@ def _first_steps(spec: WorldSpec, precision: str, n: int = 64, steps: int = 3, *
 
 @pytest.mark.parametrize("spec", WORLDS)
 def test_bf16_dream_predicts_the_fp32_frames(spec: WorldSpec) -> None:
-    """bf16 autocast runs the trunk in 16 bits but the filter blend in fp32: one step from
+    """bf16 autocast runs the trunk in 16 bits but the filter blend (or the bottleneck decoder) in fp32: one step from
     the same context moves under 1% of pixels by one grey level, none by more than 2."""
     fp32, r32 = _first_steps(spec, "fp32")
     bf16, r16 = _first_steps(spec, "bf16")
