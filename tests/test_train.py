@@ -313,3 +313,23 @@ def test_bottleneck_world_trains_loads_and_stays_a_bottleneck(
     assert base.min() < 0.5 < base.max()  # the scene's median frame, not the flat start
     again = run_train(cartpole_spec, tiny_dataset, tmp_path / "b", steps=1, init_from=str(run.weights))
     assert load_world(again.weights, cartpole_spec).model.config.bottleneck == 8
+
+
+def test_decoder_pretraining_runs_once_not_again_on_resume(
+    cartpole_spec: WorldSpec, tiny_dataset: Path, tmp_path: Path
+) -> None:
+    from neuralgym.world.model import WorldModelConfig
+
+    calls = []
+    real = train_mod.pretrain_decoder
+
+    def counted(*a, **k):
+        calls.append(1)
+        return real(*a, **k)
+
+    kw = dict(model=WorldModelConfig(background=1, bottleneck=8, decoder_width=8), decoder_pretrain=2)
+    with mock.patch.object(train_mod, "pretrain_decoder", counted):
+        run_train(cartpole_spec, tiny_dataset, tmp_path, steps=2, checkpoint_every=1, **kw)
+        assert len(calls) == 1
+        run_train(cartpole_spec, tiny_dataset, tmp_path, resume=True, steps=3, checkpoint_every=1, **kw)
+        assert len(calls) == 1  # the checkpoint holds the pretrained decoder

@@ -49,17 +49,18 @@ def pretrain_decoder(
 ) -> float:
     """Train ``model.decoder`` (in place) as the decoder of a frame autoencoder on ``frames``
     (N, H, W, C) uint8 for ``steps`` steps. Returns the mean PSNR (dB) of its reconstructions of
-    256 frames it was not trained on."""
+    the last frames (256, or a quarter of fewer), which it was not trained on."""
     c = model.config
     if not c.bottleneck:
         raise ValueError("pretrain_decoder needs a bottleneck world (WorldModelConfig.bottleneck > 0)")
-    if len(frames) < 2 * 256:
-        raise ValueError(f"pretrain_decoder needs at least 512 frames, got {len(frames)}")
+    if len(frames) < 8:
+        raise ValueError(f"pretrain_decoder needs at least 8 frames, got {len(frames)}")
     device = device or next(model.parameters()).device
     gen = torch.Generator().manual_seed(seed)
     encoder = FrameEncoder(c.bottleneck, c.decoder_width, c.channels, c.height, c.width, c.patch).to(device)
     opt = torch.optim.Adam([*encoder.parameters(), *model.decoder.parameters()], lr=lr)
-    held_out, train_frames = frames[-256:], frames[:-256]
+    n_held = min(256, len(frames) // 4)  # the last frames, kept out to score the result
+    held_out, train_frames = frames[-n_held:], frames[:-n_held]
 
     def as_tensor(x: np.ndarray) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(x)).to(device).permute(0, 3, 1, 2).float() / 255.0

@@ -57,7 +57,8 @@ def train(
     train_eps, val_eps = split_episodes(episodes, cfg.val_fraction, cfg.seed)
     train_ds = WindowDataset(train_eps, spec)
     val_ds = WindowDataset(val_eps, spec) if val_eps else None
-    model, mcfg, reward_weights = _build_model(spec, cfg, train_eps, ddp, device)
+    resuming = resume and (Path(run_dir) / "checkpoint.pt").is_file()  # its weights replace the fresh ones
+    model, mcfg, reward_weights = _build_model(spec, cfg, train_eps, ddp, device, pretrain=not resuming)
     bank = _manifold_bank(train_eps, cfg)
     if cfg.steps == 0 and not cfg.init_from:
         raise ValueError("steps=0 only rebuilds the banks of an --init-from world; a new world needs steps >= 1")
@@ -193,10 +194,11 @@ def _setup(cfg: TrainConfig) -> tuple[torch.device, Dist]:
 
 
 def _build_model(
-    spec: WorldSpec, cfg: TrainConfig, train_eps: list[Episode], ddp: Dist, device: torch.device
+    spec: WorldSpec, cfg: TrainConfig, train_eps: list[Episode], ddp: Dist, device: torch.device, pretrain: bool = True
 ) -> tuple[WorldModel, WorldModelConfig, torch.Tensor | None]:
     """The model to train (fresh, or from ``init_from``), its config, and the reward classes'
-    loss weights (None: the reward is regressed)."""
+    loss weights (None: the reward is regressed). ``pretrain``: run the decoder pretraining
+    (False when a checkpoint is about to replace the weights anyway)."""
     source_config = (
         json.loads(read_metadata(Path(cfg.init_from)).get("neuralgym.config", "{}")) if cfg.init_from else {}
     )
@@ -218,7 +220,7 @@ def _build_model(
             sample = np.concatenate([ep.frames[rng_bg.integers(0, len(ep.frames), size=8)] for ep in train_eps[:512]])
             median = torch.from_numpy(np.median(sample, axis=0)).permute(2, 0, 1).float() / 255.0
             model.get_parameter(base).copy_(median)
-    if cfg.decoder_pretrain and mcfg.bottleneck and "decoder.fc.weight" in fresh:
+    if pretrain and cfg.decoder_pretrain and mcfg.bottleneck and "decoder.fc.weight" in fresh:
         frames_all = np.concatenate([ep.frames for ep in train_eps])
         psnr = pretrain_decoder(model.to(device), frames_all, cfg.decoder_pretrain, seed=cfg.seed)
         if ddp.main:
