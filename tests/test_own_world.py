@@ -259,39 +259,88 @@ def test_own_world_end_to_end(
     assert sorted(p.name for p in [*ENVS_DIR.iterdir(), *WEIGHTS_DIR.iterdir()]) == package_files
 
 
-@pytest.mark.slow
-def test_own_world_subprocess_from_another_folder(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
-    """A fresh process elsewhere finds the world through NEURALGYM_WORLDS."""
-    world = tmp_path / "worlds"
-    world.mkdir()
-
-    def run(*a: str, cwd: Path = world) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            [sys.executable, "-m", "neuralgym", *a],
-            cwd=cwd,
-            env=subprocess_env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-
-    assert run("new", "Acrobot-v1").returncode == 0
-    assert run("collect", "acrobot.toml", "--steps", "600", "--no-progress").returncode == 0
-    assert run("train", "acrobot.toml", "--steps", "8", "--batch-size", "8", "--no-progress").returncode == 0
-    code = "import gymnasium as gym, neuralgym; e = gym.make('neuralgym/Acrobot-v0'); print(e.reset(seed=0)[0].shape)"
-    out = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=tmp_path,
-        env={**subprocess_env, WORLDS_PATH_ENV: str(world)},
+def _installed_copy(target: Path) -> None:
+    """``pip install`` (not editable) of a copy of the checkout's files (tracked, or new and not
+    ignored) into ``target``: the build writes nothing into the checkout, and the package
+    imports from ``target`` alone."""
+    source = target.parent / "source"
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=REPO_ROOT,
         capture_output=True,
-        text=True,
-        timeout=120,
+        check=True,
+    ).stdout.split(b"\0")
+    for name in filter(None, (n.decode() for n in listed)):
+        if (REPO_ROOT / name).is_file():  # a file deleted but not yet committed is skipped
+            (source / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO_ROOT / name, source / name)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(source),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=240,
     )
-    assert out.returncode == 0 and "(64, 64, 1)" in out.stdout, out.stderr
+    shutil.rmtree(source)
+
+
+def _tree(folder: Path) -> dict[str, tuple[int, int]]:
+    return {
+        str(p.relative_to(folder)): (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*") if p.is_file()
+    }
+
+
+def test_readme_walkthrough_with_an_installed_package(tmp_path: Path, subprocess_env: dict[str, str]) -> None:
+    """The README's "Making a world" walkthrough, as a user runs it: the package installed
+    non-editable, the spec in a folder of the user's, every command a fresh process there
+    (`new`, `collect`, `train`, `eval`, headless `play`, then `gym.make` through
+    NEURALGYM_WORLDS); nothing is written into the installed package or the checkout."""
+    site = tmp_path / "site-packages"
+    _installed_copy(site)
+    installed = _tree(site)
+    checkout = subprocess.run(["git", "status", "--porcelain"], cwd=REPO_ROOT, capture_output=True, text=True).stdout
+    world = tmp_path / "acrobot"
+    world.mkdir()
+    env = {
+        **subprocess_env,
+        "PYTHONPATH": str(site),  # the installed copy, not the checkout
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "XDG_DATA_HOME": str(tmp_path / "xdg"),
+        WORLDS_PATH_ENV: "",
+    }
+
+    def run(*args: str) -> str:
+        done = subprocess.run([sys.executable, *args], cwd=world, env=env, capture_output=True, text=True, timeout=240)
+        assert done.returncode == 0, f"{args}: {done.stderr[-2000:]}"
+        return done.stdout
+
+    where = run("-c", "import neuralgym; print(neuralgym.__file__)").strip()
+    assert Path(where).is_relative_to(site), where
+    run("-m", "neuralgym", "new", "Acrobot-v1")
+    spec = world / "acrobot.toml"
+    spec.write_text(spec.read_text().replace("max_steps = 500", "max_steps = 60"))  # short episodes: a split
+    run("-m", "neuralgym", "collect", "acrobot.toml", "--steps", "300", "--no-progress")
+    run("-m", "neuralgym", "train", "acrobot.toml", "--steps", "8", "--batch-size", "8", "--rollout-max", "2",
+        "--no-progress")  # fmt: skip
+    assert (world / "runs" / "acrobot" / "acrobot.safetensors").is_file()
+    report = json.loads(run("-m", "neuralgym", "eval", "acrobot.toml", "--episodes", "2", "--horizon", "5", "--json"))
+    assert report["episodes"] == 2
+    run("-m", "neuralgym", "play", "acrobot.toml", "--max-frames", "5", "--fps", "1000")
+    code = "import gymnasium as gym, neuralgym; e = gym.make('neuralgym/Acrobot-v0'); print(e.reset(seed=0)[0].shape)"
+    env[WORLDS_PATH_ENV] = str(world)
+    assert "(64, 64, 1)" in run("-c", code)
+    assert _tree(site) == installed
     assert (
-        shutil.which("git") is None
-        or subprocess.run(
-            ["git", "status", "--porcelain", "envs", "weights"], cwd=REPO_ROOT, capture_output=True, text=True
-        ).stdout
-        == ""
+        subprocess.run(["git", "status", "--porcelain"], cwd=REPO_ROOT, capture_output=True, text=True).stdout
+        == checkout
     )

@@ -13,7 +13,7 @@ from neuralgym.world.spec import WorldSpec
 class TrainConfig:
     """Everything a training run is set by (the CLI sets some of it; the rest keeps these defaults)."""
 
-    steps: int = 6000
+    steps: int = 4000  # ~20 min for a small world on a 2-core CPU (docs/making-a-world.md)
     batch_size: int = 32  # global, across all ranks
     lr: float = 1.5e-3
     weight_decay: float = 1e-4
