@@ -224,3 +224,16 @@ def test_an_ensemble_acts_on_its_members_mean_probabilities() -> None:
     torch.manual_seed(0)
     draws = np.concatenate([ensemble.predict(obs, deterministic=False)[0] for _ in range(1500)])
     assert abs(draws.mean() - (0.6 + 0.6 + 0.1) / 3) < 0.03
+
+
+def test_readme_latent_snippet_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    """The README's two-minute agent, on a tiny budget: the same code, fewer steps and episodes."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    agents = readme[readme.index("## Agents") :]
+    code = agents[agents.index("```python\n") + len("```python\n") :]
+    code = code[: code.index("```")]
+    assert ".learn(150_000)" in code and "n_eval_episodes=20" in code
+    code = code.replace(".learn(150_000)", ".learn(1024)").replace("n_eval_episodes=20", "n_eval_episodes=2")
+    exec(compile(code, "README.md", "exec"), {})
+    mean, std = eval(capsys.readouterr().out.strip().splitlines()[-1].replace("np.float64", ""))
+    assert 1.0 <= mean <= 500.0 and std >= 0.0

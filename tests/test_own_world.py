@@ -178,11 +178,11 @@ def test_threads_option(command: str) -> None:
     assert build_parser(argv).parse_args(argv).threads == 1
 
 
-def test_eta_line() -> None:
+def testeta_line() -> None:
     from neuralgym.training.config import TrainConfig
-    from neuralgym.training.loop import _eta_line
+    from neuralgym.training.eta import eta_line
 
-    line = _eta_line(TrainConfig(steps=100, rollout_max=8), 0, 10, 5.0)
+    line = eta_line(TrainConfig(steps=100, rollout_max=8), 0, 10, 5.0)
     assert line.startswith("~0.50 s per step") and "ETA" in line and "90 more steps" in line
 
 

@@ -13,7 +13,7 @@ from neuralgym.world.spec import WorldSpec
 class TrainConfig:
     """Everything a training run is set by (the CLI sets some of it; the rest keeps these defaults)."""
 
-    steps: int = 4000  # ~20 min for a small world on a 2-core CPU (docs/making-a-world.md)
+    steps: int = 3000  # ~12 min for a small world on a 2-core CPU (docs/making-a-world.md)
     batch_size: int = 32  # global, across all ranks
     lr: float = 1.5e-3
     weight_decay: float = 1e-4
@@ -77,8 +77,14 @@ class TrainConfig:
         return self.lr * (self.lr_floor + (1.0 - self.lr_floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
 
 
-#: after this many steps ``train`` prints its speed and an ETA on stderr (also with --no-progress)
+#: after this many steps ``train`` prints its speed and an ETA on stderr (also with --no-progress),
+#: timed from step ``ETA_WARMUP`` on (the first steps pay one-off allocations); every
+#: validation line repeats the ETA
 ETA_AFTER_STEPS = 10
+ETA_WARMUP = 3
+#: a training step costs about its rollout length plus this many rollout steps (drawing the
+#: batch, encoding the context, the optimizer step); measured on a 2-core CPU
+STEP_OVERHEAD = 1.0
 
 
 def model_config(cfg: TrainConfig, spec: WorldSpec, source_config: dict) -> WorldModelConfig:

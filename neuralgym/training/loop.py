@@ -27,10 +27,11 @@ from neuralgym.common.device import resolve_device
 from neuralgym.common.files import remove_stale_temporaries
 from neuralgym.training.calibration import calibrate_drift, validate
 from neuralgym.training.checkpoints import HEAD_PREFIXES, init_from_world, load_checkpoint, save_checkpoint
-from neuralgym.training.config import ETA_AFTER_STEPS, TrainConfig, model_config
+from neuralgym.training.config import ETA_AFTER_STEPS, ETA_WARMUP, TrainConfig, model_config
 from neuralgym.training.data import Episode, load_dataset
 from neuralgym.training.decoder_pretrain import pretrain_decoder
 from neuralgym.training.distributed import Dist, check_same_on_all_ranks, global_mean, init_distributed
+from neuralgym.training.eta import duration, eta_line, eta_seconds
 from neuralgym.training.losses import reward_class_values, reward_class_weights, rollout_loss
 from neuralgym.training.windows import Batch, EpochSampler, WindowDataset
 from neuralgym.world.frameindex import RealFrameIndex
@@ -106,7 +107,7 @@ def train(
     )
     last_val: dict[str, float] = {}
     model.train()
-    first_step, eta_after = step, step + ETA_AFTER_STEPS
+    eta_from, eta_after, t_eta = step + ETA_WARMUP, step + ETA_AFTER_STEPS, t0
     while step < cfg.steps:
         rollout = cfg.rollout(step)
         ids = sampler.next(cfg.batch_size)
@@ -138,8 +139,10 @@ def train(
         bar.update(1)
         if not ddp.main:
             continue
+        if step == eta_from:
+            t_eta = time.time()
         if step == eta_after and step < cfg.steps:  # also without a progress bar
-            bar.write(_eta_line(cfg, first_step, step, time.time() - t0), file=sys.stderr)
+            bar.write(eta_line(cfg, eta_from, step, time.time() - t_eta), file=sys.stderr)
         bar.set_postfix(loss=f"{loss_value:.3f}", R=rollout, burn=burn)
         if step % cfg.log_every == 0:
             scalars = {"loss/total": loss_value, **{f"loss/{k}": v for k, v in stats.items()}, "train/rollout": rollout}
@@ -151,8 +154,14 @@ def train(
             model.train()
             for k, v in last_val.items():
                 writer.add_scalar(f"val/{k}", v, step)
+            left = (
+                f"; ETA {duration(eta_seconds(cfg, eta_from, step, time.time() - t_eta))}"
+                if eta_after < step < cfg.steps
+                else ""
+            )
             bar.write(
-                f"step {step} ({time.time() - t0:.0f} s): " + " ".join(f"{k}={v:.2f}" for k, v in last_val.items()),
+                f"step {step} ({time.time() - t0:.0f} s{left}): "
+                + " ".join(f"{k}={v:.2f}" for k, v in last_val.items()),
                 file=sys.stderr,
             )
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
@@ -327,32 +336,6 @@ def _save(
             print(f"drift threshold not calibrated: {info['drift']['reason']}", file=sys.stderr)
     starts, anchor_frames, anchor_actions = build_banks(episodes, spec, cfg)
     save_world(out, model, spec, starts, anchor_frames, anchor_actions, info=info)
-
-
-def _eta_line(cfg: TrainConfig, first: int, done: int, seconds: float) -> str:
-    """One line: the seconds per step so far and the time left. A step costs about its
-    rollout length (plus its mean burn-in), which grows during the run, so the steps
-    left are weighted by theirs."""
-
-    def cost(s: int) -> float:
-        return cfg.rollout(s) + cfg.burn_in / 2.0
-
-    spent = sum(cost(s) for s in range(first, done))
-    left = sum(cost(s) for s in range(done, cfg.steps))
-    eta = seconds / max(spent, 1e-9) * left
-    last = seconds / max(spent, 1e-9) * cost(cfg.steps - 1)
-    return (
-        f"~{seconds / max(1, done - first):.2f} s per step over steps {first + 1}-{done} "
-        f"({(done - first) / max(seconds, 1e-9):.2f} steps/s); ETA {_duration(eta)} for {cfg.steps - done} more steps "
-        f"(rollouts grow to {cfg.rollout_max}: the last steps take ~{last:.2f} s each)"
-    )
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(round(seconds))
-    h, rem = divmod(seconds, 3600)
-    m, s = divmod(rem, 60)
-    return f"{h}h{m:02d}m{s:02d}s" if h else (f"{m}m{s:02d}s" if m else f"{s}s")
 
 
 def split_episodes(episodes: list[Episode], fraction: float, seed: int) -> tuple[list[Episode], list[Episode]]:
