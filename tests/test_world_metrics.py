@@ -230,6 +230,17 @@ def test_reward_groups_of_close_values() -> None:
     assert 2.8 < values[2] < 3.6
 
 
+def test_too_many_reward_groups_merge_by_distance_and_keep_a_rare_extreme() -> None:
+    # tiles of many tracks, one to five per step, spread so that the gaps split them into
+    # more groups than classes; the exit penalty is 1 in 10,000 and must keep its class
+    rng = np.random.default_rng(1)
+    tiles = np.concatenate([k * rng.uniform(3.0, 3.6, 300) - 0.2 for k in range(1, 6)])
+    r = np.r_[np.full(9000, -0.2), tiles, [-100.1]]
+    values = reward_class_values(r, 4, gap_fraction=0.01)
+    assert len(values) == 4 and values[0] == pytest.approx(-100.1) and values[1] == pytest.approx(-0.2)
+    assert np.all(np.diff(values) > 0) and values[2] < 10.0 < values[3]
+
+
 def test_reward_events_are_oversampled(cartpole_spec) -> None:
     from neuralgym.training.data import Episode
     from neuralgym.training.windows import WindowDataset

@@ -24,8 +24,10 @@ def reward_class_values(rewards: np.ndarray, max_classes: int, gap_fraction: flo
     (to 1e-3) if there are at most ``max_classes``; else the mean reward of each group of
     values that lie closer together than ``gap_fraction`` of the rewards' 5-95% range
     (CarRacing: the time penalty, a tile's reward, which varies a little from track to
-    track, two tiles, leaving the map); and
-    if those are still too many, the means of ``max_classes`` 1-D k-means clusters."""
+    track, two tiles, leaving the map); and if those are still too many, the two neighbouring
+    groups whose merge adds the least squared error (Ward's criterion) are merged into their
+    mean until ``max_classes`` are left. A rare reward far from the others (CarRacing's -100
+    for leaving the map) keeps its own class."""
     r = np.asarray(rewards, np.float64).ravel()
     if len(r) == 0:
         return np.zeros(1, np.float32)
@@ -35,14 +37,15 @@ def reward_class_values(rewards: np.ndarray, max_classes: int, gap_fraction: flo
     lo, hi = np.quantile(r, [0.05, 0.95])
     splits = np.flatnonzero(np.diff(distinct) > gap_fraction * max(hi - lo, 1e-6))
     edges = np.r_[-np.inf, 0.5 * (distinct[splits] + distinct[splits + 1]), np.inf]
-    if len(edges) - 1 <= max_classes:
-        group = np.searchsorted(edges, r, side="right") - 1
-        return np.array([r[group == g].mean() for g in range(len(edges) - 1)], np.float32)
-    centres = np.unique(np.quantile(r, (np.arange(max_classes) + 0.5) / max_classes))
-    for _ in range(20):
-        assign = np.abs(r[:, None] - centres[None]).argmin(axis=1)
-        centres = np.array([r[assign == i].mean() if (assign == i).any() else centres[i] for i in range(len(centres))])
-    return np.unique(np.round(centres, 4)).astype(np.float32)
+    group = np.searchsorted(edges, r, side="right") - 1
+    sums = [float(r[group == g].sum()) for g in range(len(edges) - 1)]
+    counts = [int((group == g).sum()) for g in range(len(edges) - 1)]
+    while len(sums) > max_classes:
+        n, means = np.array(counts, np.float64), np.array(sums) / np.array(counts)
+        cost = n[:-1] * n[1:] / (n[:-1] + n[1:]) * np.diff(means) ** 2  # merging groups i and i + 1
+        i = int(np.argmin(cost))
+        sums[i : i + 2], counts[i : i + 2] = [sums[i] + sums[i + 1]], [counts[i] + counts[i + 1]]
+    return (np.array(sums) / np.array(counts)).astype(np.float32)
 
 
 def reward_class_weights(rewards: np.ndarray, values: np.ndarray, balance: float = 0.5) -> np.ndarray:
