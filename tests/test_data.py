@@ -274,3 +274,12 @@ def test_cli_collect_reports_corrupt_data(tmp_path: Path, capsys: pytest.Capture
     assert cli_main(["collect", "cartpole", "--steps", "10", "--policy", "random", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "episode_000000.npz" in err and len(err.splitlines()) == 1
+
+
+def test_noop_policy_sends_the_worlds_noop(tmp_path: Path, cartpole_spec: WorldSpec) -> None:
+    from neuralgym.training.collect import collect
+    from neuralgym.training.data import load_episode
+
+    list(collect(cartpole_spec, tmp_path, steps=5, policy="noop", progress=False))
+    episode = load_episode(next(tmp_path.glob("episode_*.npz")), cartpole_spec.key)
+    assert len(episode.actions) >= 5 and np.all(episode.actions == cartpole_spec.actions.noop)

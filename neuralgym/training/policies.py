@@ -29,6 +29,16 @@ def _random(env: RealWorldEnv, rng: np.random.Generator, epsilon: float | None =
     return lambda obs: space.sample()
 
 
+def _noop(env: RealWorldEnv, rng: np.random.Generator, epsilon: float | None = None) -> Policy:
+    """The world's no-op (``[actions] noop``) every step: what a blind agent that does
+    nothing sees, e.g. a CarRacing car that never leaves the grid. Mixed into other data,
+    it teaches a world that doing nothing pays what it pays in reality."""
+    noop = env.world_spec.actions.noop
+    if isinstance(noop, list | tuple):
+        noop = np.asarray(noop, np.float32)
+    return lambda obs: noop.copy() if isinstance(noop, np.ndarray) else noop
+
+
 def _cartpole_balance(env: RealWorldEnv, rng: np.random.Generator, epsilon: float | None = None) -> Policy:
     """A PD balancer on CartPole's true state with a wandering target position and
     a per-episode exploration rate, so the data spans short crashes, long balanced
@@ -174,6 +184,7 @@ def _sb3(path: str) -> Callable[..., Policy]:
 
 BUILTIN: dict[str, Callable[..., Policy]] = {
     "random": _random,
+    "noop": _noop,
     "cartpole-balance": _cartpole_balance,
     "pong-tracker": _pong_tracker,
     "carracing-pursuit": _carracing_pursuit,
