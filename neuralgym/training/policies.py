@@ -124,7 +124,9 @@ def _carracing_pursuit(env: RealWorldEnv, rng: np.random.Generator, epsilon: flo
     lapse_kind = int(rng.integers(3))  # 0 random driving, 1 standing still, 2 full gas straight ahead
     # standing still: braking, or no input at all (the no-op, which a car at rest stays at
     # rest under, and which a moving car rolls on under)
-    still = np.array([0.0, 0.0, 0.8] if rng.random() < 0.5 else [0.0, 0.0, 0.0], np.float32)
+    # (drawn only for such a lapse: evaluation's episodes, which never lapse, keep their draws)
+    brake = lapse < 10**9 and lapse_kind == 1 and rng.random() < 0.5
+    still = np.array([0.0, 0.0, 0.8] if brake else [0.0, 0.0, 0.0], np.float32)
     space = env.action_space
     space.seed(int(rng.integers(2**31 - 1)))
     state = {"t": 0}
