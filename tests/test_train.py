@@ -193,6 +193,35 @@ def test_cli_train_json(tiny_dataset: Path, tmp_path: Path, capsys: pytest.Captu
     assert json.loads(capsys.readouterr().out)["steps"] == 3 and checkpoint(run_dir)["step"] == 3
 
 
+def test_cli_train_reads_every_data_folder(
+    tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import neuralgym.training.loop as loop
+
+    read: list[Path] = []
+    load = loop.load_dataset
+    monkeypatch.setattr(loop, "load_dataset", lambda folder, spec: read.append(folder) or load(folder, spec))
+    copy = tmp_path / "more"
+    shutil.copytree(tiny_dataset, copy)
+    argv = ["train", "cartpole", "--data", str(tiny_dataset), str(copy), "--steps", "1", "--batch-size", "4"]
+    argv += [
+        "--rollout-max",
+        "1",
+        "--device",
+        "cpu",
+        "--run-dir",
+        str(tmp_path / "run"),
+        "--out",
+        str(tmp_path / "w.safetensors"),
+    ]
+    assert cli_main([*argv, "--json"]) == 0
+    assert read == [tiny_dataset, copy]
+    capsys.readouterr()
+    missing = tmp_path / "missing"
+    assert cli_main([*argv[:3], str(tiny_dataset), str(missing), *argv[5:]]) != 0
+    assert str(missing) in capsys.readouterr().err
+
+
 def test_cli_train_bad_data_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code = cli_main(
         [

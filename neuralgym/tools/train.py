@@ -28,7 +28,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(safetensors) to --out. Works under `torchrun -m neuralgym train ...`.",
     )
     add_world(p)
-    p.add_argument("--data", default=None, help="dataset folder (default: data/<world>)")
+    p.add_argument(
+        "--data",
+        nargs="+",
+        default=None,
+        metavar="DIR",
+        help="dataset folder(s): the episodes of all of them (default: data/<world>)",
+    )
     p.add_argument(
         "--steps",
         type=non_negative_int,
@@ -127,7 +133,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from neuralgym.world.catalog import get_spec
 
     spec = get_spec(args.world)
-    data = Path(args.data) if args.data else Path("data") / spec.key
+    data = [Path(d) for d in args.data] if args.data else [Path("data") / spec.key]
     out = Path(args.out) if args.out else default_train_out(spec.key)
     run_dir = Path(args.run_dir) if args.run_dir else Path("runs") / spec.key
     refuse_shipped_weights(out)

@@ -15,6 +15,7 @@ import json
 import math
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -43,18 +44,20 @@ from neuralgym.world.weights import read_metadata, save_world
 
 def train(
     spec: WorldSpec,
-    data_dir: Path,
+    data_dir: Path | Sequence[Path],
     out: Path,
     run_dir: Path,
     cfg: TrainConfig,
     resume: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Train a world on the episodes in ``data_dir``; write ``out`` (safetensors) at the end."""
+    """Train a world on the episodes in ``data_dir`` (one folder or several); write ``out``
+    (safetensors) at the end."""
     from tqdm import tqdm
 
     device, ddp = _setup(cfg)
-    episodes = load_dataset(data_dir, spec)
+    folders = [Path(data_dir)] if isinstance(data_dir, str | Path) else [Path(d) for d in data_dir]
+    episodes = [ep for folder in folders for ep in load_dataset(folder, spec)]
     train_eps, val_eps = split_episodes(episodes, cfg.val_fraction, cfg.seed)
     train_ds = WindowDataset(train_eps, spec)
     val_ds = WindowDataset(val_eps, spec) if val_eps else None
