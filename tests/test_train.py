@@ -316,6 +316,11 @@ def test_heads_only_needs_init_from(cartpole_spec: WorldSpec, tiny_dataset: Path
         run_train(cartpole_spec, tiny_dataset, tmp_path, steps=2, heads_only=True)
 
 
+def test_heads_only_with_burn_in_is_refused_before_any_work(cartpole_spec: WorldSpec, tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="heads_only with burn_in trains nothing"):
+        run_train(cartpole_spec, tmp_path / "no data", tmp_path, steps=2, heads_only=True, burn_in=4, init_from="w")
+
+
 def test_zero_steps_rebuilds_the_banks_of_an_init_from_world(
     fresh_run: Run, cartpole_spec: WorldSpec, tiny_dataset: Path, tmp_path: Path
 ) -> None:

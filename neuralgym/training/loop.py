@@ -56,6 +56,11 @@ def train(
     from tqdm import tqdm
 
     device, ddp = _setup(cfg)
+    if cfg.heads_only and cfg.burn_in:
+        raise ValueError(
+            "heads_only with burn_in trains nothing: after a burn-in only frames are scored (against the "
+            "nearest real frame), and heads_only keeps the frame model as it is; drop one of them"
+        )
     folders = [Path(data_dir)] if isinstance(data_dir, str | Path) else [Path(d) for d in data_dir]
     episodes = [ep for folder in folders for ep in load_dataset(folder, spec)]
     train_eps, val_eps = split_episodes(episodes, cfg.val_fraction, cfg.seed)
