@@ -37,6 +37,8 @@ from neuralgym.world.parse import load_spec, parse_spec
 from neuralgym.world.spec import MAX_FRAME_SIDE, SpecError, WorldSpec
 from neuralgym.world.weights import WeightsError, load_world, save_world
 
+from cliargs import train_argv
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover
@@ -340,20 +342,7 @@ def test_random_bytes_npz_is_not_an_episode_file_and_pickle_is_never_suggested(
         load_dataset(data, cartpole_spec)
     assert "not an episode file" in str(info.value) and "pickle" not in str(info.value).replace(str(bad), "").lower()
     for argv in (
-        [
-            "train",
-            "cartpole",
-            "--data",
-            str(data),
-            "--steps",
-            "1",
-            "--device",
-            "cpu",
-            "--run-dir",
-            str(tmp_path / "run"),
-            "--out",
-            str(tmp_path / "w.safetensors"),
-        ],
+        train_argv(tmp_path, data),
         ["collect", "cartpole", "--steps", "10", "--policy", "random", "--out", str(data)],
     ):
         assert cli_main(argv) == 2

@@ -22,6 +22,8 @@ from neuralgym.training.loop import train
 from neuralgym.world.spec import WorldSpec
 from neuralgym.world.weights import load_world
 
+from cliargs import train_argv
+
 TINY = dict(batch_size=8, rollout_max=2, device="cpu", threads=2, eval_every=10**6)
 
 
@@ -203,42 +205,17 @@ def test_cli_train_reads_every_data_folder(
     monkeypatch.setattr(loop, "load_dataset", lambda folder, spec: read.append(folder) or load(folder, spec))
     copy = tmp_path / "more"
     shutil.copytree(tiny_dataset, copy)
-    argv = ["train", "cartpole", "--data", str(tiny_dataset), str(copy), "--steps", "1", "--batch-size", "4"]
-    argv += [
-        "--rollout-max",
-        "1",
-        "--device",
-        "cpu",
-        "--run-dir",
-        str(tmp_path / "run"),
-        "--out",
-        str(tmp_path / "w.safetensors"),
-    ]
-    assert cli_main([*argv, "--json"]) == 0
+    small = ["--batch-size", "4", "--rollout-max", "1"]
+    assert cli_main([*train_argv(tmp_path, tiny_dataset, copy), *small, "--json"]) == 0
     assert read == [tiny_dataset, copy]
     capsys.readouterr()
     missing = tmp_path / "missing"
-    assert cli_main([*argv[:3], str(tiny_dataset), str(missing), *argv[5:]]) != 0
+    assert cli_main([*train_argv(tmp_path, tiny_dataset, missing), *small]) != 0
     assert str(missing) in capsys.readouterr().err
 
 
 def test_cli_train_bad_data_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code = cli_main(
-        [
-            "train",
-            "cartpole",
-            "--data",
-            str(tmp_path),
-            "--steps",
-            "1",
-            "--device",
-            "cpu",
-            "--run-dir",
-            str(tmp_path / "run"),
-            "--out",
-            str(tmp_path / "w.safetensors"),
-        ]
-    )
+    code = cli_main(train_argv(tmp_path, tmp_path))
     assert code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: no episode files (episode_NNNNNN.npz) in {tmp_path}"]

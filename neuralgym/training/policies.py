@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from neuralgym.dream.real import RealWorldEnv
+from neuralgym.world.keymap import noop_action
 
 Policy = Callable[[np.ndarray], Any]
 
@@ -33,10 +34,8 @@ def _noop(env: RealWorldEnv, rng: np.random.Generator, epsilon: float | None = N
     """The world's no-op (``[actions] noop``) every step: what a blind agent that does
     nothing sees, e.g. a CarRacing car that never leaves the grid. Mixed into other data,
     it teaches a world that doing nothing pays what it pays in reality."""
-    noop = env.world_spec.actions.noop
-    if isinstance(noop, list | tuple):
-        noop = np.asarray(noop, np.float32)
-    return lambda obs: noop.copy() if isinstance(noop, np.ndarray) else noop
+    spec = env.world_spec
+    return lambda obs: noop_action(spec)
 
 
 def _cartpole_balance(env: RealWorldEnv, rng: np.random.Generator, epsilon: float | None = None) -> Policy:
