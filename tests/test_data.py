@@ -283,3 +283,21 @@ def test_noop_policy_sends_the_worlds_noop(tmp_path: Path, cartpole_spec: WorldS
     list(collect(cartpole_spec, tmp_path, steps=5, policy="noop", progress=False))
     episode = load_episode(next(tmp_path.glob("episode_*.npz")), cartpole_spec.key)
     assert len(episode.actions) >= 5 and np.all(episode.actions == cartpole_spec.actions.noop)
+
+
+def test_random_hold_policy_holds_its_actions(cartpole_spec: WorldSpec) -> None:
+    from neuralgym.dream.real import RealWorldEnv
+    from neuralgym.training.policies import policy_factory
+
+    env = RealWorldEnv(cartpole_spec)
+    runs = []
+    for seed in range(20):
+        act = policy_factory("random-hold")(env, np.random.default_rng(seed))
+        actions = [int(act(None)) for _ in range(200)]
+        again = policy_factory("random-hold")(env, np.random.default_rng(seed))
+        assert [int(again(None)) for _ in range(200)] == actions  # reproducible from the rng
+        changes = np.flatnonzero(np.diff(actions)) + 1
+        runs.append(200 / (len(changes) + 1))
+    env.close()
+    # the mean hold is drawn per episode: some episodes switch every step or two, others hold ~16
+    assert min(runs) < 3 and max(runs) > 8

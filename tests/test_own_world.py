@@ -195,7 +195,7 @@ def test_new_writes_a_loadable_spec(tmp_path: Path) -> None:
     assert spec.name == "Acrobot" and spec.actions.kind == "discrete" and spec.actions.n == 3
     assert spec.actions.names[1] == "torque 0" and spec.actions.noop == 1 and spec.play.keymap
     assert spec.preprocess.frame_source == "render" and spec.obs_shape == (64, 64, 1) and spec.context_length == 4
-    assert not spec.drift.threshold_set and spec.collect_policy == "random"
+    assert not spec.drift.threshold_set and spec.collect_policy == "random-hold"
     with pytest.raises(SpecError, match="exists"):
         write_new_spec("Acrobot-v1", path)
     with pytest.raises(SpecError, match="shipped"):

@@ -3,8 +3,8 @@
 Everything the spec says is read from the env itself: its action space (kind, values,
 bounds, names where the env gives them through ``get_action_meanings()``), its render
 size and fps, whether its observation already is a frame. The rest are the defaults a
-first world needs: the whole frame scaled to 64x64 grey, K = 4, a random behaviour
-policy, a keymap for play, and no drift threshold (training calibrates one).
+first world needs: the whole frame scaled to 64x64 grey, K = 4, random actions held
+for a few steps as the behaviour policy, a keymap for play, and no drift threshold (training calibrates one).
 """
 
 from __future__ import annotations
@@ -224,7 +224,10 @@ def spec_text(env_id: str, key: str, name: str) -> str:
         "fidelity_psnr = 30.0          # a dream frame under this PSNR (dB) against reality counts as off",
         "",
         "[collect]",
-        'policy = "random"             # the behaviour policy of `neuralgym collect` (or an SB3 .zip)',
+        "# The behaviour policy of `neuralgym collect` (a built-in name or an SB3 .zip). Random",
+        "# actions held for a few steps swing a system far, so goals get reached and learned;",
+        '# "random" draws a new one every step.',
+        'policy = "random-hold"',
         "",
         "[weights]",
         f"# Relative to this file's folder (or absolute): `neuralgym train {key}.toml`, run in this",
