@@ -95,6 +95,24 @@ def test_a_killed_collection_restarts_from_its_first_episode(cartpole_run: tuple
     assert again["real_steps"] <= 2600
 
 
+def test_a_finished_run_gains_its_real_trained_reference(cartpole_run: tuple[Path, dict], tmp_path: Path) -> None:
+    import shutil
+
+    src, report = cartpole_run
+    out = tmp_path / "run"
+    shutil.copytree(src, out)
+    data_before = sorted(p.name for p in episode_paths(out / "data"))
+    again = learn("cartpole", out, resume=True, progress=False, reference=True, **tiny())
+    ref = again["reference"]
+    assert ref["real_steps"] == report["real_steps"] and ref["episodes"] == 2
+    assert {"reference_return", "agent_return"} <= set(ref) and ref["reference_return"] >= 1.0
+    meta = json.loads((out / "agents" / "reference.json").read_text())
+    assert meta["env"] == "neuralgym/CartPole-real-v0" and meta["timesteps"] == report["real_steps"]
+    assert sorted(p.name for p in episode_paths(out / "data")) == data_before  # a measurement: nothing recorded
+    assert again["real_steps"] == report["real_steps"]
+    assert learn("cartpole", out, resume=True, progress=False, reference=True, **tiny())["reference"] == ref
+
+
 def test_settings_come_from_the_spec_and_bad_ones_are_named() -> None:
     cfg = learn_config(get_spec("cartpole"))
     assert cfg.iterations == 2 and cfg.agent["members"] == 1 and cfg.agent["mirror"] is False

@@ -16,8 +16,16 @@ from neuralgym.tools.learn_loop import REPORT, STATE, Loop
 __all__ = ["REPORT", "STATE", "LearnConfig", "Loop", "learn", "learn_config", "main"]
 
 
-def learn(world: str, out: str | Path, resume: bool = False, progress: bool = True, **overrides: Any) -> dict[str, Any]:
-    """Run (or ``resume``) the loop for ``world`` (a name or a spec file) into ``out``; return the report."""
+def learn(
+    world: str,
+    out: str | Path,
+    resume: bool = False,
+    progress: bool = True,
+    reference: bool = False,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """Run (or ``resume``) the loop for ``world`` (a name or a spec file) into ``out``; return the
+    report. ``reference``: also train the agent recipe in the real env on the same real steps."""
     from neuralgym.world.catalog import get_spec, is_spec_path
     from neuralgym.world.registry import register_world
 
@@ -25,7 +33,7 @@ def learn(world: str, out: str | Path, resume: bool = False, progress: bool = Tr
         register_world(world)
     spec = get_spec(world)
     cfg = learn_config(spec, **overrides)
-    return Loop(spec, cfg, Path(out), resume=resume, progress=progress).run()
+    return Loop(spec, cfg, Path(out), resume=resume, progress=progress, reference=reference).run()
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -44,6 +52,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--out", default=None, help="the run's folder (default: runs/<world>/learn)")
     p.add_argument("--resume", action="store_true", help="continue the run in --out after its last finished phase")
+    p.add_argument(
+        "--reference",
+        action="store_true",
+        help="then train the same agent recipe in the real env on the loop's real steps, and compare "
+        "both agents on the same real episodes (works on a finished run with --resume)",
+    )
     p.add_argument("--no-progress", action="store_true")
     p.add_argument(
         "--threads",
@@ -67,6 +81,7 @@ def run_from_args(args: argparse.Namespace) -> dict[str, Any]:
         out,
         resume=args.resume,
         progress=not args.no_progress,
+        reference=args.reference,
         real_steps=args.real_steps,
         iterations=args.iterations,
         init=args.init,

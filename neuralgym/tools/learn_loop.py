@@ -16,7 +16,10 @@ One iteration ``i``:
    with a per-episode probability from ``epsilons``, plus a ``behaviour_share`` of the
    spec's behaviour policy, so the world keeps seeing what the agent does not do.
 
-The agent kept is the one with the best real evaluation. Everything is written under
+The agent kept is the one with the best real evaluation. With ``reference``, the same agent
+recipe is then trained in the real env for as many real steps as the loop used, and both
+agents play the same fresh real episodes: what the world bought over spending the real steps
+on the agent directly (its steps are a measurement, outside the budget). Everything is written under
 ``out`` (worlds, agents, data, ``state.json``, ``report.json``, TensorBoard curves in ``tb/``);
 each phase ends with an atomic write of ``state.json`` and ``--resume`` continues from the
 last finished phase. Per-world settings are data: the spec's ``[learn]`` table (any field of
@@ -48,8 +51,16 @@ def _log(msg: str) -> None:
 class Loop:
     """One ``learn`` run: its folder, its state, its phases."""
 
-    def __init__(self, spec: WorldSpec, cfg: LearnConfig, out: Path, resume: bool = False, progress: bool = True):
-        self.spec, self.cfg, self.out, self.progress = spec, cfg, Path(out), progress
+    def __init__(
+        self,
+        spec: WorldSpec,
+        cfg: LearnConfig,
+        out: Path,
+        resume: bool = False,
+        progress: bool = True,
+        reference: bool = False,
+    ):
+        self.spec, self.cfg, self.out, self.progress, self.with_reference = spec, cfg, Path(out), progress, reference
         self.data = self.out / "data"
         state_path = self.out / STATE
         if state_path.is_file() and not resume:
@@ -278,6 +289,47 @@ class Loop:
             names.append(dst.name)
         atomic_write_json(Path(f"{kept}.json"), {**meta, "members": names})
 
+    def reference(self) -> dict[str, Any]:
+        """The world's agent recipe trained in the real env on the loop's real steps (an
+        ensemble's members share them), then it and the kept agent on the same fresh real
+        episodes; nothing it plays is recorded."""
+        from neuralgym.agents.ppo import AgentRun, evaluate_agent, train_agent
+
+        if "reference" in self.state:
+            return self.state["reference"]
+        t0 = time.time()
+        steps = self.state["real_steps"]
+        out = self.out / "agents" / "reference"
+        real_id = f"neuralgym/{self.spec.name}-real-v0"
+        _log(f"reference: the agent recipe trained in the real env for {steps} real steps")
+        train_agent(
+            AgentRun(
+                recipe=self.recipe.replace(timesteps=max(1, steps // self.recipe.members)),
+                env_id=real_id,
+                out=str(out),
+                seed=self.cfg.seed,
+                weights=self.state["world_file"],  # latent agents: the kept world's encoder
+                device=self.cfg.device,
+                progress=self.progress,
+            )
+        )
+        seed, episodes = self.cfg.seed * 7919 + 104_729, self.cfg.eval_episodes
+        ref = evaluate_agent(out, real_id, episodes, seed=seed)  # one lane: long episodes count as much
+        kept = evaluate_agent(self.out / "agent.zip", real_id, episodes, seed=seed)
+        self.state["reference"] = {
+            "real_steps": steps,
+            "episodes": episodes,
+            "seed": seed,
+            "reference_return": ref["mean"],
+            "reference_std": ref["std"],
+            "agent_return": kept["mean"],
+            "agent_std": kept["std"],
+            "seconds": time.time() - t0,
+        }
+        _log(f"reference: real-trained {ref['mean']:.1f}, dream-trained (kept) {kept['mean']:.1f} on the same episodes")
+        self._save()
+        return self.state["reference"]
+
     def _behaviour(self, cap: int, seed: int) -> int:
         """Whole episodes of the spec's behaviour policy, at most ``cap`` steps (at least one
         episode); returns the steps taken."""
@@ -314,6 +366,8 @@ class Loop:
             done=True, best_iteration=best, agent=str(self.out / "agent.zip"), world_file=self._iteration(best)["world"]
         )
         self._save()
+        if self.with_reference:
+            self.reference()
         report = {
             "world": self.spec.key,
             "real_steps": self.state["real_steps"],
@@ -327,6 +381,8 @@ class Loop:
             ],
             "config": self.state["config"],
         }
+        if "reference" in self.state:
+            report["reference"] = self.state["reference"]
         atomic_write_json(self.out / REPORT, report)
         return report
 
