@@ -189,11 +189,6 @@ def test_recipes_are_data_from_the_spec() -> None:
     assert recipe_for(get_spec("pong"), "pixels") == GENERIC["pixels"]  # no [agent.pixels]: the generic recipe
     assert cartpole.replace(members=1, timesteps=None).members == 1  # None keeps the recipe's value
     assert cartpole.replace(ppo={"gamma": 0.9}).ppo.gamma == 0.9
-    decaying = cartpole.replace(ppo={"linear_decay": True}).ppo.ppo_kwargs()
-    lr = decaying["learning_rate"]
-    assert lr(1.0) == pytest.approx(1e-3) and lr(0.25) == pytest.approx(2.5e-4)
-    assert decaying["clip_range"](1.0) == pytest.approx(0.2) and decaying["clip_range"](0.5) == pytest.approx(0.1)
-    assert cartpole.ppo.ppo_kwargs()["learning_rate"] == 1e-3  # constant unless asked
     with pytest.raises(ValueError, match="unknown recipe keys memebrs, ppo.lr"):
         recipe_from_table({"memebrs": 2, "ppo": {"lr": 1.0}}, "latent")
     with pytest.raises(ValueError, match="timesteps must be an int >= 1"):

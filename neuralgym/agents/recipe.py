@@ -44,9 +44,6 @@ class PPOParams:
     ent_coef: float = 0.0
     net_arch: tuple[int, ...] | None = None  # hidden layers of the policy and value MLPs (None: SB3's)
     log_std_init: float | None = None  # Box actions: the initial log std of the Gaussian policy
-    # the learning rate and clip range fall linearly to 0 over the run (the SB3 zoo's "lin_"
-    # schedules): the last updates are small, so the saved policy is not caught mid-swing
-    linear_decay: bool = False
 
     def ppo_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for ``stable_baselines3.PPO``."""
@@ -63,11 +60,6 @@ class PPOParams:
                 "ent_coef",
             )
         }
-        if self.linear_decay:
-            from stable_baselines3.common.utils import LinearSchedule
-
-            kwargs["learning_rate"] = LinearSchedule(self.learning_rate, 0.0, 1.0)
-            kwargs["clip_range"] = LinearSchedule(self.clip_range, 0.0, 1.0)
         policy_kwargs: dict[str, Any] = {}
         if self.net_arch is not None:
             policy_kwargs["net_arch"] = list(self.net_arch)
