@@ -237,3 +237,61 @@ def test_readme_latent_snippet_runs(capsys: pytest.CaptureFixture[str]) -> None:
     exec(compile(code, "README.md", "exec"), {})
     mean, std = eval(capsys.readouterr().out.strip().splitlines()[-1].replace("np.float64", ""))
     assert 1.0 <= mean <= 500.0 and std >= 0.0
+
+
+class _Recorder(DummyVecEnv):
+    """Four lanes that record the actions they are given; lane 0's episodes last 3 steps."""
+
+    def __init__(self) -> None:
+        import gymnasium as gym
+
+        taken: list[list[int]] = [[] for _ in range(4)]
+        self.taken = taken
+
+        def lane(i: int):
+            class Lane(gym.Env):
+                observation_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+                action_space = gym.spaces.Discrete(3)
+
+                def reset(self, seed=None, options=None):
+                    self.t = 0
+                    return np.zeros(1, np.float32), {}
+
+                def step(self, action):
+                    self.t += 1
+                    taken[i].append(int(action))
+                    return np.zeros(1, np.float32), 0.0, i == 0 and self.t == 3, False, {}
+
+            return Lane
+
+        super().__init__([lane(i) for i in range(4)])
+
+
+def test_sticky_actions_repeat_the_last_action_while_training() -> None:
+    from neuralgym.agents.sticky import VecStickyActions
+
+    venv = _Recorder()
+    env = VecStickyActions(venv, 0.75, seed=0)
+    env.reset()
+    asked = np.random.default_rng(1).integers(3, size=(400, 4))
+    for a in asked:
+        env.step(a)
+    taken = np.array(venv.taken).T  # (steps, lanes)
+    # lanes 1-3 never end: 3/4 of their steps repeat the last action, which differs from the
+    # one asked for 2/3 of the time; every other step takes the action asked for
+    overridden = (taken[1:, 1:] != asked[1:, 1:]).mean()
+    assert 0.45 < overridden < 0.55
+    assert np.all((taken[1:] == asked[1:]) | (taken[1:] == taken[:-1]))
+    # an episode's first step takes the agent's action: lane 0 starts anew every 3 steps
+    assert np.array_equal(taken[3::3, 0], asked[3::3, 0])
+    assert np.array_equal(taken[0], asked[0])
+    env0 = VecStickyActions(_Recorder(), 0.0)
+    env0.reset()
+    for a in asked[:20]:
+        env0.step(a)
+    assert np.array_equal(np.array(env0.venv.taken).T, asked[:20])  # p = 0: the agent's actions
+    with pytest.raises(ValueError, match=r"in \[0, 1\)"):
+        VecStickyActions(_Recorder(), 1.0)
+    with pytest.raises(ValueError, match="recipe sticky must be a probability"):
+        AgentRecipe(sticky=1.5)
+    assert GENERIC["latent"].sticky == 0.75 and recipe_for(get_spec("cartpole")).sticky == 0.0

@@ -23,10 +23,12 @@ def make_agent_env(
     uncertainty_penalty: float = 0.0,
     compile: bool = False,
     mirror: bool = False,
+    sticky: float = 0.0,
 ) -> VecEnv:
     """``n_envs`` lanes of ``env_id`` as an SB3 VecEnv with episode statistics; pixels are
     stacked :data:`FRAME_STACK` deep, latents come from ``weights``' encoder (the world's own).
-    Dream-only settings (``drift_policy``, ``temperature``, ``compile``...) are ignored by a real id."""
+    Dream-only settings (``drift_policy``, ``temperature``, ``compile``...) are ignored by a real id.
+    ``sticky`` > 0 (training only): each lane repeats its last action with that probability."""
     from neuralgym.dream.sb3 import is_dream_id, make_sb3_vec_env
 
     kwargs: dict[str, Any] = {"device": device}
@@ -46,4 +48,8 @@ def make_agent_env(
     env = VecMonitor(make_sb3_vec_env(env_id, n_envs, seed=seed, obs=obs, **kwargs))
     if obs == "pixels":
         env = VecFrameStack(env, n_stack=FRAME_STACK)
+    if sticky:  # outermost: the latent history and the dream see the actions actually taken
+        from neuralgym.agents.sticky import VecStickyActions
+
+        env = VecStickyActions(env, sticky, seed=seed)
     return env

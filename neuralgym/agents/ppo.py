@@ -70,6 +70,7 @@ def _train_member(run: AgentRun, i: int, seed: int, threads: int) -> dict[str, A
         temperature=run.temperature,
         uncertainty_penalty=run.uncertainty_penalty,
         compile=r.compile,
+        sticky=r.sticky,
     )
     policy = "MlpPolicy" if r.obs == "latent" else "CnnPolicy"
     agent_device = run.device if r.obs == "pixels" else "cpu"  # small MLPs run faster on the CPU

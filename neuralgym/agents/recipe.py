@@ -81,6 +81,9 @@ class AgentRecipe:
     members: int = 1  # > 1: an ensemble acting on its members' mean action probabilities
     mirror: bool = False  # save mirror-symmetric agents (a world whose spec declares [actions] mirror)
     compile: bool = False  # the dream's model under torch.compile
+    # while training, each lane repeats its previous action with this probability (agents/sticky.py):
+    # a random start then swings a system far enough to find its goal; the saved agent is not sticky
+    sticky: float = 0.0
     ppo: PPOParams = field(default_factory=PPOParams)
 
     def __post_init__(self) -> None:
@@ -90,6 +93,8 @@ class AgentRecipe:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"recipe {name} must be an int >= 1, got {value!r}")
+        if isinstance(self.sticky, bool) or not isinstance(self.sticky, (int, float)) or not 0 <= self.sticky < 1:
+            raise ValueError(f"recipe sticky must be a probability in [0, 1), got {self.sticky!r}")
         if self.mirror and self.obs != "latent":
             raise ValueError("a mirror-symmetric recipe needs obs = 'latent'")
 
@@ -101,9 +106,10 @@ class AgentRecipe:
         return dataclasses.replace(self, **changes)
 
 
-#: a world whose spec declares no recipe (classic-control-like settings on the latent)
+#: a world whose spec declares no recipe (classic-control-like settings on the latent; sticky
+#: actions so that a goal reached only by a long swing is found: Acrobot, docs/learn.md)
 GENERIC = {
-    "latent": AgentRecipe(obs="latent", ppo=PPOParams(net_arch=(64, 64))),
+    "latent": AgentRecipe(obs="latent", sticky=0.75, ppo=PPOParams(net_arch=(64, 64))),
     "pixels": AgentRecipe(
         obs="pixels",
         timesteps=200_000,
