@@ -57,6 +57,15 @@ def test_the_loop_runs_its_phases_within_the_budget(cartpole_run: tuple[Path, di
     assert evaluate_agent(out / "agent.zip", "neuralgym/CartPole-real-v0", episodes=1)["episodes"] == 1
     assert json.loads((out / "report.json").read_text())["real_steps"] == report["real_steps"]
     assert any((out / "tb").iterdir())
+    # the world update trains the way the shipped world was trained (its context noise), on its own schedule
+    from neuralgym.world.weights import read_metadata
+
+    def trained(path: str) -> dict:
+        return json.loads(read_metadata(Path(path)).get("neuralgym.info", "{}"))["train"]
+
+    shipped, update = trained(its[0]["world"]), trained(its[1]["world"])
+    assert shipped["context_noise"] > 0 and update["context_noise"] == shipped["context_noise"]
+    assert update["steps"] == 2 and update["decoder_pretrain"] == 0
 
 
 def test_resume_skips_finished_phases_and_refuses_other_settings(cartpole_run: tuple[Path, dict]) -> None:

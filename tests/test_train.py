@@ -344,3 +344,18 @@ def test_decoder_pretraining_runs_once_not_again_on_resume(
         assert len(calls) == 1
         run_train(cartpole_spec, tiny_dataset, tmp_path, resume=True, steps=3, checkpoint_every=1, **kw)
         assert len(calls) == 1  # the checkpoint holds the pretrained decoder
+
+
+def test_a_continued_run_keeps_how_its_source_was_trained() -> None:
+    from dataclasses import asdict
+
+    from neuralgym.training.config import CONTINUED_FIELDS, continued_settings
+
+    source = asdict(TrainConfig(steps=5000, lr=3e-3, context_noise=0.02, change_weight=30.0, burn_in=16, seed=7))
+    kept = continued_settings(source)
+    assert set(kept) == set(CONTINUED_FIELDS)
+    assert kept["context_noise"] == 0.02 and kept["change_weight"] == 30.0 and kept["burn_in"] == 16
+    assert TrainConfig(**kept, steps=300).lr == TrainConfig().lr  # the schedule is the new run's own
+    # a heads-only source says nothing about how its frames were trained
+    heads = continued_settings({**source, "heads_only": True, "reward_oversample": 20})
+    assert "change_weight" not in heads and "burn_in" not in heads and heads["reward_oversample"] == 20

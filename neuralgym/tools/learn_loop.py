@@ -151,7 +151,7 @@ class Loop:
         return path
 
     def _train_world(self, i: int, init: str | None) -> str:
-        from neuralgym.training.config import TrainConfig
+        from neuralgym.training.config import TrainConfig, continued_settings
         from neuralgym.training.loop import train
         from neuralgym.world.weights import read_metadata
 
@@ -164,11 +164,13 @@ class Loop:
         if init is not None:
             from neuralgym.world.model import WorldModelConfig
 
-            config = json.loads(read_metadata(Path(init)).get("neuralgym.config", "{}"))
+            meta = read_metadata(Path(init))
+            config = json.loads(meta.get("neuralgym.config", "{}"))
             model_fields = {f.name for f in dataclasses.fields(WorldModelConfig)}
             model = WorldModelConfig(**{k: v for k, v in config.items() if k in model_fields})
             base = TrainConfig()
             kwargs.update(
+                continued_settings(json.loads(meta.get("neuralgym.info", "{}")).get("train") or {}),
                 init_from=init,
                 model=model,
                 lr=self.cfg.world_lr,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 from neuralgym.world.model import WorldModelConfig
 from neuralgym.world.spec import WorldSpec
@@ -75,6 +76,39 @@ class TrainConfig:
             return self.lr * (step + 1) / self.warmup
         p = (step - self.warmup) / max(1, self.steps - self.warmup)
         return self.lr * (self.lr_floor + (1.0 - self.lr_floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
+
+
+#: what a run that continues a world (``learn``'s world updates) keeps from the run that made it:
+#: how frames, rollouts, events and noise are weighed. Not kept: the schedule and length (steps,
+#: lr, warm-up), where the run starts (init_from, heads_only, decoder_pretrain), seed, device.
+CONTINUED_FIELDS = (
+    "rollout_max",
+    "term_pos_weight",
+    "term_weight",
+    "terminal_oversample",
+    "terminal_window",
+    "head_weight",
+    "burn_in",
+    "manifold_bank",
+    "context_noise",
+    "reward_balance",
+    "reward_oversample",
+    "change_weight",
+)
+
+
+def continued_settings(source_train: dict[str, Any]) -> dict[str, Any]:
+    """The :data:`CONTINUED_FIELDS` of a world's stored training config (its ``neuralgym.info``
+    ``train`` entry), as keyword arguments of :class:`TrainConfig`. A heads-only source only
+    trained its heads, so its frame settings (burn-in, context noise, change weight) say nothing
+    about how its frames were made and are left at the defaults."""
+    frame_fields = {"rollout_max", "burn_in", "manifold_bank", "context_noise", "change_weight"}
+    heads_only = bool(source_train.get("heads_only"))
+    return {
+        k: source_train[k]
+        for k in CONTINUED_FIELDS
+        if k in source_train and not (heads_only and k in frame_fields)
+    }
 
 
 #: after this many steps ``train`` prints its speed and an ETA on stderr (also with --no-progress),
