@@ -359,3 +359,27 @@ def test_a_continued_run_keeps_how_its_source_was_trained() -> None:
     # a heads-only source says nothing about how its frames were trained
     heads = continued_settings({**source, "heads_only": True, "reward_oversample": 20})
     assert "change_weight" not in heads and "burn_in" not in heads and heads["reward_oversample"] == 20
+
+
+def test_a_pretrained_decoder_holds_still_while_the_trunk_learns_its_codes(
+    cartpole_spec: WorldSpec, tiny_dataset: Path, tmp_path: Path
+) -> None:
+    from neuralgym.world.model import WorldModelConfig
+
+    pretrained = {}
+    real = train_mod.pretrain_decoder
+
+    def keep(model, *a, **k):  # the decoder as pretraining left it
+        psnr = real(model, *a, **k)
+        pretrained.update({n: p.detach().clone() for n, p in model.decoder.named_parameters()})
+        return psnr
+
+    kw = dict(model=WorldModelConfig(background=1, bottleneck=8, decoder_width=8), decoder_pretrain=2)
+    with mock.patch.object(train_mod, "pretrain_decoder", keep):
+        held = run_train(cartpole_spec, tiny_dataset, tmp_path / "held", steps=3, decoder_hold=3, **kw)
+        decoder = {k[len("model.decoder.") :]: v for k, v in model_tensors(held.weights).items() if ".decoder." in k}
+        assert decoder.keys() == pretrained.keys()
+        assert all(torch.equal(decoder[n], pretrained[n]) for n in pretrained)
+        trunk_moved = run_train(cartpole_spec, tiny_dataset, tmp_path / "free", steps=3, decoder_hold=1, **kw)
+        decoder = {k[len("model.decoder.") :]: v for k, v in model_tensors(trunk_moved.weights).items() if ".decoder." in k}
+        assert any(not torch.equal(decoder[n], pretrained[n]) for n in pretrained)

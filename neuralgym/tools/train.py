@@ -116,6 +116,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="with --bottleneck: first train the fresh decoder this many steps as a frame "
         "autoencoder's, so the world starts from sharp frames (default: 0)",
     )
+    p.add_argument(
+        "--decoder-hold",
+        type=non_negative_int,
+        default=None,
+        help="with --decoder-pretrain: the pretrained decoder stays fixed this many steps while "
+        "the trunk learns to make its codes (default: 500)",
+    )
     p.add_argument("--run-dir", default=None, help="checkpoints and TensorBoard logs (default: runs/<world>)")
     p.add_argument(
         "--out",
@@ -159,6 +166,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "reward_balance": args.reward_balance,
         "reward_oversample": args.reward_oversample,
         "decoder_pretrain": args.decoder_pretrain,
+        "decoder_hold": args.decoder_hold,
     }
     cfg = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
     if args.bottleneck is not None:

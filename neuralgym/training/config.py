@@ -59,6 +59,11 @@ class TrainConfig:
     # a bottleneck world whose decoder starts fresh first learns to draw real frames, as the
     # decoder of a frame autoencoder, for this many steps (training/decoder_pretrain.py; 0: not)
     decoder_pretrain: int = 0
+    # ... and then stays fixed for this many steps while the fresh trunk learns to make codes it
+    # draws: trained together from the start, a decoder fed a fresh trunk's uninformative codes
+    # learns to draw their average and stops listening to them (measured on Acrobot: every
+    # prediction the same frame, for good)
+    decoder_hold: int = 500
     lr_floor: float = 0.05  # the cosine schedule ends at this fraction of ``lr``
     grad_clip: float = 1.0  # the gradient's global norm is clipped to this
     log_every: int = 20  # steps between TensorBoard points of the training loss

@@ -140,6 +140,9 @@ def train(
             raise FloatingPointError(f"loss became {loss_value} at step {step}; lower --lr or check the data")
         opt.zero_grad(set_to_none=True)
         loss.backward()
+        if cfg.decoder_pretrain and mcfg.bottleneck and step < cfg.decoder_hold:
+            for p in model.decoder.parameters():  # no gradient: AdamW leaves it exactly as it is
+                p.grad = None
         torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         step += 1
