@@ -369,6 +369,9 @@ def test_a_pretrained_decoder_holds_still_while_the_trunk_learns_its_codes(
     pretrained = {}
     real = train_mod.pretrain_decoder
 
+    def decoder_of(path: Path) -> dict[str, torch.Tensor]:
+        return {k[len("model.decoder.") :]: v for k, v in model_tensors(path).items() if k.startswith("model.decoder.")}
+
     def keep(model, *a, **k):  # the decoder as pretraining left it
         psnr = real(model, *a, **k)
         pretrained.update({n: p.detach().clone() for n, p in model.decoder.named_parameters()})
@@ -377,9 +380,25 @@ def test_a_pretrained_decoder_holds_still_while_the_trunk_learns_its_codes(
     kw = dict(model=WorldModelConfig(background=1, bottleneck=8, decoder_width=8), decoder_pretrain=2)
     with mock.patch.object(train_mod, "pretrain_decoder", keep):
         held = run_train(cartpole_spec, tiny_dataset, tmp_path / "held", steps=3, decoder_hold=3, **kw)
-        decoder = {k[len("model.decoder.") :]: v for k, v in model_tensors(held.weights).items() if ".decoder." in k}
+        decoder = decoder_of(held.weights)
         assert decoder.keys() == pretrained.keys()
         assert all(torch.equal(decoder[n], pretrained[n]) for n in pretrained)
         trunk_moved = run_train(cartpole_spec, tiny_dataset, tmp_path / "free", steps=3, decoder_hold=1, **kw)
-        decoder = {k[len("model.decoder.") :]: v for k, v in model_tensors(trunk_moved.weights).items() if ".decoder." in k}
+        decoder = decoder_of(trunk_moved.weights)
         assert any(not torch.equal(decoder[n], pretrained[n]) for n in pretrained)
+
+
+def test_a_spec_says_how_its_world_is_trained(tmp_path: Path) -> None:
+    from neuralgym.training.config import train_config
+    from neuralgym.world.catalog import get_spec
+
+    base = Path("envs/cartpole.toml").read_text().replace('file = "cartpole.safetensors"', 'file = "w.safetensors"')
+    spec_path = tmp_path / "mine.toml"
+    spec_path.write_text(base + "\n[train]\nsteps = 1234\ncontext_noise = 0.02\n\n[train.model]\nbottleneck = 32\n")
+    cfg = train_config(get_spec(spec_path), steps=10, seed=None)
+    assert cfg.steps == 10 and cfg.context_noise == 0.02 and cfg.seed == 0  # flags over the table, None ignored
+    assert cfg.model.bottleneck == 32 and cfg.model.background == TrainConfig().model.background
+    assert train_config(get_spec("cartpole")) == TrainConfig()  # no [train]: the defaults
+    spec_path.write_text(base + "\n[train]\nstep = 10\n\n[train.model]\nbottle = 3\n")
+    with pytest.raises(ValueError, match=r"unknown keys step, model\.bottle; expected .*steps"):
+        train_config(get_spec(spec_path))

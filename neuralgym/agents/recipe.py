@@ -23,9 +23,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-import tomllib
-
-from neuralgym.world.spec import WorldSpec
+from neuralgym.world.spec import WorldSpec, spec_table
 
 OBS_MODES = ("latent", "pixels")
 
@@ -117,13 +115,6 @@ GENERIC = {
         ppo=PPOParams(n_steps=128, n_epochs=4, learning_rate=2.5e-4, ent_coef=0.01),
     ),
 }
-
-
-def spec_table(spec: WorldSpec, name: str) -> dict[str, Any]:
-    """The raw ``[name]`` table of ``spec``'s file (``{}`` where it has none)."""
-    if spec.path is None or not spec.path.is_file():
-        return {}
-    return tomllib.loads(spec.path.read_text()).get(name, {})
 
 
 def _tuples(d: dict[str, Any]) -> dict[str, Any]:

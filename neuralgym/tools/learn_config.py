@@ -7,8 +7,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from neuralgym.agents.recipe import spec_table
-from neuralgym.world.spec import WorldSpec
+from neuralgym.world.spec import WorldSpec, spec_table
 
 
 @dataclass

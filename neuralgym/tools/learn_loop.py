@@ -28,7 +28,6 @@ last finished phase. Per-world settings are data: the spec's ``[learn]`` table (
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 import time
@@ -38,6 +37,7 @@ from typing import Any
 from neuralgym.agents.recipe import AgentRecipe, recipe_for
 from neuralgym.common.files import atomic_write_bytes, atomic_write_json
 from neuralgym.tools.learn_config import LearnConfig, jsonable
+from neuralgym.tools.learn_world import dataset_steps, train_world, world_train_config
 from neuralgym.world.spec import WorldSpec
 
 STATE = "state.json"
@@ -151,38 +151,14 @@ class Loop:
         return path
 
     def _train_world(self, i: int, init: str | None) -> str:
-        from neuralgym.training.config import TrainConfig, continued_settings
-        from neuralgym.training.loop import train
-        from neuralgym.world.weights import read_metadata
-
         steps = self.cfg.first_world_steps if init is None else self.cfg.world_steps
         _log(
             f"iteration {i}: world {'from scratch' if init is None else 'update'}, {steps} steps on "
-            f"{_dataset_steps(self.data, self.spec)} real steps of data"
+            f"{dataset_steps(self.data, self.spec)} real steps of data"
         )
-        kwargs: dict[str, Any] = {"steps": steps, "seed": self.cfg.seed + i, "device": self.cfg.device}
-        if init is not None:
-            from neuralgym.world.model import WorldModelConfig
-
-            meta = read_metadata(Path(init))
-            config = json.loads(meta.get("neuralgym.config", "{}"))
-            model_fields = {f.name for f in dataclasses.fields(WorldModelConfig)}
-            model = WorldModelConfig(**{k: v for k, v in config.items() if k in model_fields})
-            base = TrainConfig()
-            kwargs.update(
-                continued_settings(json.loads(meta.get("neuralgym.info", "{}")).get("train") or {}),
-                init_from=init,
-                model=model,
-                lr=self.cfg.world_lr,
-                warmup=min(base.warmup, steps // 5),
-                reward_classes=model.reward_classes,
-            )
         out = self.out / "worlds" / f"world_{i}.safetensors"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        run_dir = self.out / "worlds" / f"run_{i}"
-        result = train(
-            self.spec, self.data, out, run_dir, TrainConfig(**kwargs), resume=run_dir.is_dir(), progress=self.progress
-        )
+        cfg = world_train_config(self.spec, self.cfg, steps, seed=self.cfg.seed + i, init=init)
+        result = train_world(self.spec, self.data, out, self.out / "worlds" / f"run_{i}", cfg, self.progress)
         self._iteration(i)["world_result"] = {k: v for k, v in result.items() if isinstance(v, (int, float))}
         return str(out)
 
@@ -337,11 +313,11 @@ class Loop:
         episode); returns the steps taken."""
         from neuralgym.training.collect import collect
 
-        before = _dataset_steps(self.data, self.spec)
+        before = dataset_steps(self.data, self.spec)
         target = before + max(1, cap - self.spec.max_episode_steps + 1)  # the last episode may run to its limit
         for _ in collect(self.spec, self.data, target, seed=seed, progress=self.progress):
             pass
-        return _dataset_steps(self.data, self.spec) - before
+        return dataset_steps(self.data, self.spec) - before
 
     # -- the loop ------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -387,11 +363,3 @@ class Loop:
             report["reference"] = self.state["reference"]
         atomic_write_json(self.out / REPORT, report)
         return report
-
-
-def _dataset_steps(data_dir: Path, spec: WorldSpec) -> int:
-    from neuralgym.training.data import episode_paths, load_episode
-
-    if not data_dir.is_dir():
-        return 0
-    return sum(len(load_episode(p, spec.key)) for p in episode_paths(data_dir))

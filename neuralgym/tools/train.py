@@ -135,7 +135,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from neuralgym.training.config import TrainConfig
+    from neuralgym.training.config import train_config
     from neuralgym.training.loop import train
     from neuralgym.world.catalog import get_spec
 
@@ -168,7 +168,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         "decoder_pretrain": args.decoder_pretrain,
         "decoder_hold": args.decoder_hold,
     }
-    cfg = TrainConfig(**{k: v for k, v in overrides.items() if v is not None})
+    try:
+        cfg = train_config(spec, **overrides)
+    except (TypeError, ValueError) as e:
+        raise CommandError(str(e)) from e
     if args.bottleneck is not None:
         cfg.model.bottleneck = args.bottleneck
     if args.decoder_width is not None:

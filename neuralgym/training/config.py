@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from neuralgym.world.model import WorldModelConfig
-from neuralgym.world.spec import WorldSpec
+from neuralgym.world.spec import WorldSpec, spec_table
 
 
 @dataclass
@@ -83,6 +84,30 @@ class TrainConfig:
         return self.lr * (self.lr_floor + (1.0 - self.lr_floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, p))))
 
 
+#: what a spec's ``[train]`` table may not set: where a run starts and on what it runs
+NOT_SPEC_FIELDS = ("init_from", "heads_only", "device", "threads", "model")
+
+
+def train_config(spec: WorldSpec, **overrides: Any) -> TrainConfig:
+    """How ``spec``'s world is trained: :class:`TrainConfig`'s defaults, the spec's ``[train]``
+    table on top (its ``[train.model]`` the model's shape, e.g. ``bottleneck = 32``), then
+    ``overrides`` (``None`` values ignored). Unknown keys are an error naming the known ones."""
+    table = dict(spec_table(spec, "train"))
+    model_table = table.pop("model", {})
+    known = sorted(f.name for f in dataclasses.fields(TrainConfig) if f.name not in NOT_SPEC_FIELDS)
+    known_model = sorted(f.name for f in dataclasses.fields(WorldModelConfig))
+    unknown = sorted(set(table) - set(known)) + [f"model.{k}" for k in sorted(set(model_table) - set(known_model))]
+    if unknown or not isinstance(model_table, dict):
+        raise ValueError(
+            f"{spec.path}: [train] has unknown keys {', '.join(unknown) or 'model'}; expected "
+            f"{', '.join(known)} and a [train.model] table of {', '.join(known_model)}"
+        )
+    settings = {**table, **{k: v for k, v in overrides.items() if v is not None}}
+    if model_table and "model" not in settings:
+        settings["model"] = WorldModelConfig(**{**asdict(TrainConfig().model), **model_table})
+    return TrainConfig(**settings)
+
+
 #: what a run that continues a world (``learn``'s world updates) keeps from the run that made it:
 #: how frames, rollouts, events and noise are weighed. Not kept: the schedule and length (steps,
 #: lr, warm-up), where the run starts (init_from, heads_only, decoder_pretrain), seed, device.
@@ -110,9 +135,7 @@ def continued_settings(source_train: dict[str, Any]) -> dict[str, Any]:
     frame_fields = {"rollout_max", "burn_in", "manifold_bank", "context_noise", "change_weight"}
     heads_only = bool(source_train.get("heads_only"))
     return {
-        k: source_train[k]
-        for k in CONTINUED_FIELDS
-        if k in source_train and not (heads_only and k in frame_fields)
+        k: source_train[k] for k in CONTINUED_FIELDS if k in source_train and not (heads_only and k in frame_fields)
     }
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import tomllib
+
 from neuralgym.world.drift import DriftSpec
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent  # neuralgym/ (this file is neuralgym/world/spec.py)
@@ -152,3 +154,11 @@ def is_action_mirror(mirror: Any, n: int) -> bool:
         and sorted(mirror) == list(range(n))
         and all(mirror[m] == i for i, m in enumerate(mirror))
     )
+
+
+def spec_table(spec: WorldSpec, name: str) -> dict[str, Any]:
+    """The raw ``[name]`` table of ``spec``'s file (``{}`` where it has none): the settings the
+    spec holds as data for the layers above (``[train]``, ``[agent]``, ``[learn]``)."""
+    if spec.path is None or not spec.path.is_file():
+        return {}
+    return tomllib.loads(spec.path.read_text()).get(name, {})
