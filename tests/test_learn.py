@@ -137,6 +137,7 @@ def test_a_new_world_starts_from_scratch(tmp_path: Path) -> None:
     from neuralgym.tools.newworld import write_new_spec
 
     spec_path = write_new_spec("Acrobot-v1", out=tmp_path / "acrobot.toml")
+    spec_path.write_text(spec_path.read_text().replace("decoder_pretrain = 3000", "decoder_pretrain = 4"))
     report = learn(
         str(spec_path),
         tmp_path / "run",
@@ -145,6 +146,10 @@ def test_a_new_world_starts_from_scratch(tmp_path: Path) -> None:
     )
     its = report["iterations"]
     assert its[0]["world"] == str(tmp_path / "run" / "worlds" / "world_0.safetensors")
+    from neuralgym.world.weights import read_metadata
+
+    for it in its:  # the first world as the spec's [train] makes it; the update keeps it a bottleneck world
+        assert json.loads(read_metadata(Path(it["world"]))["neuralgym.config"])["bottleneck"] == 32
     assert report["real_steps"] <= 5 * 500 + 2 * 2 * 500
 
 

@@ -196,6 +196,10 @@ def test_new_writes_a_loadable_spec(tmp_path: Path) -> None:
     assert spec.actions.names[1] == "torque 0" and spec.actions.noop == 1 and spec.play.keymap
     assert spec.preprocess.frame_source == "render" and spec.obs_shape == (64, 64, 1) and spec.context_length == 4
     assert not spec.drift.threshold_set and spec.collect_policy == "random-hold"
+    from neuralgym.training.config import train_config
+
+    train = train_config(spec)  # a world that holds: decoded from a code, its decoder pretrained
+    assert train.model.bottleneck == 32 and train.decoder_pretrain > 0 and train.context_noise > 0
     with pytest.raises(SpecError, match="exists"):
         write_new_spec("Acrobot-v1", path)
     with pytest.raises(SpecError, match="shipped"):
@@ -227,6 +231,8 @@ def test_own_world_end_to_end(
                 "8",
                 "--rollout-max",
                 "2",
+                "--decoder-pretrain",
+                "4",
                 "--no-progress",
                 "--threads",
                 "1",
@@ -251,6 +257,7 @@ def test_own_world_end_to_end(
     obs, _ = env.reset(seed=0)
     assert obs.shape == (64, 64, 1)
     assert env.unwrapped.weights_path.resolve() == weights.resolve()
+    assert env.unwrapped.core.model.config.bottleneck == 32  # the spec's [train.model]
     expected = drift["threshold"] if drift["threshold"] is not None else float("inf")
     assert env.unwrapped.core.drift_policy.threshold == pytest.approx(expected)
     obs, reward, terminated, truncated, info = env.step(1)
@@ -331,7 +338,7 @@ def test_readme_walkthrough_with_an_installed_package(tmp_path: Path, subprocess
     spec.write_text(spec.read_text().replace("max_steps = 500", "max_steps = 60"))  # short episodes: a split
     run("-m", "neuralgym", "collect", "acrobot.toml", "--steps", "300", "--no-progress")
     run("-m", "neuralgym", "train", "acrobot.toml", "--steps", "8", "--batch-size", "8", "--rollout-max", "2",
-        "--no-progress")  # fmt: skip
+        "--decoder-pretrain", "4", "--no-progress")  # fmt: skip
     assert (world / "runs" / "acrobot" / "acrobot.safetensors").is_file()
     report = json.loads(run("-m", "neuralgym", "eval", "acrobot.toml", "--episodes", "2", "--horizon", "5", "--json"))
     assert report["episodes"] == 2

@@ -18,7 +18,7 @@ class LearnConfig:
     iterations: int = 3
     init: str = "shipped"  # "shipped" (the world's own weights; scratch where it has none), "scratch" or a file
     first_steps: int = 20_000  # from scratch: behaviour-policy steps before the first world
-    first_world_steps: int = 3000  # from scratch: training steps of the first world
+    first_world_steps: int | None = None  # from scratch: training steps of the first world (None: the spec's [train])
     world_steps: int = 600  # training steps of each world update
     world_lr: float = 5e-4
     eval_episodes: int = 10
@@ -35,7 +35,6 @@ class LearnConfig:
             "real_steps",
             "iterations",
             "first_steps",
-            "first_world_steps",
             "world_steps",
             "eval_episodes",
             "n_envs",
@@ -43,6 +42,9 @@ class LearnConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < (0 if "steps" in name else 1):
                 raise ValueError(f"learn {name} must be an int >= {0 if 'steps' in name else 1}, got {value!r}")
+        fws = self.first_world_steps
+        if fws is not None and (isinstance(fws, bool) or not isinstance(fws, int) or fws < 0):
+            raise ValueError(f"learn first_world_steps must be an int >= 0 or None, got {fws!r}")
         if not 0.0 <= self.behaviour_share <= 1.0:
             raise ValueError(f"learn behaviour_share must be in [0, 1], got {self.behaviour_share!r}")
         self.epsilons = tuple(float(e) for e in self.epsilons)

@@ -152,12 +152,12 @@ class Loop:
 
     def _train_world(self, i: int, init: str | None) -> str:
         steps = self.cfg.first_world_steps if init is None else self.cfg.world_steps
+        cfg = world_train_config(self.spec, self.cfg, steps, seed=self.cfg.seed + i, init=init)
         _log(
-            f"iteration {i}: world {'from scratch' if init is None else 'update'}, {steps} steps on "
+            f"iteration {i}: world {'from scratch' if init is None else 'update'}, {cfg.steps} steps on "
             f"{dataset_steps(self.data, self.spec)} real steps of data"
         )
         out = self.out / "worlds" / f"world_{i}.safetensors"
-        cfg = world_train_config(self.spec, self.cfg, steps, seed=self.cfg.seed + i, init=init)
         result = train_world(self.spec, self.data, out, self.out / "worlds" / f"run_{i}", cfg, self.progress)
         self._iteration(i)["world_result"] = {k: v for k, v in result.items() if isinstance(v, (int, float))}
         return str(out)

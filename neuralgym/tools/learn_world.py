@@ -18,8 +18,11 @@ from neuralgym.training.config import TrainConfig, continued_settings, train_con
 from neuralgym.world.spec import WorldSpec
 
 
-def world_train_config(spec: WorldSpec, cfg: LearnConfig, steps: int, seed: int, init: str | None) -> TrainConfig:
-    """The training run of one iteration's world: from scratch (``init`` None) or continuing ``init``."""
+def world_train_config(
+    spec: WorldSpec, cfg: LearnConfig, steps: int | None, seed: int, init: str | None
+) -> TrainConfig:
+    """The training run of one iteration's world: from scratch (``init`` None; ``steps`` None:
+    the spec's) or continuing ``init``."""
     kwargs: dict[str, Any] = {"steps": steps, "seed": seed, "device": cfg.device}
     if init is None:
         return train_config(spec, **kwargs)
@@ -30,11 +33,13 @@ def world_train_config(spec: WorldSpec, cfg: LearnConfig, steps: int, seed: int,
     config = json.loads(meta.get("neuralgym.config", "{}"))
     model_fields = {f.name for f in dataclasses.fields(WorldModelConfig)}
     model = WorldModelConfig(**{k: v for k, v in config.items() if k in model_fields})
+    steps = steps or 0  # an update's steps are always the loop's
     kwargs.update(
         continued_settings(json.loads(meta.get("neuralgym.info", "{}")).get("train") or {}),
         init_from=init,
         model=model,
         lr=cfg.world_lr,
+        steps=steps,
         warmup=min(TrainConfig().warmup, steps // 5),
         reward_classes=model.reward_classes,
     )
