@@ -295,3 +295,26 @@ def test_sticky_actions_repeat_the_last_action_while_training() -> None:
     with pytest.raises(ValueError, match="recipe sticky must be a probability"):
         AgentRecipe(sticky=1.5)
     assert GENERIC["latent"].sticky == 0.75 and recipe_for(get_spec("cartpole")).sticky == 0.0
+
+
+def test_an_agent_can_start_from_another_agents_weights(tmp_path: Path) -> None:
+    """``AgentRun.init_from``: the new agent's policy starts as the old one's (with a zero
+    learning rate it ends there too), and a policy of another shape is refused by name."""
+    import torch
+
+    from neuralgym.agents.ppo import AgentRun, train_agent
+
+    recipe = AgentRecipe(timesteps=64, n_envs=2, compile=False).replace(ppo={"n_steps": 32, "batch_size": 32})
+    first = AgentRun(recipe, "neuralgym/CartPole-v0", str(tmp_path / "first"), seed=1, progress=False)
+    train_agent(first)
+    still = recipe.replace(ppo={"learning_rate": 0.0})
+    meta = train_agent(AgentRun(still, first.env_id, str(tmp_path / "second"), seed=2, progress=False, init_from=first.out))
+    assert meta["init_from"] == str((tmp_path / "first.zip").resolve())
+    a, b = (PPO.load(tmp_path / f"{name}.zip", device="cpu").policy.state_dict() for name in ("first", "second"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    fresh = train_agent(AgentRun(still, first.env_id, str(tmp_path / "fresh"), seed=2, progress=False))
+    c = PPO.load(tmp_path / "fresh.zip", device="cpu").policy.state_dict()
+    assert fresh["init_from"] is None and not all(torch.equal(a[k], c[k]) for k in a)
+    wider = recipe.replace(ppo={"net_arch": [8]})
+    with pytest.raises(ValueError, match="does not fit this recipe's policy"):
+        train_agent(AgentRun(wider, first.env_id, str(tmp_path / "third"), progress=False, init_from=first.out))

@@ -23,6 +23,7 @@ def tiny(**changes):
         "world_steps": 2,
         "n_envs": 2,
         "agent": TINY_AGENT,
+        "agent_continues": True,
         **changes,
     }
 
@@ -57,6 +58,9 @@ def test_the_loop_runs_its_phases_within_the_budget(cartpole_run: tuple[Path, di
     assert evaluate_agent(out / "agent.zip", "neuralgym/CartPole-real-v0", episodes=1)["episodes"] == 1
     assert json.loads((out / "report.json").read_text())["real_steps"] == report["real_steps"]
     assert any((out / "tb").iterdir())
+    # each agent after the first continues the last one's training
+    inits = [json.loads(Path(f"{it['agent']}.json").read_text())["init_from"] for it in its]
+    assert inits == [None, str(Path(f"{its[0]['agent']}.zip").resolve())]
     # the world update trains the way the shipped world was trained (its context noise), on its own schedule
     from neuralgym.world.weights import read_metadata
 

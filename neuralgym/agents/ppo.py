@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 from stable_baselines3 import PPO
+from stable_baselines3.common.save_util import load_from_zip_file
 
 from neuralgym.agents.ensemble import PolicyEnsemble
 from neuralgym.agents.pipeline import FRAME_STACK, make_agent_env
@@ -41,6 +42,7 @@ class AgentRun:
     temperature: float | None = None
     uncertainty_penalty: float = 0.0
     progress: bool = True
+    init_from: str | None = None  # an agent (OUT or OUT.zip) whose policy weights start each member
 
 
 def member_seeds(seed: int, members: int) -> list[int]:
@@ -77,6 +79,17 @@ def _train_member(run: AgentRun, i: int, seed: int, threads: int) -> dict[str, A
     model = PPO(
         policy, env, seed=seed, verbose=0, device=agent_device, tensorboard_log=f"{run.out}_tb", **r.ppo.ppo_kwargs()
     )
+    if run.init_from is not None:  # continued training: member i starts from the agent's member i (or its first)
+        zip_path, meta = agent_paths(run.init_from)
+        names = meta.get("members") or [zip_path.name]
+        start = zip_path.parent / names[min(i, len(names) - 1)]
+        _, params, _ = load_from_zip_file(start, device=agent_device)
+        if params is None or "policy" not in params:
+            raise ValueError(f"{start} holds no policy weights to start from")
+        try:
+            model.policy.load_state_dict(params["policy"])
+        except RuntimeError as e:
+            raise ValueError(f"{start} does not fit this recipe's policy (observations, actions, net_arch): {e}") from e
     t0 = time.time()
     model.learn(
         total_timesteps=r.timesteps,
@@ -131,6 +144,7 @@ def train_agent(run: AgentRun) -> dict[str, Any]:
         "compile": r.compile,
         "recipe": asdict(r),
         "seed": run.seed,
+        "init_from": str(agent_paths(run.init_from)[0].resolve()) if run.init_from else None,
         "members": [res["path"] for res in results],
         "member_seeds": seeds,
         "wall_seconds": time.time() - t0,

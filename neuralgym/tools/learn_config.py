@@ -26,6 +26,7 @@ class LearnConfig:
     behaviour_share: float = 0.25  # of each collection, played by the spec's behaviour policy
     obs: str = "latent"
     agent: dict[str, Any] = field(default_factory=dict)  # changes to the world's agent recipe
+    agent_continues: bool = False  # each iteration's agent starts from the last one's weights (else from scratch)
     n_envs: int = 8  # real env lanes while collecting
     seed: int = 0
     device: str = "cpu"
@@ -45,6 +46,8 @@ class LearnConfig:
         fws = self.first_world_steps
         if fws is not None and (isinstance(fws, bool) or not isinstance(fws, int) or fws < 0):
             raise ValueError(f"learn first_world_steps must be an int >= 0 or None, got {fws!r}")
+        if not isinstance(self.agent_continues, bool):
+            raise ValueError(f"learn agent_continues must be true or false, got {self.agent_continues!r}")
         if not 0.0 <= self.behaviour_share <= 1.0:
             raise ValueError(f"learn behaviour_share must be in [0, 1], got {self.behaviour_share!r}")
         self.epsilons = tuple(float(e) for e in self.epsilons)

@@ -8,8 +8,9 @@ One iteration ``i``:
 1. **world** ``i``: the starting world (the shipped one, a file, or one trained from
    scratch on the spec's behaviour policy's episodes) for ``i = 0``; after that, world
    ``i - 1`` trained further on all the episodes collected so far.
-2. **agent** ``i``: trained from scratch in world ``i``'s dream by the world's agent recipe
-   (a latent agent's observations are world ``i``'s own encoder features, so it starts anew).
+2. **agent** ``i``: trained in world ``i``'s dream by the world's agent recipe, from scratch
+   or, with ``agent_continues``, from agent ``i - 1``'s weights (a latent agent observes world
+   ``i``'s own encoder features, which a world update moves only a little).
 3. **evaluation**: ``eval_episodes`` real episodes with the agent's deterministic actions;
    they are recorded too (they are real experience and count against the budget).
 4. **collection** (all but the last iteration): real episodes by the agent, acting at random
@@ -180,6 +181,7 @@ class Loop:
                 weights=it["world"],
                 device=self.cfg.device,
                 progress=self.progress,
+                init_from=self._iteration(i - 1)["agent"] if self.cfg.agent_continues and i > 0 else None,
             )
         )
         it["agent"], it["agent_seconds"] = str(out), time.time() - t0
