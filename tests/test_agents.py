@@ -308,7 +308,9 @@ def test_an_agent_can_start_from_another_agents_weights(tmp_path: Path) -> None:
     first = AgentRun(recipe, "neuralgym/CartPole-v0", str(tmp_path / "first"), seed=1, progress=False)
     train_agent(first)
     still = recipe.replace(ppo={"learning_rate": 0.0})
-    meta = train_agent(AgentRun(still, first.env_id, str(tmp_path / "second"), seed=2, progress=False, init_from=first.out))
+    meta = train_agent(
+        AgentRun(still, first.env_id, str(tmp_path / "second"), seed=2, progress=False, init_from=first.out)
+    )
     assert meta["init_from"] == str((tmp_path / "first.zip").resolve())
     a, b = (PPO.load(tmp_path / f"{name}.zip", device="cpu").policy.state_dict() for name in ("first", "second"))
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
