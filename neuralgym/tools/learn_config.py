@@ -26,7 +26,7 @@ class LearnConfig:
     behaviour_share: float = 0.25  # of each collection, played by the spec's behaviour policy
     obs: str = "latent"
     agent: dict[str, Any] = field(default_factory=dict)  # changes to the world's agent recipe
-    agent_continues: bool = False  # each iteration's agent starts from the last one's weights (else from scratch)
+    agent_continues: bool = True  # each iteration's agent starts from the last one's weights (False: from scratch)
     n_envs: int = 8  # real env lanes while collecting
     seed: int = 0
     device: str = "cpu"
