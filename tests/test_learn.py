@@ -23,7 +23,6 @@ def tiny(**changes):
         "world_steps": 2,
         "n_envs": 2,
         "agent": TINY_AGENT,
-        "agent_continues": True,
         **changes,
     }
 
@@ -129,10 +128,13 @@ def test_a_finished_run_gains_its_real_trained_reference(cartpole_run: tuple[Pat
 def test_settings_come_from_the_spec_and_bad_ones_are_named() -> None:
     cfg = learn_config(get_spec("cartpole"))
     assert cfg.iterations == 2 and cfg.agent["members"] == 1 and cfg.agent["mirror"] is False
+    assert cfg.agent["sticky"] == 0.25 and cfg.agent_continues  # the loop's agent: sticky, one run through
     assert learn_config(get_spec("cartpole"), agent={"timesteps": 5}).agent == {**cfg.agent, "timesteps": 5}
     assert learn_config(get_spec("pong")) == LearnConfig()  # no [learn] table: the defaults
     with pytest.raises(ValueError, match="behaviour_share must be in"):
         LearnConfig(behaviour_share=2.0)
+    with pytest.raises(ValueError, match="agent_continues must be true or false"):
+        LearnConfig(agent_continues="yes")
     with pytest.raises(ValueError, match="does not cover"):
         learn("cartpole", "/nonexistent/never-written", progress=False, **tiny(real_steps=100))
 
