@@ -24,10 +24,13 @@ def test_resolve_precision_auto_and_errors(monkeypatch: pytest.MonkeyPatch) -> N
     monkeypatch.setattr(prec, "native_bf16", lambda device: True)
     assert prec.resolve_precision("auto", cuda, prec.AUTO_BF16_MIN_BATCH) == "bf16"
     assert prec.resolve_precision("auto", cuda, prec.AUTO_BF16_MIN_BATCH - 1) == "fp32"
-    assert prec.resolve_precision("auto", cpu, 4096) == "fp32"  # measured slower than fp32 on a CPU
+    assert prec.resolve_precision("auto", cpu, 4096) == "fp32"  # a filter world: measured slower on a CPU
+    assert prec.resolve_precision("auto", cpu, 4096, dense_decoder=True) == "bf16"  # a bottleneck world: faster
+    assert prec.resolve_precision("auto", cpu, prec.AUTO_BF16_MIN_BATCH - 1, dense_decoder=True) == "fp32"
     assert prec.resolve_precision("bf16", cpu, 1) == "bf16"  # asked for, it is used
     monkeypatch.setattr(prec, "native_bf16", lambda device: False)
     assert prec.resolve_precision("auto", cuda, 4096) == "fp32"
+    assert prec.resolve_precision("auto", cpu, 4096, dense_decoder=True) == "fp32"  # no native bf16: emulated, slow
     assert prec.resolve_precision("fp16", cpu, 1) == "fp16"
     with pytest.raises(ValueError, match="precision must be one of"):
         prec.resolve_precision("float64", cpu, 1)
@@ -156,6 +159,7 @@ def test_bench_reports_every_number_the_issue_asks_for() -> None:
         assert 0 < t["roofline_fraction"] < 1
         if t["precision"] != "fp32":  # held to the peak of its own precision
             assert r[f"matmul_peak_flops_{t['precision']}"] > 0
+        assert t["fp32_roofline_fraction"] == pytest.approx(t["fps"] * r["flops_per_frame"] / r["matmul_peak_flops"])
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     assert r["torch_threads"] == sorted({1, cores})  # measured, not assumed
     assert all(t["threads"] in r["torch_threads"] for t in r["throughput"])

@@ -111,10 +111,12 @@ class DreamCore:
         self.autoreset = AutoresetMode(autoreset)
         self.device = resolve_device(device)
         check_lanes_fit(spec, self.num_envs, self.device)
-        self.precision = resolve_precision(precision, self.device, self.num_envs)
         self.weights_path = Path(weights) if weights is not None else spec.weights_path
         self.world: World = load_world(self.weights_path, spec, self.device)
         self.model = self.world.model
+        self.precision = resolve_precision(
+            precision, self.device, self.num_envs, dense_decoder=bool(self.model.config.bottleneck)
+        )
         self.predict = Predictor(self.model, self.device, compile)
         self.drift_policy = DriftResetPolicy.resolve(drift_policy, spec.drift, calibrated_threshold(self.world.info))
         self.temperature = float(temperature)

@@ -6,7 +6,8 @@
   the ratio of each batch size's throughput to it;
 * the model's FLOPs per frame (counted by ``torch.utils.flop_counter``) and the
   achieved fraction of this device's matmul peak in the dream's precision (fp32, or
-  bf16 where ``precision="auto"`` picked it), measured here, now, with every core;
+  bf16 where ``precision="auto"`` picked it) and of its fp32 peak, measured here, now,
+  with every core;
 * on a CPU, the torch thread count of each batch size chosen by measurement: the faster of
   one thread and one per core (two threads sharing a core with another busy process stall
   in their barriers; one thread then wins), unless ``--threads`` fixes it.
@@ -190,6 +191,7 @@ def run_bench(
                     "fps": fps,
                     "x_real": fps / result["real_fps"],
                     "roofline_fraction": fps * flops / peaks[resolved],
+                    "fp32_roofline_fraction": fps * flops / peaks["fp32"],  # the same work against the fp32 peak
                 }
             )
     finally:
@@ -206,13 +208,14 @@ def format_table(r: dict[str, Any]) -> str:
         + (", torch.compile" if r.get("compile") else ""),
         f"real env: {r['real_fps']:.0f} frames/s",
         f"one env step+render: p50 {r['latency']['p50_ms']:.2f} ms, p99 {r['latency']['p99_ms']:.2f} ms",
-        "| batch | precision | threads | dream frames/s | x real | % of matmul peak |",
-        "|---:|---|---:|---:|---:|---:|",
+        "| batch | precision | threads | dream frames/s | x real | % of matmul peak | % of fp32 peak |",
+        "|---:|---|---:|---:|---:|---:|---:|",
     ]
     for t in r["throughput"]:
+        fp32_share = t.get("fp32_roofline_fraction", t["roofline_fraction"])
         lines.append(
             f"| {t['batch']} | {t['precision']} | {t['threads']} | {t['fps']:.0f} | {t['x_real']:.2f} "
-            f"| {100 * t['roofline_fraction']:.0f}% |"
+            f"| {100 * t['roofline_fraction']:.0f}% | {100 * fp32_share:.0f}% |"
         )
     return "\n".join(lines)
 

@@ -223,9 +223,7 @@ class WorldModel(nn.Module):
         last = self.newest(frames, start)  # (B, C, H, W)
         if self.config.bottleneck:
             code = self.to_code(torch.cat([coarse.flatten(1), cond], dim=1))  # (B, Z)
-            # the decoder in fp32 also under autocast: bf16 moved edge pixels by 3+ grey levels
-            with torch.autocast(code.device.type, enabled=False):
-                frame = self.decoder(code.float())
+            frame = self.decoder(code)  # its convolutions under autocast too, its output stage fp32
         else:
             fine = fine + F.interpolate(self.up(coarse), scale_factor=2, mode="nearest")
             fine = self.fine_out(fine, cond)
