@@ -293,9 +293,36 @@ def test_heads_only_needs_init_from(cartpole_spec: WorldSpec, tiny_dataset: Path
         run_train(cartpole_spec, tiny_dataset, tmp_path, steps=2, heads_only=True)
 
 
-def test_heads_only_with_burn_in_is_refused_before_any_work(cartpole_spec: WorldSpec, tmp_path: Path) -> None:
-    with pytest.raises(ValueError, match="heads_only with burn_in trains nothing"):
-        run_train(cartpole_spec, tmp_path / "no data", tmp_path, steps=2, heads_only=True, burn_in=4, init_from="w")
+def test_heads_only_with_burn_in_scores_the_reward_on_the_dreams_own_frames(
+    fresh_run: Run, cartpole_spec: WorldSpec, tiny_dataset: Path, tmp_path: Path
+) -> None:
+    """After a free-running burn-in, heads_only scores the reward head (and nothing else)
+    against the recording's reward, on the context the dream made itself."""
+    from neuralgym.training.data import load_dataset
+    from neuralgym.training.losses import rollout_loss
+    from neuralgym.training.windows import WindowDataset
+    from neuralgym.world.model import quantize
+
+    run = run_train(
+        cartpole_spec, tiny_dataset, tmp_path, steps=4, init_from=str(fresh_run.weights), heads_only=True, burn_in=3
+    )
+    before, after = model_tensors(fresh_run.weights), model_tensors(run.weights)
+    moved = [k for k in after if not torch.equal(before[k], after[k])]
+    assert moved and all(k.removeprefix("model.").startswith(train_mod.HEAD_PREFIXES) for k in moved)
+
+    model = load_world(fresh_run.weights, cartpole_spec).model.float()
+    k, burn = cartpole_spec.context_length, 3
+    batch = WindowDataset(load_dataset(tiny_dataset, cartpole_spec), cartpole_spec).batch(np.arange(4), burn + 1)
+    cfg = TrainConfig(**TINY)
+    with torch.no_grad():
+        loss, stats = rollout_loss(model, batch, 1, k, cfg, 4, burn=burn, free_heads=True)
+        ctx = batch.frames[:, :k]
+        for r in range(burn):
+            ctx = torch.cat([ctx[:, 1:], quantize(model(ctx, batch.actions[:, r : r + k])["frame"])[:, None]], dim=1)
+        out = model(ctx, batch.actions[:, burn : burn + k])
+    expected = ((out["reward"] - batch.rewards[:, burn]).pow(2) * batch.mask[:, burn]).sum() / 4
+    assert stats["frame"] == stats["term"] == stats["err"] == 0.0 and expected > 0
+    torch.testing.assert_close(loss, cfg.head_weight * expected)
 
 
 def test_zero_steps_rebuilds_the_banks_of_an_init_from_world(

@@ -63,7 +63,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=non_negative_int,
         default=None,
         help="up to this many free-running steps (no gradient) before each scored rollout: "
-        "learn from the model's own long-dream contexts (default: 0)",
+        "learn from the model's own long-dream contexts; with --heads-only the reward head then "
+        "learns what the recording paid from what the dream shows (default: 0)",
     )
     p.add_argument(
         "--context-noise",

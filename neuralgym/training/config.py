@@ -42,7 +42,8 @@ class TrainConfig:
     heads_only: bool = False  # train only the heads (HEAD_PREFIXES): frame predictions stay exactly as they are
     # long dreams: before the rollout whose frames are scored, the model runs free (no
     # gradient) for up to ``burn_in`` steps on its own rounded predictions, so it learns to
-    # predict well from the contexts it makes itself many steps into a dream
+    # predict well from the contexts it makes itself many steps into a dream; with
+    # heads_only, the reward head learns to pay what the recording paid from those contexts
     burn_in: int = 0
     # after a burn-in the dream no longer tracks the recorded episode (CartPole is chaotic), so
     # its frames are not scored against the recording (that teaches averaging: a fading pole)

@@ -56,11 +56,6 @@ def train(
     from tqdm import tqdm
 
     device, ddp = _setup(cfg)
-    if cfg.heads_only and cfg.burn_in:
-        raise ValueError(
-            "heads_only with burn_in trains nothing: after a burn-in only frames are scored (against the "
-            "nearest real frame), and heads_only keeps the frame model as it is; drop one of them"
-        )
     folders = [Path(data_dir)] if isinstance(data_dir, str | Path) else [Path(d) for d in data_dir]
     episodes = [ep for folder in folders for ep in load_dataset(folder, spec)]
     train_eps, val_eps = split_episodes(episodes, cfg.val_fraction, cfg.seed)
@@ -134,6 +129,7 @@ def train(
             noise_std=noise_std,
             reward_weights=reward_weights,
             bank=bank,
+            free_heads=cfg.heads_only,
         )
         loss_value, stats = global_mean(ddp, loss, stats, device)  # the same numbers on every rank
         if not math.isfinite(loss_value):
@@ -258,8 +254,9 @@ def _build_model(
 
 
 def _manifold_bank(train_eps: list[Episode], cfg: TrainConfig) -> RealFrameIndex | None:
-    """With a burn-in: the real training frames a free-running prediction is scored against."""
-    if not (cfg.burn_in and cfg.manifold_bank):
+    """With a burn-in: the real training frames a free-running prediction is scored against
+    (none with heads_only, which scores no frames)."""
+    if not (cfg.burn_in and cfg.manifold_bank) or cfg.heads_only:
         return None
     frames_all = np.concatenate([ep.frames for ep in train_eps])
     pick = np.random.default_rng(cfg.seed + 3).choice(

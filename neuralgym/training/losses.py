@@ -75,11 +75,16 @@ def rollout_loss(
     noise_std: torch.Tensor | None = None,
     reward_weights: torch.Tensor | None = None,
     bank: RealFrameIndex | None = None,
+    free_heads: bool = False,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Roll the model out on its own predictions for ``burn`` steps without gradient, then
     for ``rollout`` scored steps, and sum the losses of the scored steps. After a burn-in
     (with a ``bank``) a frame is scored against its nearest real frame, and the heads,
-    whose targets belong to the recorded episode, are not scored.
+    whose targets belong to the recorded episode, are not scored. With ``free_heads`` (the
+    frame model held fixed) it is the other way round: after a burn-in only the reward head
+    is scored, against the reward the recording paid at that step, so it learns to pay what
+    reality paid from what the dream shows many steps in (a still road that slowly blurs is
+    not a car passing tiles); termination, whose timing is the recording's, is not scored.
 
     Losses are summed and divided by constants (this rank's share of the global batch,
     i.e. global batch / world size, and the rollout), never by per-rank statistics such
@@ -99,11 +104,16 @@ def rollout_loss(
     denom = float(rank_batch * rollout)
     pos_weight = torch.tensor(cfg.term_pos_weight, device=ctx.device)
     frame_l = term_l = rew_l = err_l = torch.zeros((), device=ctx.device)
-    free = burn > 0 and bank is not None
+    free = burn > 0 and bank is not None and not free_heads
+    heads_after_burn = burn > 0 and free_heads
     for r in range(burn, burn + rollout):
         out = model(ctx, batch.actions[:, r : r + k])
         pred = quantize(out["frame"])
         m = batch.mask[:, r]
+        if heads_after_burn:
+            rew_l = rew_l + (_reward_loss(model, out, batch.rewards[:, r], reward_weights) * m).sum()
+            ctx = torch.cat([ctx[:, 1:], pred[:, None]], dim=1)
+            continue
         if free:
             fit = (pred - nearest_real(bank, pred)).pow(2).mean(dim=(1, 2, 3))
             frame_l = frame_l + (torch.log(fit + cfg.log_eps) * m).sum()
@@ -126,13 +136,7 @@ def rollout_loss(
             out["term_logit"], batch.terminated[:, r], pos_weight=pos_weight, reduction="none"
         )
         term_l = term_l + (bce * m).sum()
-        if "reward_logits" in out:
-            values = model.reward_values if hasattr(model, "reward_values") else model.module.reward_values
-            cls = (batch.rewards[:, r, None] - values[None]).abs().argmin(dim=1)
-            ce = F.cross_entropy(out["reward_logits"], cls, weight=reward_weights, reduction="none")
-            rew_l = rew_l + (ce * m).sum()
-        else:
-            rew_l = rew_l + ((out["reward"] - batch.rewards[:, r]).pow(2) * m).sum()
+        rew_l = rew_l + (_reward_loss(model, out, batch.rewards[:, r], reward_weights) * m).sum()
         err_l = err_l + ((out["log_err"] - torch.log(se.detach() + 1e-7)).pow(2) * m).sum()
         ctx = torch.cat([ctx[:, 1:], pred[:, None]], dim=1)
     loss = (frame_l + cfg.term_weight * term_l + cfg.head_weight * (rew_l + err_l)) / denom
@@ -143,3 +147,15 @@ def rollout_loss(
         "err": err_l.item() / denom,
     }
     return loss, stats
+
+
+def _reward_loss(
+    model: torch.nn.Module, out: dict[str, torch.Tensor], target: torch.Tensor, weights: torch.Tensor | None
+) -> torch.Tensor:
+    """Per sample (B,): the class-weighted cross-entropy of a reward classifier against the
+    class nearest ``target`` (B,), or the squared error of a regressed reward."""
+    if "reward_logits" not in out:
+        return (out["reward"] - target).pow(2)
+    values = model.reward_values if hasattr(model, "reward_values") else model.module.reward_values
+    cls = (target[:, None] - values[None]).abs().argmin(dim=1)
+    return F.cross_entropy(out["reward_logits"], cls, weight=weights, reduction="none")
