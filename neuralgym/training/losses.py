@@ -104,40 +104,38 @@ def rollout_loss(
     denom = float(rank_batch * rollout)
     pos_weight = torch.tensor(cfg.term_pos_weight, device=ctx.device)
     frame_l = term_l = rew_l = err_l = torch.zeros((), device=ctx.device)
-    free = burn > 0 and bank is not None and not free_heads
-    heads_after_burn = burn > 0 and free_heads
+    # after a burn-in the dream no longer tracks the recording: with the frame model held fixed
+    # (free_heads) only the reward is scored; else (with a bank) only the frames, against reality
+    after_burn = "heads" if burn > 0 and free_heads else "frames" if burn > 0 and bank is not None else None
     for r in range(burn, burn + rollout):
         out = model(ctx, batch.actions[:, r : r + k])
         pred = quantize(out["frame"])
         m = batch.mask[:, r]
-        if heads_after_burn:
+        if after_burn == "heads":
             rew_l = rew_l + (_reward_loss(model, out, batch.rewards[:, r], reward_weights) * m).sum()
-            ctx = torch.cat([ctx[:, 1:], pred[:, None]], dim=1)
-            continue
-        if free:
+        elif after_burn == "frames":
             fit = (pred - nearest_real(bank, pred)).pow(2).mean(dim=(1, 2, 3))
             frame_l = frame_l + (torch.log(fit + cfg.log_eps) * m).sum()
-            ctx = torch.cat([ctx[:, 1:], pred[:, None]], dim=1)
-            continue
-        target = batch.frames[:, k + r]
-        se = (pred - target).pow(2).mean(dim=(1, 2, 3))  # (B,)
-        if cfg.change_weight > 0:
-            moved = (
-                (target - batch.frames[:, k + r - 1]).abs() > 1.5 / 255.0
-            ).float()  # (B, C, H, W): changes in reality
-            w = 1.0 + cfg.change_weight * moved
-            fit = ((pred - target).pow(2) * w).sum(dim=(1, 2, 3)) / w.sum(dim=(1, 2, 3))
         else:
-            fit = se
-        # log-MSE: each sample's loss is its PSNR up to constants, so a sample that is
-        # nearly right counts as much as one that is far off (the metric is mean PSNR)
-        frame_l = frame_l + (torch.log(fit + cfg.log_eps) * m).sum()
-        bce = F.binary_cross_entropy_with_logits(
-            out["term_logit"], batch.terminated[:, r], pos_weight=pos_weight, reduction="none"
-        )
-        term_l = term_l + (bce * m).sum()
-        rew_l = rew_l + (_reward_loss(model, out, batch.rewards[:, r], reward_weights) * m).sum()
-        err_l = err_l + ((out["log_err"] - torch.log(se.detach() + 1e-7)).pow(2) * m).sum()
+            target = batch.frames[:, k + r]
+            se = (pred - target).pow(2).mean(dim=(1, 2, 3))  # (B,)
+            if cfg.change_weight > 0:
+                moved = (
+                    (target - batch.frames[:, k + r - 1]).abs() > 1.5 / 255.0
+                ).float()  # (B, C, H, W): changes in reality
+                w = 1.0 + cfg.change_weight * moved
+                fit = ((pred - target).pow(2) * w).sum(dim=(1, 2, 3)) / w.sum(dim=(1, 2, 3))
+            else:
+                fit = se
+            # log-MSE: each sample's loss is its PSNR up to constants, so a sample that is
+            # nearly right counts as much as one that is far off (the metric is mean PSNR)
+            frame_l = frame_l + (torch.log(fit + cfg.log_eps) * m).sum()
+            bce = F.binary_cross_entropy_with_logits(
+                out["term_logit"], batch.terminated[:, r], pos_weight=pos_weight, reduction="none"
+            )
+            term_l = term_l + (bce * m).sum()
+            rew_l = rew_l + (_reward_loss(model, out, batch.rewards[:, r], reward_weights) * m).sum()
+            err_l = err_l + ((out["log_err"] - torch.log(se.detach() + 1e-7)).pow(2) * m).sum()
         ctx = torch.cat([ctx[:, 1:], pred[:, None]], dim=1)
     loss = (frame_l + cfg.term_weight * term_l + cfg.head_weight * (rew_l + err_l)) / denom
     stats = {
