@@ -325,6 +325,35 @@ def test_heads_only_with_burn_in_scores_the_reward_on_the_dreams_own_frames(
     torch.testing.assert_close(loss, cfg.head_weight * expected)
 
 
+def test_after_a_burn_in_frames_are_scored_against_the_nearest_real_frame(
+    fresh_run: Run, cartpole_spec: WorldSpec, tiny_dataset: Path
+) -> None:
+    """With a bank and no free_heads, a scored step after a burn-in scores only its frame,
+    against the bank frame nearest to it: the heads' targets belong to the recording."""
+    from neuralgym.training.data import load_dataset
+    from neuralgym.training.losses import nearest_real, rollout_loss
+    from neuralgym.training.windows import WindowDataset
+    from neuralgym.world.frameindex import RealFrameIndex
+    from neuralgym.world.model import quantize
+
+    model = load_world(fresh_run.weights, cartpole_spec).model.float()
+    episodes = load_dataset(tiny_dataset, cartpole_spec)
+    bank = RealFrameIndex(np.concatenate([ep.frames for ep in episodes])[:200])
+    k, burn = cartpole_spec.context_length, 2
+    batch = WindowDataset(episodes, cartpole_spec).batch(np.arange(4), burn + 1)
+    cfg = TrainConfig(**TINY)
+    with torch.no_grad():
+        loss, stats = rollout_loss(model, batch, 1, k, cfg, 4, burn=burn, bank=bank)
+        ctx = batch.frames[:, :k]
+        for r in range(burn):
+            ctx = torch.cat([ctx[:, 1:], quantize(model(ctx, batch.actions[:, r : r + k])["frame"])[:, None]], dim=1)
+        pred = quantize(model(ctx, batch.actions[:, burn : burn + k])["frame"])
+    fit = (pred - nearest_real(bank, pred)).pow(2).mean(dim=(1, 2, 3))
+    expected = (torch.log(fit + cfg.log_eps) * batch.mask[:, burn]).sum() / 4
+    assert stats["term"] == stats["reward"] == stats["err"] == 0.0
+    torch.testing.assert_close(loss, expected)
+
+
 def test_zero_steps_rebuilds_the_banks_of_an_init_from_world(
     fresh_run: Run, cartpole_spec: WorldSpec, tiny_dataset: Path, tmp_path: Path
 ) -> None:
