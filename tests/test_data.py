@@ -301,3 +301,22 @@ def test_random_hold_policy_holds_its_actions(cartpole_spec: WorldSpec) -> None:
     env.close()
     # the mean hold is drawn per episode: some episodes switch every step or two, others hold ~16
     assert min(runs) < 3 and max(runs) > 8
+
+
+def test_blind_policy_plays_one_of_the_worlds_blind_patterns_per_episode(cartpole_spec: WorldSpec) -> None:
+    from neuralgym.dream.real import RealWorldEnv
+    from neuralgym.training.policies import policy_factory
+    from neuralgym.world.patterns import patterns_for
+
+    env = RealWorldEnv(cartpole_spec)
+    patterns = patterns_for(cartpole_spec)
+    seen = set()
+    for seed in range(12):
+        act = policy_factory("blind")(env, np.random.default_rng(seed))
+        actions = [int(act(None)) for _ in range(12)]
+        again = policy_factory("blind")(env, np.random.default_rng(seed))
+        assert [int(again(None)) for _ in range(12)] == actions  # reproducible from the rng
+        fixed = {name for name in ("cycle", "pairs") if actions == [patterns[name](t, None) for t in range(12)]}
+        seen |= fixed or {"random"}
+    env.close()
+    assert seen == {"cycle", "pairs", "random"}  # every pattern is drawn, each played as it is

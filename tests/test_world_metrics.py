@@ -282,8 +282,8 @@ def test_dream_samples_rewards_from_the_classifier(cartpole_spec, tmp_path) -> N
 
 
 def test_exploit_holds_each_box_dimension_high() -> None:
-    from neuralgym.metrics.exploit import patterns_for
     from neuralgym.world.catalog import get_spec
+    from neuralgym.world.patterns import patterns_for
 
     patterns = patterns_for(get_spec("carracing"))
     gas = patterns["high_gas"](0, np.random.default_rng(0))

@@ -20,6 +20,7 @@ import numpy as np
 
 from neuralgym.dream.real import RealWorldEnv
 from neuralgym.world.keymap import noop_action
+from neuralgym.world.patterns import patterns_for
 
 Policy = Callable[[np.ndarray], Any]
 
@@ -60,6 +61,26 @@ def _noop(env: RealWorldEnv, rng: np.random.Generator, epsilon: float | None = N
     it teaches a world that doing nothing pays what it pays in reality."""
     spec = env.world_spec
     return lambda obs: noop_action(spec)
+
+
+def _blind(env: RealWorldEnv, rng: np.random.Generator, epsilon: float | None = None) -> Policy:
+    """One of the world's blind patterns (:func:`~neuralgym.world.patterns.patterns_for`:
+    stand still, full gas straight ahead, ...) per episode, drawn uniformly. An agent
+    trained in a dream finds such patterns first; with them in its data a world learns what
+    reality pays for them (``neuralgym exploit`` compares exactly these). ``epsilon``, where
+    given, is the share of uniformly random actions mixed in."""
+    patterns = patterns_for(env.world_spec)
+    name = sorted(patterns)[int(rng.integers(len(patterns)))]
+    pattern, space, step = patterns[name], env.action_space, [0]
+    space.seed(int(rng.integers(2**31 - 1)))
+
+    def act(obs: np.ndarray) -> Any:
+        t, step[0] = step[0], step[0] + 1
+        if epsilon and rng.random() < epsilon:
+            return space.sample()
+        return pattern(t, rng)
+
+    return act
 
 
 def _cartpole_balance(env: RealWorldEnv, rng: np.random.Generator, epsilon: float | None = None) -> Policy:
@@ -211,6 +232,7 @@ BUILTIN: dict[str, Callable[..., Policy]] = {
     "random": _random,
     "random-hold": _random_hold,
     "noop": _noop,
+    "blind": _blind,
     "cartpole-balance": _cartpole_balance,
     "pong-tracker": _pong_tracker,
     "carracing-pursuit": _carracing_pursuit,
