@@ -52,7 +52,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--policy",
         default=None,
-        help="behaviour policy: 'random', a built-in name, or an SB3 .zip (default: the spec's)",
+        help="behaviour policy: 'random', 'random-hold', 'noop', 'blind' (one of exploit's blind "
+        "patterns per episode), another built-in name, or an SB3 .zip (default: the spec's)",
     )
     p.add_argument("--out", default=None, help="dataset folder (default: data/<world>)")
     p.add_argument("--seed", type=int, default=0, help="episode i uses seed + i (default: 0)")
