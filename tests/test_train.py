@@ -19,6 +19,7 @@ from neuralgym.tools.cli import main as cli_main
 from neuralgym.training.config import TrainConfig
 from neuralgym.training.data import DatasetError
 from neuralgym.training.loop import train
+from neuralgym.training.windows import Batch
 from neuralgym.world.spec import WorldSpec
 from neuralgym.world.weights import load_world
 
@@ -293,6 +294,17 @@ def test_heads_only_needs_init_from(cartpole_spec: WorldSpec, tiny_dataset: Path
         run_train(cartpole_spec, tiny_dataset, tmp_path, steps=2, heads_only=True)
 
 
+def _free_run_context(model: torch.nn.Module, batch: Batch, k: int, burn: int) -> torch.Tensor:
+    """The context after ``burn`` free-running steps from the batch's first K real frames,
+    each prediction rounded to 8 bits: a hand-rolled burn-in to check rollout_loss against."""
+    from neuralgym.world.model import quantize
+
+    ctx = batch.frames[:, :k]
+    for r in range(burn):
+        ctx = torch.cat([ctx[:, 1:], quantize(model(ctx, batch.actions[:, r : r + k])["frame"])[:, None]], dim=1)
+    return ctx
+
+
 def test_heads_only_with_burn_in_scores_the_reward_on_the_dreams_own_frames(
     fresh_run: Run, cartpole_spec: WorldSpec, tiny_dataset: Path, tmp_path: Path
 ) -> None:
@@ -301,7 +313,6 @@ def test_heads_only_with_burn_in_scores_the_reward_on_the_dreams_own_frames(
     from neuralgym.training.data import load_dataset
     from neuralgym.training.losses import rollout_loss
     from neuralgym.training.windows import WindowDataset
-    from neuralgym.world.model import quantize
 
     run = run_train(
         cartpole_spec, tiny_dataset, tmp_path, steps=4, init_from=str(fresh_run.weights), heads_only=True, burn_in=3
@@ -316,9 +327,7 @@ def test_heads_only_with_burn_in_scores_the_reward_on_the_dreams_own_frames(
     cfg = TrainConfig(**TINY)
     with torch.no_grad():
         loss, stats = rollout_loss(model, batch, 1, k, cfg, 4, burn=burn, free_heads=True)
-        ctx = batch.frames[:, :k]
-        for r in range(burn):
-            ctx = torch.cat([ctx[:, 1:], quantize(model(ctx, batch.actions[:, r : r + k])["frame"])[:, None]], dim=1)
+        ctx = _free_run_context(model, batch, k, burn)
         out = model(ctx, batch.actions[:, burn : burn + k])
     expected = ((out["reward"] - batch.rewards[:, burn]).pow(2) * batch.mask[:, burn]).sum() / 4
     assert stats["frame"] == stats["term"] == stats["err"] == 0.0 and expected > 0
@@ -344,9 +353,7 @@ def test_after_a_burn_in_frames_are_scored_against_the_nearest_real_frame(
     cfg = TrainConfig(**TINY)
     with torch.no_grad():
         loss, stats = rollout_loss(model, batch, 1, k, cfg, 4, burn=burn, bank=bank)
-        ctx = batch.frames[:, :k]
-        for r in range(burn):
-            ctx = torch.cat([ctx[:, 1:], quantize(model(ctx, batch.actions[:, r : r + k])["frame"])[:, None]], dim=1)
+        ctx = _free_run_context(model, batch, k, burn)
         pred = quantize(model(ctx, batch.actions[:, burn : burn + k])["frame"])
     fit = (pred - nearest_real(bank, pred)).pow(2).mean(dim=(1, 2, 3))
     expected = (torch.log(fit + cfg.log_eps) * batch.mask[:, burn]).sum() / 4
