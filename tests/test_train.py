@@ -294,6 +294,37 @@ def test_heads_only_needs_init_from(cartpole_spec: WorldSpec, tiny_dataset: Path
         run_train(cartpole_spec, tiny_dataset, tmp_path, steps=2, heads_only=True)
 
 
+def test_data_that_pays_one_value_makes_a_world_without_a_reward_classifier(
+    fresh_run: Run, cartpole_spec: WorldSpec, tiny_dataset: Path, tmp_path: Path
+) -> None:
+    """CartPole pays 1 every step: the reward classes collapse to that one value, the world
+    stores no classifier, and heads_only with a burn-in (which trains only that) is refused."""
+    run = run_train(cartpole_spec, tiny_dataset, tmp_path, steps=2, reward_classes=8)
+    world = load_world(run.weights, cartpole_spec)
+    assert world.model.config.reward_classes == 1 and world.model.reward_values.tolist() == [1.0]
+    assert not any(k.startswith("model.reward_head") for k in model_tensors(run.weights))
+    # files written before stored a classifier over that one class: they still load
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(run.weights), "pt") as f:
+        tensors, meta = {k: f.get_tensor(k) for k in f.keys()}, f.metadata()
+    tensors["model.reward_head.2.weight"] = torch.zeros(1, 64)
+    save_file(tensors, str(tmp_path / "older.safetensors"), metadata=meta)
+    assert load_world(tmp_path / "older.safetensors", cartpole_spec).model.reward_values.tolist() == [1.0]
+    with pytest.raises(ValueError, match="no reward to learn"):
+        run_train(
+            cartpole_spec,
+            tiny_dataset,
+            tmp_path / "heads",
+            steps=2,
+            init_from=str(fresh_run.weights),
+            heads_only=True,
+            burn_in=3,
+            reward_classes=8,
+        )
+
+
 def _free_run_context(model: torch.nn.Module, batch: Batch, k: int, burn: int) -> torch.Tensor:
     """The context after ``burn`` free-running steps from the batch's first K real frames,
     each prediction rounded to 8 bits: a hand-rolled burn-in to check rollout_loss against."""

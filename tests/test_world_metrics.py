@@ -204,6 +204,15 @@ def test_reward_classifier_pays_a_class_value() -> None:
     assert out["reward"].tolist() == [1.0, 1.0] and out["reward_logits"].shape == (2, 3)
 
 
+def test_a_world_that_pays_one_value_has_no_reward_classifier() -> None:
+    m = WorldModel(WorldModelConfig(context=4, reward_classes=1)).eval()
+    assert not hasattr(m, "reward_head") and not any(k.startswith("reward_head") for k in m.state_dict())
+    with torch.no_grad():
+        m.reward_values.fill_(1.0)
+        out = m(torch.rand(3, 4, 1, 64, 64), torch.zeros(3, 4, 2))
+    assert out["reward"].tolist() == [1.0, 1.0, 1.0] and "reward_logits" not in out
+
+
 def test_reward_class_values_and_weights() -> None:
     assert reward_class_values(np.ones(100), 8).tolist() == [1.0]
     pong = np.r_[np.zeros(1000), np.ones(10), -np.ones(30)]

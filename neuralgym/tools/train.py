@@ -76,7 +76,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--reward-classes",
         type=non_negative_int,
         default=None,
-        help="reward as a classifier over up to this many values from the data; 0: regressed (default: 0)",
+        help=(
+            "reward as a classifier over up to this many values from the data (data that pays one "
+            "value every step makes a world that pays exactly it); 0: regressed (default: 0)"
+        ),
     )
     p.add_argument(
         "--reward-balance",

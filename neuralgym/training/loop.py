@@ -223,6 +223,11 @@ def _build_model(
     reward_values = reward_class_values(all_rewards, cfg.reward_classes) if cfg.reward_classes else None
     if reward_values is not None:
         mcfg.reward_classes = len(reward_values)
+    if cfg.heads_only and cfg.burn_in and mcfg.reward_classes == 1:
+        raise ValueError(
+            "heads_only with burn_in trains the reward head on long dreams, but the data pays a single "
+            f"value ({float(reward_values[0])!r}) every step: there is no reward to learn (drop burn_in)"
+        )
     model = WorldModel(mcfg)
     fresh = [name for name, _ in model.state_dict().items()]
     if cfg.init_from:

@@ -51,7 +51,8 @@ class WorldModelConfig:
     # errors there cannot accumulate over a long dream (0: off, as in older worlds)
     background: int = 0
     # reward as a classifier over this many reward values (the model's ``reward_values``
-    # buffer, taken from the data); 0: a regressed reward, as in older worlds
+    # buffer, taken from the data); 0: a regressed reward, as in older worlds; 1: a world
+    # that pays one value every step (CartPole's 1), with no classifier to learn
     reward_classes: int = 0
     # > 0: the next frame is decoded from a code of this many numbers (world/decoder.py)
     # instead of filtering the newest frame, so a long dream cannot pile up debris (0: off)
@@ -136,7 +137,7 @@ class WorldModel(nn.Module):
             nn.init.zeros_(self.mask_out.weight)
             nn.init.constant_(self.mask_out.bias, 6.0)  # sigmoid(6) ~ 1: the filter's output, as without a background
             self.background = nn.Parameter(torch.full((c.channels, c.height, c.width), 0.5))
-        if c.reward_classes:
+        if c.reward_classes > 1:
             # its own MLP, which also sees the fine grid max-pooled to 4x4: a reward is often
             # decided by a small object at an edge (a ball passing a paddle), which the
             # averaged context grid blurs away; and the frame it predicts next beside the newest
@@ -148,6 +149,7 @@ class WorldModel(nn.Module):
             )
             nn.init.zeros_(self.reward_head[2].weight)
             nn.init.zeros_(self.reward_head[2].bias)
+        if c.reward_classes:
             self.register_buffer("reward_values", torch.zeros(c.reward_classes))
             # training weighs rare classes up; their log weights, subtracted again at inference
             self.register_buffer("reward_logit_offset", torch.zeros(c.reward_classes))
@@ -232,7 +234,9 @@ class WorldModel(nn.Module):
         pooled = torch.cat([F.adaptive_avg_pool2d(coarse, 4).flatten(1), cond], dim=1)
         reward, term_logit, log_err = self.heads(pooled).float().unbind(dim=1)  # fp32 under autocast too
         out = {"frame": frame, "reward": reward, "term_logit": term_logit, "log_err": log_err}
-        if self.config.reward_classes:
+        if self.config.reward_classes == 1:  # one value, every step
+            out["reward"] = self.reward_values.expand(frame.shape[0])
+        elif self.config.reward_classes:
             local = F.adaptive_max_pool2d(fine, 4).flatten(1)  # (B, 16 Wf)
             nxt, last = frame.detach().float(), last.float()  # (B, C, H, W): the reward loss does not move frames
             seen = [

@@ -122,6 +122,8 @@ def load_world(path: str | Path, spec: WorldSpec, device: torch.device | str = "
     except (ValueError, TypeError, RuntimeError, ZeroDivisionError) as e:
         raise WeightsError(f"{path}: model config {config.to_dict()} does not build a model: {e}") from e
     state = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
+    if config.reward_classes == 1:  # older files stored a classifier over one class, which never decided anything
+        state = {k: v for k, v in state.items() if not k.startswith("reward_head.")}
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as e:
