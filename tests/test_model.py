@@ -114,8 +114,10 @@ def test_gradients_reach_every_parameter(config: WorldModelConfig) -> None:
         WorldModelConfig(context=1),
         WorldModelConfig(bottleneck=-1),
         WorldModelConfig(bottleneck=8, decoder_width=0),
+        WorldModelConfig(futures=0),
+        WorldModelConfig(bottleneck=8, futures=2),
     ],
-    ids=["height", "width", "context", "bottleneck", "decoder-width"],
+    ids=["height", "width", "context", "bottleneck", "decoder-width", "futures", "futures-bottleneck"],
 )
 def test_config_validation(bad: WorldModelConfig) -> None:
     with pytest.raises(ValueError):
@@ -152,3 +154,36 @@ def test_bottleneck_ring_buffer_matches_ordered_history() -> None:
     with torch.no_grad():
         torch.testing.assert_close(model(ring, actions, start)["frame"], model(frames, actions)["frame"])
     assert k == 4
+
+
+FUTURES = WorldModelConfig(context=4, background=1, futures=3)
+
+
+def test_with_the_next_frame_every_future_is_drawn_and_the_closest_is_the_frame() -> None:
+    model = perturbed(FUTURES)
+    frames, actions = inputs(FUTURES, batch=4)
+    with torch.no_grad():
+        every = model(frames, actions, target=frames[:, -1])
+        assert every["futures"].shape == (4, 3, 1, 64, 64) and every["future_logits"].shape == (4, 3)
+        err = (every["futures"] - frames[:, -1:]).pow(2).flatten(2).mean(dim=2)  # (B, M)
+        assert torch.equal(every["future"], err.argmin(dim=1))
+        assert torch.equal(every["frame"], every["futures"][torch.arange(4), every["future"]])
+        assert (every["futures"][:, 0] - every["futures"][:, 1]).abs().max() > 1e-3  # the futures differ
+        # without a target, the drawn future alone: the most likely one, or argmax(logits + noise)
+        likely = model(frames, actions)
+        assert torch.allclose(
+            likely["frame"], every["futures"][torch.arange(4), likely["future_logits"].argmax(dim=1)], atol=1e-6
+        )
+        noise = torch.tensor([[0.0, 0.0, 1e6]]).repeat(4, 1)  # future 2 for everyone
+        assert torch.allclose(model(frames, actions, noise=noise)["frame"], every["futures"][:, 2], atol=1e-6)
+
+
+def test_a_large_batch_in_cpu_blocks_keeps_each_samples_draw() -> None:
+    model = perturbed(FUTURES)
+    frames, actions = inputs(FUTURES, batch=5)
+    noise = torch.randn(5, 3) * 10
+    with torch.no_grad():
+        whole = model(frames, actions, noise=noise)["frame"]
+        model.cpu_block = 2
+        blocks = model(frames, actions, noise=noise)["frame"]
+    assert torch.allclose(whole, blocks, atol=1e-5)  # float rounding of other batch shapes

@@ -420,6 +420,39 @@ def test_bottleneck_world_trains_loads_and_stays_a_bottleneck(
     assert load_world(again.weights, cartpole_spec).model.config.bottleneck == 8
 
 
+def test_a_world_with_futures_trains_loads_and_keeps_them(
+    cartpole_spec: WorldSpec, tiny_dataset: Path, tmp_path: Path
+) -> None:
+    """A world with several futures learns which comes (its future head moves), loads back as
+    one, and runs started from it keep them; a one-future world given more starts each new
+    future as a perturbed copy of its own."""
+    from neuralgym.world.model import WorldModelConfig
+
+    # a source whose output taps moved far (lr 0.01, no warm-up) beside the next run's first steps
+    one = run_train(
+        cartpole_spec, tiny_dataset, tmp_path / "one", steps=3, lr=0.01, warmup=1, model=WorldModelConfig(background=1)
+    )
+    run = run_train(
+        cartpole_spec,
+        tiny_dataset,
+        tmp_path / "a",
+        steps=3,
+        init_from=str(one.weights),
+        model=WorldModelConfig(background=1, futures=2),
+    )
+    assert load_world(run.weights, cartpole_spec).model.config.futures == 2
+    tensors = model_tensors(run.weights)
+    assert tensors["model.future_head.2.weight"].abs().sum() > 0  # the head was taught which future came
+    out_w, alt_w = tensors["model.out.weight"], tensors["model.alt_out.weight"]
+    assert out_w.abs().max() > 1e-3 and torch.allclose(alt_w, out_w, atol=0.2 * float(out_w.abs().max()))
+    assert not torch.equal(alt_w, out_w)
+    for kw in ({}, {"heads_only": True}):
+        again = run_train(
+            cartpole_spec, tiny_dataset, tmp_path / f"b{len(kw)}", steps=1, init_from=str(run.weights), **kw
+        )
+        assert load_world(again.weights, cartpole_spec).model.config.futures == 2
+
+
 def test_decoder_pretraining_runs_once_not_again_on_resume(
     cartpole_spec: WorldSpec, tiny_dataset: Path, tmp_path: Path
 ) -> None:

@@ -290,6 +290,32 @@ def test_dream_samples_rewards_from_the_classifier(cartpole_spec, tmp_path) -> N
     assert (core.step(np.zeros(64, np.int64)).reward == 0.0).all()
 
 
+def test_dream_draws_the_future_at_its_temperature(cartpole_spec) -> None:
+    """A world with several futures: at temperature > 0 the dream draws each lane's future
+    (the same seed, the same dream), at 0 it shows the most likely one."""
+    from neuralgym.dream.core import DreamCore
+    from neuralgym.dream.predictor import Predictor
+
+    core = DreamCore(cartpole_spec, num_envs=8, device="cpu", drift_policy="none")
+    config = {**core.model.config.to_dict(), "bottleneck": 0, "background": 1, "futures": 2}
+    torch.manual_seed(0)
+    m2 = WorldModel(WorldModelConfig(**config)).eval()
+    with torch.no_grad():
+        for p in m2.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+        m2.heads[2].bias[1] = -50.0  # no lane ends
+    core.model, core.predict = m2, Predictor(m2, core.device)
+
+    def first_frames(temperature: float) -> torch.Tensor:
+        core.temperature = temperature
+        core.reset(seed=3)
+        return torch.stack([core.step(np.zeros(8, np.int64)).frames for _ in range(3)])
+
+    drawn, again, likely = first_frames(1.0), first_frames(1.0), first_frames(0.0)
+    assert torch.equal(drawn, again) and torch.equal(likely, first_frames(0.0))
+    assert not torch.equal(drawn, likely)
+
+
 def test_exploit_holds_each_box_dimension_high() -> None:
     from neuralgym.world.catalog import get_spec
     from neuralgym.world.patterns import patterns_for

@@ -35,7 +35,7 @@ from neuralgym.dream.info import lanes_info, start_info
 from neuralgym.dream.memory import check_lanes_fit
 from neuralgym.dream.predictor import Predictor
 from neuralgym.dream.prompt import Prompt, validate_prompt
-from neuralgym.dream.sampling import sample_reward, sample_termination
+from neuralgym.dream.sampling import sample_future_noise, sample_reward, sample_termination
 from neuralgym.world.drift import DriftResetPolicy
 from neuralgym.world.model import predicted_rmse
 from neuralgym.world.spaces import (
@@ -338,11 +338,12 @@ class DreamCore:
         (N, C, H, W) uint8 and per-lane reward, terminated, truncated, drift, drift_step,
         drift_reset and nonfinite arrays (fresh, for the caller to edit)."""
         acts = torch.cat([self.actions, codes[:, None]], dim=1)  # (N, K, A)
+        noise = sample_future_noise(self.model, codes.shape[0], self.temperature, self.generator)
         with autocast(self.precision, self.device):
             if self.predict.compiled:  # one graph: the frames in time order
-                out = self.predict(self.history.ordered(), acts)
+                out = self.predict(self.history.ordered(), acts, None, noise)
             else:  # the ring as it lies
-                out = self.predict(self.history.buf, acts, start=self.history.start)
+                out = self.predict(self.history.buf, acts, self.history.start, noise)
         frame = torch.round(out["frame"].clamp(0.0, 1.0) * 255.0)  # (N, C, H, W) on the 8-bit grid (clamp keeps NaN)
         finite = (
             torch.isfinite(frame).flatten(1).all(dim=1)

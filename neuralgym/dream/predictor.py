@@ -32,14 +32,18 @@ class Predictor:
         return self._call is not self.model
 
     def __call__(
-        self, frames: torch.Tensor, actions: torch.Tensor, start: int | None = None
+        self,
+        frames: torch.Tensor,
+        actions: torch.Tensor,
+        start: int | None = None,
+        noise: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
-        """``frames`` and ``start`` as :meth:`WorldModel.forward` takes them (a compiled model:
-        frames in time order, ``start`` None)."""
+        """``frames``, ``start`` and ``noise`` as :meth:`WorldModel.forward` takes them (a
+        compiled model: frames in time order, ``start`` None)."""
         if not self._pending:
-            return self._call(frames, actions, start)
+            return self._call(frames, actions, start, noise)
         try:
-            out = self._call(frames, actions, start)
+            out = self._call(frames, actions, start, noise)
         except Exception as err:
             first_line = str(err).splitlines()[0] if str(err) else ""
             warnings.warn(
@@ -48,6 +52,6 @@ class Predictor:
                 stacklevel=4,
             )
             self._call = self.model
-            out = self.model(frames, actions, start)
+            out = self.model(frames, actions, start, noise)
         self._pending = False
         return out

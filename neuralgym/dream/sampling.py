@@ -1,9 +1,10 @@
-"""How a dream turns the model's heads into one step's termination and reward.
+"""How a dream draws one step: which future (a world with several), termination and reward.
 
-At ``temperature`` > 0 both are drawn: termination with probability
+At ``temperature`` > 0 all are drawn: the future from the future head's probabilities at
+that temperature (Gumbel noise scaled by it), termination with probability
 sigmoid(logit / temperature), a reward classifier's value from its calibrated class
 probabilities (the training weights removed), so rare events happen at their rate and over
-an episode the dream pays what the model expects. At 0 both are the most likely outcome.
+an episode the dream pays what the model expects. At 0 each is the most likely outcome.
 """
 
 from __future__ import annotations
@@ -11,6 +12,20 @@ from __future__ import annotations
 import torch
 
 from neuralgym.world.model import WorldModel
+
+
+def sample_future_noise(
+    model: WorldModel, n: int, temperature: float, generator: torch.Generator
+) -> torch.Tensor | None:
+    """Gumbel noise (n, futures) scaled by ``temperature``: the model's argmax of logits plus it
+    draws each lane's future from softmax(logits / temperature). None for a world with one
+    future or at temperature 0 (the most likely future)."""
+    size = model.config.futures
+    if size == 1 or temperature <= 0:
+        return None
+    device = next(model.parameters()).device
+    u = torch.rand((n, size), generator=generator, device=device).clamp(1e-9, 1.0 - 1e-9)
+    return -torch.log(-torch.log(u)) * temperature
 
 
 def sample_termination(logit: torch.Tensor, temperature: float, generator: torch.Generator) -> torch.Tensor:

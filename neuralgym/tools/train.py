@@ -127,6 +127,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="with --decoder-pretrain: the pretrained decoder stays fixed this many steps while "
         "the trunk learns to make its codes (default: 500)",
     )
+    p.add_argument(
+        "--futures",
+        type=positive_int,
+        default=None,
+        help="the output stage draws this many next frames and a head predicts which comes, so a "
+        "dream picks one future where the frames leave several open, such as a ball that may pass "
+        "the paddle or bounce off it (default: 1; a world trained with more keeps them; not with --bottleneck)",
+    )
     p.add_argument("--run-dir", default=None, help="checkpoints and TensorBoard logs (default: runs/<world>)")
     p.add_argument(
         "--out",
@@ -180,6 +188,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg.model.bottleneck = args.bottleneck
     if args.decoder_width is not None:
         cfg.model.decoder_width = args.decoder_width
+    if args.futures is not None:
+        cfg.model.futures = args.futures
     with stdout_to_stderr(args.json):
         result = train(spec, data, out, run_dir, cfg, resume=args.resume, progress=not args.no_progress)
     if not is_main_process():

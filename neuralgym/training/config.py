@@ -58,6 +58,9 @@ class TrainConfig:
     # paddle's edge) weigh 1 + change_weight in the frame loss: a one-pixel object is then
     # no longer too cheap to drop (0: every pixel the same)
     change_weight: float = 0.0
+    # a world with several futures (model.futures > 1): the share of the frame loss spread over
+    # every future; the rest scores only the future closest to reality (winner takes all)
+    futures_relax: float = 0.05
     # a bottleneck world whose decoder starts fresh first learns to draw real frames, as the
     # decoder of a frame autoencoder, for this many steps (training/decoder_pretrain.py; 0: not)
     decoder_pretrain: int = 0
@@ -125,6 +128,7 @@ CONTINUED_FIELDS = (
     "reward_balance",
     "reward_oversample",
     "change_weight",
+    "futures_relax",
 )
 
 
@@ -133,7 +137,7 @@ def continued_settings(source_train: dict[str, Any]) -> dict[str, Any]:
     ``train`` entry), as keyword arguments of :class:`TrainConfig`. A heads-only source only
     trained its heads, so its frame settings (burn-in, context noise, change weight) say nothing
     about how its frames were made and are left at the defaults."""
-    frame_fields = {"rollout_max", "burn_in", "manifold_bank", "context_noise", "change_weight"}
+    frame_fields = {"rollout_max", "burn_in", "manifold_bank", "context_noise", "change_weight", "futures_relax"}
     heads_only = bool(source_train.get("heads_only"))
     return {
         k: source_train[k] for k in CONTINUED_FIELDS if k in source_train and not (heads_only and k in frame_fields)
@@ -153,7 +157,8 @@ STEP_OVERHEAD = 1.0
 def model_config(cfg: TrainConfig, spec: WorldSpec, source_config: dict) -> WorldModelConfig:
     """The shape of the model a run trains: ``cfg.model`` sized to the world's frames, context
     and actions, reconciled with ``source_config`` (the config of the ``init_from`` world, or
-    {}): a heads-only run keeps its background setting, and a bottleneck world stays one."""
+    {}): a heads-only run keeps its background setting and futures, and a bottleneck world or
+    one with several futures stays one."""
     mcfg = WorldModelConfig(
         **{
             **asdict(cfg.model),
@@ -170,4 +175,8 @@ def model_config(cfg: TrainConfig, spec: WorldSpec, source_config: dict) -> Worl
     if source_config.get("bottleneck") and not mcfg.bottleneck:
         mcfg.bottleneck = int(source_config["bottleneck"])
         mcfg.decoder_width = int(source_config.get("decoder_width", mcfg.decoder_width))
+    if int(source_config.get("futures", 1)) > 1 and mcfg.futures == 1:
+        mcfg.futures = int(source_config["futures"])
+    if cfg.heads_only and cfg.init_from:  # the frame model stays exactly as it is
+        mcfg.futures = int(source_config.get("futures", 1))
     return mcfg

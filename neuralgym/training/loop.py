@@ -235,6 +235,15 @@ def _build_model(
         if ddp.main:
             print(f"initialised from {cfg.init_from}; fresh: {', '.join(fresh) or 'nothing'}", file=sys.stderr)
     with torch.no_grad():
+        if "alt_out.weight" in fresh and "out.weight" not in fresh:
+            # a world given more futures: each new one starts as the source's future, a little
+            # perturbed, so the winner-takes-all loss can pull them apart
+            n = mcfg.futures - 1
+            out_w = model.get_parameter("out.weight")
+            model.get_parameter("alt_out.weight").copy_(
+                out_w.repeat(n, 1, 1, 1) + 0.05 * out_w.std() * torch.randn(n * out_w.shape[0], *out_w.shape[1:])
+            )
+            model.get_parameter("alt_out.bias").copy_(model.get_parameter("out.bias").repeat(n))
         base = "decoder.base" if mcfg.bottleneck else "background" if mcfg.background else None
         if base in fresh:  # the median frame: what the data shows where nothing moves
             rng_bg = np.random.default_rng(cfg.seed + 2)

@@ -96,19 +96,30 @@ def rollout_loss(
             torch.round((ctx + noise_std[:, None, None, None, None] * torch.randn_like(ctx)).clamp(0.0, 1.0) * 255.0)
             / 255.0
         )
+    # where a world with several futures runs free to train its heads, it follows the recording's
+    # futures (the one closest to each recorded frame), so the outcome the dream shows is the
+    # one whose reward the recording paid; to train frames it draws them as a dream does
+    follow = burn > 0 and free_heads
     if burn:
         with torch.no_grad():
             for r in range(burn):
-                pred = torch.round(model(ctx, batch.actions[:, r : r + k])["frame"] * 255.0) / 255.0
+                if follow:
+                    out = model(ctx, batch.actions[:, r : r + k], target=batch.frames[:, k + r])
+                else:
+                    out = model(ctx, batch.actions[:, r : r + k], noise=future_noise(model, ctx))
+                pred = torch.round(out["frame"] * 255.0) / 255.0
                 ctx = torch.cat([ctx[:, 1:], pred[:, None]], dim=1)
     denom = float(rank_batch * rollout)
     pos_weight = torch.tensor(cfg.term_pos_weight, device=ctx.device)
-    frame_l = term_l = rew_l = err_l = torch.zeros((), device=ctx.device)
+    frame_l = term_l = rew_l = err_l = fut_l = torch.zeros((), device=ctx.device)
     # after a burn-in the dream no longer tracks the recording: with the frame model held fixed
     # (free_heads) only the reward is scored; else (with a bank) only the frames, against reality
     after_burn = "heads" if burn > 0 and free_heads else "frames" if burn > 0 and bank is not None else None
     for r in range(burn, burn + rollout):
-        out = model(ctx, batch.actions[:, r : r + k])
+        if after_burn is None or follow:  # a world with several futures draws them all, keeps the closest to reality
+            out = model(ctx, batch.actions[:, r : r + k], target=batch.frames[:, k + r])
+        else:
+            out = model(ctx, batch.actions[:, r : r + k], noise=future_noise(model, ctx))
         pred = quantize(out["frame"])
         m = batch.mask[:, r]
         if after_burn == "heads":
@@ -119,17 +130,27 @@ def rollout_loss(
         else:
             target = batch.frames[:, k + r]
             se = (pred - target).pow(2).mean(dim=(1, 2, 3))  # (B,)
-            if cfg.change_weight > 0:
-                moved = (
-                    (target - batch.frames[:, k + r - 1]).abs() > 1.5 / 255.0
-                ).float()  # (B, C, H, W): changes in reality
-                w = 1.0 + cfg.change_weight * moved
-                fit = ((pred - target).pow(2) * w).sum(dim=(1, 2, 3)) / w.sum(dim=(1, 2, 3))
-            else:
-                fit = se
+            moved = (target - batch.frames[:, k + r - 1]).abs() > 1.5 / 255.0  # (B, C, H, W): changes in reality
             # log-MSE: each sample's loss is its PSNR up to constants, so a sample that is
             # nearly right counts as much as one that is far off (the metric is mean PSNR)
-            frame_l = frame_l + (torch.log(fit + cfg.log_eps) * m).sum()
+            log_fit = torch.log(_fit(pred, target, moved, cfg.change_weight) + cfg.log_eps)  # (B,)
+            if "futures" in out:
+                # winner takes all: the future closest to reality is scored, the others a little
+                # (so none is left behind where it never wins), and the head learns to name it
+                every = quantize(out["futures"])  # (B, M, C, H, W)
+                n_fut = every.shape[1]
+                log_all = torch.log(
+                    _fit(
+                        every.flatten(0, 1),
+                        target.repeat_interleave(n_fut, 0),
+                        moved.repeat_interleave(n_fut, 0),
+                        cfg.change_weight,
+                    ).view(-1, n_fut)
+                    + cfg.log_eps
+                )  # (B, M)
+                log_fit = (1.0 - cfg.futures_relax) * log_fit + cfg.futures_relax * log_all.mean(dim=1)
+                fut_l = fut_l + (F.cross_entropy(out["future_logits"], out["future"], reduction="none") * m).sum()
+            frame_l = frame_l + (log_fit * m).sum()
             bce = F.binary_cross_entropy_with_logits(
                 out["term_logit"], batch.terminated[:, r], pos_weight=pos_weight, reduction="none"
             )
@@ -137,14 +158,34 @@ def rollout_loss(
             rew_l = rew_l + (_reward_loss(model, out, batch.rewards[:, r], reward_weights) * m).sum()
             err_l = err_l + ((out["log_err"] - torch.log(se.detach() + 1e-7)).pow(2) * m).sum()
         ctx = torch.cat([ctx[:, 1:], pred[:, None]], dim=1)
-    loss = (frame_l + cfg.term_weight * term_l + cfg.head_weight * (rew_l + err_l)) / denom
+    loss = (frame_l + cfg.term_weight * term_l + cfg.head_weight * (rew_l + err_l + fut_l)) / denom
     stats = {
         "frame": frame_l.item() / denom,
         "term": term_l.item() / denom,
         "reward": rew_l.item() / denom,
         "err": err_l.item() / denom,
+        "future": fut_l.item() / denom,
     }
     return loss, stats
+
+
+def _fit(pred: torch.Tensor, target: torch.Tensor, moved: torch.Tensor, change_weight: float) -> torch.Tensor:
+    """Per sample (B,): the mean squared error of ``pred`` against ``target`` (B, C, H, W), the
+    pixels that ``moved`` in reality weighing 1 + ``change_weight``."""
+    if change_weight <= 0:
+        return (pred - target).pow(2).mean(dim=(1, 2, 3))
+    w = 1.0 + change_weight * moved.float()
+    return ((pred - target).pow(2) * w).sum(dim=(1, 2, 3)) / w.sum(dim=(1, 2, 3))
+
+
+def future_noise(model: torch.nn.Module, ctx: torch.Tensor) -> torch.Tensor | None:
+    """Gumbel noise (B, M) that draws a free-running step's future from a world's future head
+    (its true next frame is not the recording's), or None for a world with one future."""
+    n = (model.module if hasattr(model, "module") else model).config.futures
+    if n == 1:
+        return None
+    u = torch.rand(ctx.shape[0], n, device=ctx.device).clamp(1e-9, 1.0 - 1e-9)
+    return -torch.log(-torch.log(u))
 
 
 def _reward_loss(

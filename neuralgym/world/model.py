@@ -16,6 +16,13 @@ move pixel-exactly and move what does by the right sub-pixel amount.
 * Actions enter as a per-channel scale and shift (FiLM) at both resolutions.
 * Heads on the context pooled to a 4x4 grid: reward, termination logit, and the log of
   the model's own expected squared error (a drift signal: the "error head").
+* Optionally several futures (``futures`` > 1): where the frames cannot tell which future
+  comes (does the ball pass the paddle or bounce off it, where does the next serve go), a
+  squared-error model paints their average, a faded ball. With M futures the output stage
+  draws M next frames and a head predicts which one comes; training scores the one closest
+  to reality (winner takes all, the others a little) and teaches the head to name it, so each
+  future stays sharp. A dream draws the future from the head's probabilities (Gumbel noise
+  scaled by its temperature; at 0 the most likely one).
 
 Shapes: B batch, K context, C channels, H x W frame, A action width.
 """
@@ -58,6 +65,9 @@ class WorldModelConfig:
     # instead of filtering the newest frame, so a long dream cannot pile up debris (0: off)
     bottleneck: int = 0
     decoder_width: int = 48  # channels of the bottleneck decoder's maps
+    # > 1: the output stage draws this many next frames and a head predicts which comes, so a
+    # dream picks one future where the frames leave several open (filter worlds; 1: one future)
+    futures: int = 1
 
     def validate(self) -> None:
         if self.background not in (0, 1):
@@ -66,6 +76,11 @@ class WorldModelConfig:
             raise ValueError(f"frame size {self.height}x{self.width} must be divisible by {2 * self.patch}")
         if self.context < 2:
             raise ValueError(f"context must be >= 2 (motion lives in the history), got {self.context}")
+        if self.futures < 1 or (self.futures > 1 and self.bottleneck):
+            raise ValueError(
+                f"futures must be >= 1, and 1 in a bottleneck world (its frame is decoded from one code), "
+                f"got futures={self.futures!r} with bottleneck={self.bottleneck!r}"
+            )
         if self.bottleneck < 0 or (self.bottleneck and self.decoder_width < 1):
             raise ValueError(
                 f"bottleneck must be >= 0 and decoder_width >= 1, got {self.bottleneck!r}, {self.decoder_width!r}"
@@ -128,10 +143,18 @@ class WorldModel(nn.Module):
             self.out = nn.Conv2d(c.fine_width, c.channels * 10 * c.patch * c.patch, 1)
             nn.init.zeros_(self.out.weight)
             nn.init.zeros_(self.out.bias)
+            if c.futures > 1:  # the other futures' taps (future 0's are ``out``); training starts them near it
+                self.alt_out = nn.Conv2d(c.fine_width, (c.futures - 1) * c.channels * 10 * c.patch * c.patch, 1)
+                nn.init.normal_(self.alt_out.weight, std=1e-3)
+                nn.init.zeros_(self.alt_out.bias)
         # the heads see where things are (a 4x4 pooled grid), not just what is there: a
         # termination is a pole past an angle or a cart past an edge
         head_in = 16 * c.coarse_width + cond
         self.heads = nn.Sequential(nn.Linear(head_in, 64), nn.GELU(), nn.Linear(64, 3))  # reward, term logit, log err
+        if c.futures > 1:  # which future comes: logits over the futures, uniform at first
+            self.future_head = nn.Sequential(nn.Linear(head_in, 64), nn.GELU(), nn.Linear(64, c.futures))
+            nn.init.zeros_(self.future_head[2].weight)
+            nn.init.zeros_(self.future_head[2].bias)
         if c.background and not c.bottleneck:
             self.mask_out = nn.Conv2d(c.fine_width, c.channels * c.patch * c.patch, 1)
             nn.init.zeros_(self.mask_out.weight)
@@ -206,34 +229,70 @@ class WorldModel(nn.Module):
     #: output stage of a large batch no longer fits in cache and throughput halves
     cpu_block: int = 64
 
-    def forward(self, frames: torch.Tensor, actions: torch.Tensor, start: int | None = None) -> dict[str, torch.Tensor]:
+    def forward(
+        self,
+        frames: torch.Tensor,
+        actions: torch.Tensor,
+        start: int | None = None,
+        noise: torch.Tensor | None = None,
+        target: torch.Tensor | None = None,
+    ) -> dict[str, torch.Tensor]:
         """frames and ``start`` as :meth:`features` takes them. Returns ``frame`` (B, C, H, W)
-        in [0, 1] (not yet rounded to 8 bits), ``reward`` (B,), ``term_logit`` (B,), ``log_err`` (B,)."""
+        in [0, 1] (not yet rounded to 8 bits), ``reward`` (B,), ``term_logit`` (B,), ``log_err`` (B,).
+
+        A world with several futures also returns ``future_logits`` (B, M) and draws the future
+        argmax(logits + ``noise``) ((B, M) Gumbel noise, a dream's draw; None: the most likely);
+        given the true next frame ``target`` (B, C, H, W) (training) it instead returns every
+        future, ``futures`` (B, M, C, H, W), and as ``frame`` the closest to the target, whose
+        index is ``future`` (B,). A world with one future ignores both."""
         n = frames.shape[0]
         if n > self.cpu_block and frames.device.type == "cpu" and not torch.is_grad_enabled():
             parts = [
-                self._forward(frames[i : i + self.cpu_block], actions[i : i + self.cpu_block], start)
+                self._forward(
+                    frames[i : i + self.cpu_block],
+                    actions[i : i + self.cpu_block],
+                    start,
+                    None if noise is None else noise[i : i + self.cpu_block],
+                    None if target is None else target[i : i + self.cpu_block],
+                )
                 for i in range(0, n, self.cpu_block)
             ]
             return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
-        return self._forward(frames, actions, start)
+        return self._forward(frames, actions, start, noise, target)
 
     def _forward(
-        self, frames: torch.Tensor, actions: torch.Tensor, start: int | None = None
+        self,
+        frames: torch.Tensor,
+        actions: torch.Tensor,
+        start: int | None = None,
+        noise: torch.Tensor | None = None,
+        target: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         fine, coarse, cond = self.features(frames, actions, start)
         last = self.newest(frames, start)  # (B, C, H, W)
+        pooled = torch.cat([F.adaptive_avg_pool2d(coarse, 4).flatten(1), cond], dim=1)  # (B, 16 Wc + 64)
+        out: dict[str, torch.Tensor] = {}
         if self.config.bottleneck:
             code = self.to_code(torch.cat([coarse.flatten(1), cond], dim=1))  # (B, Z)
             frame = self.decoder(code)  # its convolutions under autocast too, its output stage fp32
         else:
             fine = fine + F.interpolate(self.up(coarse), scale_factor=2, mode="nearest")
             fine = self.fine_out(fine, cond)
-            frame = self._filter(F.gelu(fine), last)
+            pick = None
+            if self.config.futures > 1:
+                logits = self.future_head(pooled).float()  # (B, M)
+                out["future_logits"] = logits
+                if target is None:
+                    pick = (logits if noise is None else logits + noise.float()).argmax(dim=1)  # (B,)
+            frame = self._filter(F.gelu(fine), last, pick)
+            if frame.dim() == 5:  # every future (B, M, C, H, W): the one closest to the target is the frame
+                futures = frame.clamp(0.0, 1.0)
+                closest = (futures - target[:, None].float()).pow(2).flatten(2).mean(dim=2).argmin(dim=1)  # (B,)
+                out.update(futures=futures, future=closest)
+                frame = futures[torch.arange(futures.shape[0], device=futures.device), closest]
         frame = frame.clamp(0.0, 1.0)
-        pooled = torch.cat([F.adaptive_avg_pool2d(coarse, 4).flatten(1), cond], dim=1)
         reward, term_logit, log_err = self.heads(pooled).float().unbind(dim=1)  # fp32 under autocast too
-        out = {"frame": frame, "reward": reward, "term_logit": term_logit, "log_err": log_err}
+        out.update(frame=frame, reward=reward, term_logit=term_logit, log_err=log_err)
         if self.config.reward_classes == 1:  # one value, every step
             out["reward"] = self.reward_values.expand(frame.shape[0])
         elif self.config.reward_classes:
@@ -252,9 +311,11 @@ class WorldModel(nn.Module):
             ]  # the most likely value
         return out
 
-    def _filter(self, act: torch.Tensor, last: torch.Tensor) -> torch.Tensor:
+    def _filter(self, act: torch.Tensor, last: torch.Tensor, pick: torch.Tensor | None = None) -> torch.Tensor:
         """The dynamic-filter output: act (B, Wf, h, w) the fine grid's activations, last
-        (B, C, H, W) the newest frame -> the next frame (B, C, H, W), not yet clamped.
+        (B, C, H, W) the newest frame -> the next frame (B, C, H, W), not yet clamped. A world
+        with several futures draws future ``pick`` (B,) of each sample, or with ``pick`` None
+        every future, (B, M, C, H, W).
 
         It runs on the fine grid, channels last (the convolutions' layout): each tap's
         window of the newest frame is a strided view folded 4x4 like the maps, so only the
@@ -269,18 +330,17 @@ class WorldModel(nn.Module):
             pixels = torch.cat(
                 [pixels.float(), pixels.new_ones(b * h * w, 1, dtype=torch.float32)], dim=1
             )  # (B h w, Wf + 1)
-            weight = torch.cat(
-                [self.out.weight.flatten(1), self.out.bias[:, None]], dim=1
-            ).float()  # (C*10*p*p, Wf + 1)
-            maps = (pixels @ weight.t()).view(b, h, w, c.channels, 10, p, p)
+            weight = torch.cat([self.out.weight.flatten(1), self.out.bias[:, None]], dim=1)
+            if c.futures > 1:
+                weight = torch.cat(
+                    [weight, torch.cat([self.alt_out.weight.flatten(1), self.alt_out.bias[:, None]], dim=1)]
+                )
+            maps = (pixels @ weight.float().t()).view(b, h, w, c.futures, c.channels, 10, p, p)  # (C*10*p*p per future)
         padded = F.pad(last, (1, 1, 1, 1), mode="replicate")  # (B, C, H+2, W+2)
         # every (p+2) x (p+2) window of the padded frame around a patch, as a view (no copy)
         s_b, s_c, s_y, s_x = padded.stride()
         windows = padded.as_strided((b, h, w, c.channels, p + 2, p + 2), (s_b, p * s_y, p * s_x, s_c, s_y, s_x))
-        frame = torch.add(windows[..., 1 : p + 1, 1 : p + 1], maps[..., 9, :, :])  # (B, h, w, C, p, p)
-        for k in range(9):
-            dy, dx = divmod(k, 3)
-            frame = torch.addcmul(frame, maps[..., k, :, :], windows[..., dy : dy + p, dx : dx + p])
+        mask = None
         if c.background:
             with torch.autocast(act.device.type, enabled=False):
                 mask = torch.sigmoid(
@@ -289,6 +349,22 @@ class WorldModel(nn.Module):
                         @ torch.cat([self.mask_out.weight.flatten(1), self.mask_out.bias[:, None]], dim=1).float().t()
                     ).view(b, h, w, c.channels, p, p)
                 )
+        if c.futures == 1:
+            return self._blend(maps[:, :, :, 0], windows, mask)
+        if pick is not None:  # only the drawn future's taps are applied
+            return self._blend(maps[torch.arange(b, device=maps.device), :, :, pick], windows, mask)
+        return torch.stack([self._blend(maps[:, :, :, m], windows, mask) for m in range(c.futures)], dim=1)
+
+    def _blend(self, maps: torch.Tensor, windows: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """One future's frame (B, C, H, W) from its taps (B, h, w, C, 10, p, p), the newest
+        frame's windows (B, h, w, C, p+2, p+2) and the background mask (B, h, w, C, p, p)."""
+        c, p = self.config, self.config.patch
+        b, h, w = maps.shape[:3]
+        frame = torch.add(windows[..., 1 : p + 1, 1 : p + 1], maps[..., 9, :, :])  # (B, h, w, C, p, p)
+        for k in range(9):
+            dy, dx = divmod(k, 3)
+            frame = torch.addcmul(frame, maps[..., k, :, :], windows[..., dy : dy + p, dx : dx + p])
+        if mask is not None:
             bg = self.background.float().view(c.channels, h, p, w, p).permute(1, 3, 0, 2, 4)  # (h, w, C, p, p)
             frame = torch.addcmul(bg, mask, frame - bg)  # mask 1: the filter's frame; 0: the background
         return frame.permute(0, 3, 1, 4, 2, 5).reshape(b, c.channels, c.height, c.width)
