@@ -341,9 +341,9 @@ class DreamCore:
         noise = sample_future_noise(self.model, codes.shape[0], self.temperature, self.generator)
         with autocast(self.precision, self.device):
             if self.predict.compiled:  # one graph: the frames in time order
-                out = self.predict(self.history.ordered(), acts, None, noise)
+                out = self.predict(self.history.ordered(), acts, noise=noise)
             else:  # the ring as it lies
-                out = self.predict(self.history.buf, acts, self.history.start, noise)
+                out = self.predict(self.history.buf, acts, start=self.history.start, noise=noise)
         frame = torch.round(out["frame"].clamp(0.0, 1.0) * 255.0)  # (N, C, H, W) on the 8-bit grid (clamp keeps NaN)
         finite = (
             torch.isfinite(frame).flatten(1).all(dim=1)

@@ -40,10 +40,11 @@ class Predictor:
     ) -> dict[str, torch.Tensor]:
         """``frames``, ``start`` and ``noise`` as :meth:`WorldModel.forward` takes them (a
         compiled model: frames in time order, ``start`` None)."""
+        args = (frames, actions, start) if noise is None else (frames, actions, start, noise)
         if not self._pending:
-            return self._call(frames, actions, start, noise)
+            return self._call(*args)
         try:
-            out = self._call(frames, actions, start, noise)
+            out = self._call(*args)
         except Exception as err:
             first_line = str(err).splitlines()[0] if str(err) else ""
             warnings.warn(
@@ -52,6 +53,6 @@ class Predictor:
                 stacklevel=4,
             )
             self._call = self.model
-            out = self.model(frames, actions, start, noise)
+            out = self.model(*args)
         self._pending = False
         return out

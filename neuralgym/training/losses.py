@@ -150,6 +150,10 @@ def rollout_loss(
                 )  # (B, M)
                 log_fit = (1.0 - cfg.futures_relax) * log_fit + cfg.futures_relax * log_all.mean(dim=1)
                 fut_l = fut_l + (F.cross_entropy(out["future_logits"], out["future"], reduction="none") * m).sum()
+                # the error head predicts the error of the future a dream draws, not of the one
+                # closest to reality: the mean over futures weighted by the head's probabilities
+                drawn = torch.softmax(out["future_logits"].detach(), dim=1)  # (B, M)
+                se = (drawn * (every.detach() - target[:, None]).pow(2).mean(dim=(2, 3, 4))).sum(dim=1)
             frame_l = frame_l + (log_fit * m).sum()
             bce = F.binary_cross_entropy_with_logits(
                 out["term_logit"], batch.terminated[:, r], pos_weight=pos_weight, reduction="none"

@@ -16,13 +16,10 @@ move pixel-exactly and move what does by the right sub-pixel amount.
 * Actions enter as a per-channel scale and shift (FiLM) at both resolutions.
 * Heads on the context pooled to a 4x4 grid: reward, termination logit, and the log of
   the model's own expected squared error (a drift signal: the "error head").
-* Optionally several futures (``futures`` > 1): where the frames cannot tell which future
-  comes (does the ball pass the paddle or bounce off it, where does the next serve go), a
-  squared-error model paints their average, a faded ball. With M futures the output stage
-  draws M next frames and a head predicts which one comes; training scores the one closest
-  to reality (winner takes all, the others a little) and teaches the head to name it, so each
-  future stays sharp. A dream draws the future from the head's probabilities (Gumbel noise
-  scaled by its temperature; at 0 the most likely one).
+* Optionally M futures (``futures``): where the frames cannot tell which future comes (a
+  ball passing the paddle or bouncing off it), a squared-error model paints their average;
+  M sets of output taps draw M next frames instead, a head predicts which comes, training
+  scores the one closest to reality, and a dream draws one (docs/design.md).
 
 Shapes: B batch, K context, C channels, H x W frame, A action width.
 """
@@ -247,14 +244,12 @@ class WorldModel(nn.Module):
         index is ``future`` (B,). A world with one future ignores both."""
         n = frames.shape[0]
         if n > self.cpu_block and frames.device.type == "cpu" and not torch.is_grad_enabled():
+
+            def cut(x: torch.Tensor | None, i: int) -> torch.Tensor | None:
+                return None if x is None else x[i : i + self.cpu_block]
+
             parts = [
-                self._forward(
-                    frames[i : i + self.cpu_block],
-                    actions[i : i + self.cpu_block],
-                    start,
-                    None if noise is None else noise[i : i + self.cpu_block],
-                    None if target is None else target[i : i + self.cpu_block],
-                )
+                self._forward(cut(frames, i), cut(actions, i), start, cut(noise, i), cut(target, i))
                 for i in range(0, n, self.cpu_block)
             ]
             return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
