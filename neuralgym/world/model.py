@@ -248,21 +248,11 @@ class WorldModel(nn.Module):
             def cut(x: torch.Tensor | None, i: int) -> torch.Tensor | None:
                 return None if x is None else x[i : i + self.cpu_block]
 
-            parts = [
-                self._forward(cut(frames, i), cut(actions, i), start, cut(noise, i), cut(target, i))
+            parts = [  # each block is at most cpu_block long: this recursion is one level deep
+                self.forward(cut(frames, i), cut(actions, i), start, cut(noise, i), cut(target, i))
                 for i in range(0, n, self.cpu_block)
             ]
             return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
-        return self._forward(frames, actions, start, noise, target)
-
-    def _forward(
-        self,
-        frames: torch.Tensor,
-        actions: torch.Tensor,
-        start: int | None = None,
-        noise: torch.Tensor | None = None,
-        target: torch.Tensor | None = None,
-    ) -> dict[str, torch.Tensor]:
         fine, coarse, cond = self.features(frames, actions, start)
         last = self.newest(frames, start)  # (B, C, H, W)
         pooled = torch.cat([F.adaptive_avg_pool2d(coarse, 4).flatten(1), cond], dim=1)  # (B, 16 Wc + 64)
