@@ -14,20 +14,6 @@ import torch
 from neuralgym.world.model import WorldModel
 
 
-def sample_future_noise(
-    model: WorldModel, n: int, temperature: float, generator: torch.Generator
-) -> torch.Tensor | None:
-    """Gumbel noise (n, futures) scaled by ``temperature``: the model's argmax of logits plus it
-    draws each lane's future from softmax(logits / temperature). None for a world with one
-    future or at temperature 0 (the most likely future)."""
-    size = model.config.futures
-    if size == 1 or temperature <= 0:
-        return None
-    device = next(model.parameters()).device
-    u = torch.rand((n, size), generator=generator, device=device).clamp(1e-9, 1.0 - 1e-9)
-    return -torch.log(-torch.log(u)) * temperature
-
-
 def sample_termination(logit: torch.Tensor, temperature: float, generator: torch.Generator) -> torch.Tensor:
     """Bool (N,) from termination logits (N,) already free of training's offsets."""
     if temperature <= 0:

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from neuralgym.training.config import TrainConfig
 from neuralgym.training.windows import Batch
 from neuralgym.world.frameindex import RealFrameIndex
-from neuralgym.world.model import quantize
+from neuralgym.world.model import future_noise, quantize
 
 
 def reward_class_values(rewards: np.ndarray, max_classes: int, gap_fraction: float = 0.1) -> np.ndarray:
@@ -106,7 +106,7 @@ def rollout_loss(
                 if follow:
                     out = model(ctx, batch.actions[:, r : r + k], target=batch.frames[:, k + r])
                 else:
-                    out = model(ctx, batch.actions[:, r : r + k], noise=future_noise(model, ctx))
+                    out = model(ctx, batch.actions[:, r : r + k], noise=_draw(model, ctx))
                 pred = torch.round(out["frame"] * 255.0) / 255.0
                 ctx = torch.cat([ctx[:, 1:], pred[:, None]], dim=1)
     denom = float(rank_batch * rollout)
@@ -119,7 +119,7 @@ def rollout_loss(
         if after_burn is None or follow:  # a world with several futures draws them all, keeps the closest to reality
             out = model(ctx, batch.actions[:, r : r + k], target=batch.frames[:, k + r])
         else:
-            out = model(ctx, batch.actions[:, r : r + k], noise=future_noise(model, ctx))
+            out = model(ctx, batch.actions[:, r : r + k], noise=_draw(model, ctx))
         pred = quantize(out["frame"])
         m = batch.mask[:, r]
         if after_burn == "heads":
@@ -133,11 +133,12 @@ def rollout_loss(
             moved = (target - batch.frames[:, k + r - 1]).abs() > 1.5 / 255.0  # (B, C, H, W): changes in reality
             # log-MSE: each sample's loss is its PSNR up to constants, so a sample that is
             # nearly right counts as much as one that is far off (the metric is mean PSNR)
-            log_fit = torch.log(_fit(pred, target, moved, cfg.change_weight) + cfg.log_eps)  # (B,)
-            if "futures" in out:
+            if "futures" not in out:
+                log_fit = torch.log(_fit(pred, target, moved, cfg.change_weight) + cfg.log_eps)  # (B,)
+            else:
                 # winner takes all: the future closest to reality is scored, the others a little
                 # (so none is left behind where it never wins), and the head learns to name it
-                every = quantize(out["futures"])  # (B, M, C, H, W)
+                every = quantize(out["futures"])  # (B, M, C, H, W); ``pred`` is every[b, future[b]]
                 n_fut = every.shape[1]
                 log_all = torch.log(
                     _fit(
@@ -148,6 +149,7 @@ def rollout_loss(
                     ).view(-1, n_fut)
                     + cfg.log_eps
                 )  # (B, M)
+                log_fit = log_all.gather(1, out["future"][:, None])[:, 0]
                 log_fit = (1.0 - cfg.futures_relax) * log_fit + cfg.futures_relax * log_all.mean(dim=1)
                 fut_l = fut_l + (F.cross_entropy(out["future_logits"], out["future"], reduction="none") * m).sum()
                 # the error head predicts the error of the future a dream draws, not of the one
@@ -182,14 +184,10 @@ def _fit(pred: torch.Tensor, target: torch.Tensor, moved: torch.Tensor, change_w
     return ((pred - target).pow(2) * w).sum(dim=(1, 2, 3)) / w.sum(dim=(1, 2, 3))
 
 
-def future_noise(model: torch.nn.Module, ctx: torch.Tensor) -> torch.Tensor | None:
-    """Gumbel noise (B, M) that draws a free-running step's future from a world's future head
-    (its true next frame is not the recording's), or None for a world with one future."""
-    n = (model.module if hasattr(model, "module") else model).config.futures
-    if n == 1:
-        return None
-    u = torch.rand(ctx.shape[0], n, device=ctx.device).clamp(1e-9, 1.0 - 1e-9)
-    return -torch.log(-torch.log(u))
+def _draw(model: torch.nn.Module, ctx: torch.Tensor) -> torch.Tensor | None:
+    """The noise that draws a free-running step's future as a dream does (its true next frame
+    is not the recording's); None for a world with one future."""
+    return future_noise(model.module if hasattr(model, "module") else model, ctx.shape[0])
 
 
 def _reward_loss(

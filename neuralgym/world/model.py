@@ -16,10 +16,9 @@ move pixel-exactly and move what does by the right sub-pixel amount.
 * Actions enter as a per-channel scale and shift (FiLM) at both resolutions.
 * Heads on the context pooled to a 4x4 grid: reward, termination logit, and the log of
   the model's own expected squared error (a drift signal: the "error head").
-* Optionally M futures (``futures``): where the frames cannot tell which future comes (a
-  ball passing the paddle or bouncing off it), a squared-error model paints their average;
-  M sets of output taps draw M next frames instead, a head predicts which comes, training
-  scores the one closest to reality, and a dream draws one (docs/design.md).
+* Optionally M futures: where the frames leave the outcome open (a ball passing the paddle
+  or bouncing off it), M sets of output taps draw M next frames instead of their average, a
+  head predicts which comes, and a dream draws one (docs/design.md).
 
 Shapes: B batch, K context, C channels, H x W frame, A action width.
 """
@@ -361,6 +360,19 @@ class WorldModel(nn.Module):
         _, coarse, _ = self.features(frames, actions)  # (B, Wc, H/2p, W/2p)
         grid = F.adaptive_avg_pool2d(coarse, 4).flatten(1)  # (B, 16 Wc)
         return torch.cat([grid, coarse.mean(dim=(2, 3)), coarse.amax(dim=(2, 3))], dim=1)  # (B, 18 Wc)
+
+
+def future_noise(
+    model: WorldModel, n: int, temperature: float = 1.0, generator: torch.Generator | None = None
+) -> torch.Tensor | None:
+    """Gumbel noise (n, futures) x ``temperature``: ``forward`` then draws each future from
+    softmax(logits / temperature). None with one future or at temperature 0 (the most likely)."""
+    size = model.config.futures
+    if size == 1 or temperature <= 0:
+        return None
+    device = next(model.parameters()).device
+    u = torch.rand((n, size), generator=generator, device=device).clamp(1e-9, 1.0 - 1e-9)
+    return -torch.log(-torch.log(u)) * temperature
 
 
 def predicted_rmse(log_err: torch.Tensor) -> torch.Tensor:
