@@ -94,6 +94,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="draw windows holding a reward event this many times per epoch (default 1)",
     )
     p.add_argument(
+        "--reward-after",
+        type=non_negative_int,
+        default=None,
+        help=(
+            "with --reward-oversample, also the windows that start up to N steps after a reward "
+            "event (what a point sets off, e.g. Pong's next serve; default 0)"
+        ),
+    )
+    p.add_argument(
         "--change-weight",
         type=float,
         default=None,
@@ -177,6 +186,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "change_weight": args.change_weight,
         "reward_balance": args.reward_balance,
         "reward_oversample": args.reward_oversample,
+        "reward_after": args.reward_after,
         "decoder_pretrain": args.decoder_pretrain,
         "decoder_hold": args.decoder_hold,
     }

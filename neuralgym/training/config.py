@@ -54,6 +54,9 @@ class TrainConfig:
     reward_classes: int = 0  # >0: reward as a classifier over up to this many values from the data (0: regressed)
     reward_balance: float = 0.5  # class weights frequency ** -reward_balance
     reward_oversample: int = 1  # windows with a reward event among their first targets are drawn this often
+    # ... and so are those whose first target comes up to this many steps after one (what a
+    # point sets off: Pong serves its next ball 16 steps later)
+    reward_after: int = 0
     # pixels that change between the newest context frame and the target (a moving ball, a
     # paddle's edge) weigh 1 + change_weight in the frame loss: a one-pixel object is then
     # no longer too cheap to drop (0: every pixel the same)
@@ -127,6 +130,7 @@ CONTINUED_FIELDS = (
     "context_noise",
     "reward_balance",
     "reward_oversample",
+    "reward_after",
     "change_weight",
     "futures_relax",
 )

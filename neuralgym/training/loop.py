@@ -89,7 +89,9 @@ def train(
     step, sampler_state = _resume(state, model, opt)
     if state is None and resume and ddp.main:
         print(f"no checkpoint at {ckpt_path}; starting from scratch", file=sys.stderr)
-    population = train_ds.population(cfg.terminal_oversample, cfg.terminal_window, cfg.reward_oversample)
+    population = train_ds.population(
+        cfg.terminal_oversample, cfg.terminal_window, cfg.reward_oversample, reward_after=cfg.reward_after
+    )
     sampler = EpochSampler(population, cfg.seed, ddp.rank, ddp.world_size, **sampler_state)
     net: torch.nn.Module = model
     if ddp.world_size > 1:

@@ -46,7 +46,7 @@ class WindowDataset:
     def __init__(self, episodes: list[Episode], spec: WorldSpec):
         k = spec.context_length
         self.k = k
-        frames, actions, rewards, terms, starts, ends = [], [], [], [], [], []
+        frames, actions, rewards, terms, starts, ends, origins = [], [], [], [], [], [], []
         offset = 0
         for ep in episodes:
             t = len(ep)
@@ -60,6 +60,7 @@ class WindowDataset:
             # window start s (padded coords) predicts frame s+K from frames s..s+K-1; valid while s+K <= T+K-1
             starts.append(offset + np.arange(t))
             ends.append(np.full(t, offset + t + k - 1))  # index of the episode's last frame
+            origins.append(np.full(t, offset + k - 1))  # the transition into the episode's first target
             offset += t + k
         self.frames = torch.from_numpy(np.concatenate(frames)).permute(0, 3, 1, 2).contiguous()  # (N, C, H, W) uint8
         self.actions = torch.from_numpy(np.concatenate(actions))
@@ -67,6 +68,7 @@ class WindowDataset:
         self.terminated = torch.from_numpy(np.concatenate(terms).astype(np.float32))
         self.starts = np.concatenate(starts)
         self.ends = np.concatenate(ends)
+        self.origins = np.concatenate(origins)
 
     def __len__(self) -> int:
         return len(self.starts)
@@ -77,13 +79,16 @@ class WindowDataset:
         terminal_window: int = 40,
         reward_oversample: int = 1,
         reward_window: int = 8,
+        reward_after: int = 0,
     ) -> np.ndarray:
         """Window ids for one epoch: every window once, the windows whose first target
         lies within ``terminal_window`` steps of a termination ``terminal_oversample``
         times, and those with a reward event (a reward other than the most common one)
-        among their first ``reward_window`` targets ``reward_oversample`` times. Falls,
+        among their first ``reward_window`` targets, or in the same episode up to
+        ``reward_after`` steps before the first target, ``reward_oversample`` times. Falls,
         crashes and points are rare in any behaviour policy's data, yet they are where the
-        dynamics are least forgiving and what decides an agent's return."""
+        dynamics are least forgiving and what decides an agent's return; and what a point
+        sets off comes once per point too (Pong serves a new ball 16 steps later)."""
         ids = np.arange(len(self.starts))
         parts = [ids]
         if terminal_oversample > 1:
@@ -96,7 +101,8 @@ class WindowDataset:
             event = np.r_[(r != values[counts.argmax()]).astype(np.int64), np.zeros(reward_window, np.int64)]
             csum = np.r_[0, np.cumsum(event)]
             first = self.starts + self.k - 1  # the transition into each window's first target
-            has = (csum[np.minimum(first + reward_window, len(event))] - csum[first]) > 0
+            lo = np.maximum(first - reward_after, self.origins)  # not into the episode before
+            has = (csum[np.minimum(first + reward_window, len(event))] - csum[lo]) > 0
             parts.append(np.repeat(ids[has], reward_oversample - 1))
         return np.concatenate(parts)
 
