@@ -283,6 +283,7 @@ def test_windows_after_a_reward_event_are_oversampled_within_their_episode(cartp
     assert list(np.flatnonzero(after == 3)) == [24, 25, 26, 27, 28, 29]  # and the 2 windows after it
     assert len(ds) == 2 * n and (after[n:] == 1).all()  # the next episode: each window once
 
+
 def test_dream_samples_rewards_from_the_classifier(cartpole_spec, tmp_path) -> None:
     """A reward classifier's value is drawn at temperature > 0 and is the argmax at 0."""
     from neuralgym.dream.core import DreamCore
