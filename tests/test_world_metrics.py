@@ -265,23 +265,25 @@ def test_reward_events_are_oversampled(cartpole_spec) -> None:
     assert len(extra) > len(plain) and len(repeated) == 8  # the 8 windows whose first 8 targets hold the event
 
 
-def test_windows_after_a_reward_event_are_oversampled_within_their_episode(cartpole_spec) -> None:
-    """``reward_after`` also repeats the windows that start shortly after an event (what a
-    point sets off), and never reaches into the next episode."""
+def test_windows_a_set_time_after_a_reward_event_are_oversampled_within_their_episode(cartpole_spec) -> None:
+    """``reward_after`` S also repeats the windows whose first targets hold the step S after
+    an event (what a point sets off after a pause), and never reaches into the next episode."""
     from neuralgym.training.data import Episode
     from neuralgym.training.windows import WindowDataset
 
     n = 30
     frames = np.zeros((n + 1, *cartpole_spec.obs_shape), np.uint8)
-    late, quiet = np.zeros(n, np.float32), np.zeros(n, np.float32)
-    late[27] = 1.0  # three steps before the first episode's end
-    eps = [Episode(frames, np.zeros(n, np.int64), r, np.zeros(n, bool), np.zeros(n, bool)) for r in (late, quiet)]
+    early, late = np.zeros(n, np.float32), np.zeros(n, np.float32)
+    late[27], early[5] = 1.0, 1.0  # the first episode's: three steps before its end
+    eps = [Episode(frames, np.zeros(n, np.int64), r, np.zeros(n, bool), np.zeros(n, bool)) for r in (late, early)]
     ds = WindowDataset(eps, cartpole_spec)
     before = np.bincount(ds.population(reward_oversample=3, reward_window=4), minlength=len(ds))
-    after = np.bincount(ds.population(reward_oversample=3, reward_window=4, reward_after=5), minlength=len(ds))
-    assert list(np.flatnonzero(before == 3)) == [24, 25, 26, 27]  # the event among the first 4 targets
-    assert list(np.flatnonzero(after == 3)) == [24, 25, 26, 27, 28, 29]  # and the 2 windows after it
-    assert len(ds) == 2 * n and (after[n:] == 1).all()  # the next episode: each window once
+    after = np.bincount(ds.population(reward_oversample=3, reward_window=4, reward_after=20), minlength=len(ds))
+    assert list(np.flatnonzero(before == 3)) == [24, 25, 26, 27, 32, 33, 34, 35]  # the event among the first 4 targets
+    # and the windows whose first 4 targets hold the step 20 after the second episode's event;
+    # none for the first's, whose step 20 later is past its episode's end, not in the next one
+    assert list(np.flatnonzero(after == 3)) == [24, 25, 26, 27, 32, 33, 34, 35, 52, 53, 54, 55]
+    assert after.sum() == before.sum() + 8
 
 
 def test_dream_samples_rewards_from_the_classifier(cartpole_spec, tmp_path) -> None:

@@ -98,8 +98,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=non_negative_int,
         default=None,
         help=(
-            "with --reward-oversample, also the windows that start up to N steps after a reward "
-            "event (what a point sets off, e.g. Pong's next serve; default 0)"
+            "with --reward-oversample, also the windows whose first targets hold the step S after "
+            "a reward event (what a point sets off after a fixed pause, e.g. Pong's next serve; default 0: not)"
         ),
     )
     p.add_argument(

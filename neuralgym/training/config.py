@@ -54,8 +54,8 @@ class TrainConfig:
     reward_classes: int = 0  # >0: reward as a classifier over up to this many values from the data (0: regressed)
     reward_balance: float = 0.5  # class weights frequency ** -reward_balance
     reward_oversample: int = 1  # windows with a reward event among their first targets are drawn this often
-    # ... and so are those whose first target comes up to this many steps after one (what a
-    # point sets off: Pong serves its next ball 16 steps later)
+    # ... and, with S > 0, those whose first targets hold the step S after one (what a point
+    # sets off after a fixed pause: Pong serves its next ball 18-19 steps later)
     reward_after: int = 0
     # pixels that change between the newest context frame and the target (a moving ball, a
     # paddle's edge) weigh 1 + change_weight in the frame loss: a one-pixel object is then

@@ -84,11 +84,12 @@ class WindowDataset:
         """Window ids for one epoch: every window once, the windows whose first target
         lies within ``terminal_window`` steps of a termination ``terminal_oversample``
         times, and those with a reward event (a reward other than the most common one)
-        among their first ``reward_window`` targets, or in the same episode up to
-        ``reward_after`` steps before the first target, ``reward_oversample`` times. Falls,
-        crashes and points are rare in any behaviour policy's data, yet they are where the
-        dynamics are least forgiving and what decides an agent's return; and what a point
-        sets off comes once per point too (Pong serves a new ball 16 steps later)."""
+        among their first ``reward_window`` targets ``reward_oversample`` times, and with
+        ``reward_after`` S > 0 also the windows whose first ``reward_window`` targets hold the
+        step S after such an event in the same episode. Falls, crashes and points are rare in
+        any behaviour policy's data, yet they are where the dynamics are least forgiving and
+        what decides an agent's return; and what a point sets off after a fixed pause comes
+        once per point too (Pong serves its next ball 18-19 steps after a point)."""
         ids = np.arange(len(self.starts))
         parts = [ids]
         if terminal_oversample > 1:
@@ -101,8 +102,11 @@ class WindowDataset:
             event = np.r_[(r != values[counts.argmax()]).astype(np.int64), np.zeros(reward_window, np.int64)]
             csum = np.r_[0, np.cumsum(event)]
             first = self.starts + self.k - 1  # the transition into each window's first target
-            lo = np.maximum(first - reward_after, self.origins)  # not into the episode before
-            has = (csum[np.minimum(first + reward_window, len(event))] - csum[lo]) > 0
+            has = (csum[np.minimum(first + reward_window, len(event))] - csum[first]) > 0
+            if reward_after > 0:  # events S steps before the first targets, in the same episode
+                lo = np.maximum(first - reward_after, self.origins)
+                hi = np.maximum(first - reward_after + reward_window, self.origins)
+                has |= (csum[hi] - csum[lo]) > 0
             parts.append(np.repeat(ids[has], reward_oversample - 1))
         return np.concatenate(parts)
 
