@@ -365,6 +365,34 @@ def test_heads_only_with_burn_in_scores_the_reward_on_the_dreams_own_frames(
     torch.testing.assert_close(loss, cfg.head_weight * expected)
 
 
+def test_the_heads_weigh_each_window_by_how_often_it_is_drawn(
+    fresh_run: Run, cartpole_spec: WorldSpec, tiny_dataset: Path
+) -> None:
+    """Oversampling makes the frames practise an event more, not the heads believe it more:
+    ``draw_weights`` is 1 / how often an epoch draws a window (mean 1 over the draws), and the
+    reward loss scales with it while the frame loss does not."""
+    from dataclasses import replace
+
+    from neuralgym.training.data import load_dataset
+    from neuralgym.training.losses import rollout_loss
+    from neuralgym.training.windows import WindowDataset, draw_weights
+
+    population = np.array([0, 1, 1, 1, 3])  # window 2 never drawn, window 1 three times
+    w = draw_weights(population, 4)
+    assert w[2] == 0 and w[1] * 3 == pytest.approx(w[0]) and w[population].mean() == pytest.approx(1.0)
+
+    model = load_world(fresh_run.weights, cartpole_spec).model.float()
+    batch = WindowDataset(load_dataset(tiny_dataset, cartpole_spec), cartpole_spec).batch(np.arange(4), 2)
+    cfg = TrainConfig(**TINY)
+    with torch.no_grad():
+        _, plain = rollout_loss(model, batch, 2, cartpole_spec.context_length, cfg, 4)
+        _, halved = rollout_loss(
+            model, replace(batch, weight=batch.weight * 0.5), 2, cartpole_spec.context_length, cfg, 4
+        )
+    assert plain["reward"] > 0 and halved["reward"] == pytest.approx(plain["reward"] / 2)
+    assert halved["frame"] == plain["frame"] and halved["term"] == plain["term"]
+
+
 def test_after_a_burn_in_frames_are_scored_against_the_nearest_real_frame(
     fresh_run: Run, cartpole_spec: WorldSpec, tiny_dataset: Path
 ) -> None:

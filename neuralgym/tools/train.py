@@ -56,7 +56,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--heads-only",
         action="store_true",
-        help="train only the reward/termination/error heads; every frame prediction stays as it was",
+        help="train only the reward, termination, error and future heads; every future's frame stays as it was",
     )
     p.add_argument(
         "--burn-in",
@@ -92,6 +92,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         type=positive_int,
         default=None,
         help="draw windows holding a reward event this many times per epoch (default 1)",
+    )
+    p.add_argument(
+        "--reward-window",
+        type=positive_int,
+        default=None,
+        help="with --reward-oversample: how many of a window's first targets are searched for an event (default 8)",
     )
     p.add_argument(
         "--reward-after",
@@ -186,6 +192,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "change_weight": args.change_weight,
         "reward_balance": args.reward_balance,
         "reward_oversample": args.reward_oversample,
+        "reward_window": args.reward_window,
         "reward_after": args.reward_after,
         "decoder_pretrain": args.decoder_pretrain,
         "decoder_hold": args.decoder_hold,

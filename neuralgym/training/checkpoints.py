@@ -17,8 +17,9 @@ from neuralgym.training.windows import EpochSampler
 from neuralgym.world.model import WorldModel, WorldModelConfig
 from neuralgym.world.weights import WeightsError
 
-#: the parameters of the reward, termination and error heads
-HEAD_PREFIXES = ("heads.", "reward_head.")
+#: the parameters of the reward, termination and error heads, and of a world with futures' head
+#: that says which comes (each future's frame stays as it was)
+HEAD_PREFIXES = ("heads.", "reward_head.", "future_head.")
 
 
 def init_from_world(model: WorldModel, path: str | Path) -> list[str]:

@@ -54,6 +54,7 @@ class TrainConfig:
     reward_classes: int = 0  # >0: reward as a classifier over up to this many values from the data (0: regressed)
     reward_balance: float = 0.5  # class weights frequency ** -reward_balance
     reward_oversample: int = 1  # windows with a reward event among their first targets are drawn this often
+    reward_window: int = 8  # ... searched for among this many of their first targets
     # ... and, with S > 0, those whose first targets hold the step S after one (what a point
     # sets off after a fixed pause: Pong serves its next ball 18-19 steps later)
     reward_after: int = 0
@@ -130,6 +131,7 @@ CONTINUED_FIELDS = (
     "context_noise",
     "reward_balance",
     "reward_oversample",
+    "reward_window",
     "reward_after",
     "change_weight",
     "futures_relax",

@@ -34,7 +34,7 @@ from neuralgym.training.decoder_pretrain import pretrain_decoder
 from neuralgym.training.distributed import Dist, check_same_on_all_ranks, global_mean, init_distributed
 from neuralgym.training.eta import duration, eta_line, eta_seconds
 from neuralgym.training.losses import reward_class_values, reward_class_weights, rollout_loss
-from neuralgym.training.windows import Batch, EpochSampler, WindowDataset
+from neuralgym.training.windows import Batch, EpochSampler, WindowDataset, draw_weights
 from neuralgym.world.frameindex import RealFrameIndex
 from neuralgym.world.model import WorldModel, WorldModelConfig, count_flops
 from neuralgym.world.spaces import encode_actions
@@ -90,9 +90,10 @@ def train(
     if state is None and resume and ddp.main:
         print(f"no checkpoint at {ckpt_path}; starting from scratch", file=sys.stderr)
     population = train_ds.population(
-        cfg.terminal_oversample, cfg.terminal_window, cfg.reward_oversample, reward_after=cfg.reward_after
+        cfg.terminal_oversample, cfg.terminal_window, cfg.reward_oversample, cfg.reward_window, cfg.reward_after
     )
     sampler = EpochSampler(population, cfg.seed, ddp.rank, ddp.world_size, **sampler_state)
+    head_weights = draw_weights(population, len(train_ds))
     net: torch.nn.Module = model
     if ddp.world_size > 1:
         net = torch.nn.parallel.DistributedDataParallel(
@@ -116,7 +117,7 @@ def train(
     while step < cfg.steps:
         rollout = cfg.rollout(step)
         ids = sampler.next(cfg.batch_size)
-        batch, burn, noise_std = _draw(cfg, step, train_ds, ids, rollout, device)
+        batch, burn, noise_std = _draw(cfg, step, train_ds, ids, rollout, device, head_weights)
         for group in opt.param_groups:
             group["lr"] = cfg.lr_at(step)
         # each rank's loss is the mean over its slice; DDP averages the slices' gradients
@@ -304,14 +305,20 @@ def _resume(state: dict[str, Any] | None, model: WorldModel, opt: torch.optim.Op
 
 
 def _draw(
-    cfg: TrainConfig, step: int, ds: WindowDataset, ids: np.ndarray, rollout: int, device: torch.device
+    cfg: TrainConfig,
+    step: int,
+    ds: WindowDataset,
+    ids: np.ndarray,
+    rollout: int,
+    device: torch.device,
+    head_weights: np.ndarray | None = None,
 ) -> tuple[Batch, int, torch.Tensor | None]:
-    """The batch of ``step`` (windows ``ids``, a burn-in drawn for half the steps) and the
-    per-sample context noise, from a generator of (seed, step): the same draws on every rank
-    and after a resume."""
+    """The batch of ``step`` (windows ``ids``, a burn-in drawn for half the steps; the heads'
+    weights ``head_weights[ids]``, see :func:`draw_weights`) and the per-sample context noise,
+    from a generator of (seed, step): the same draws on every rank and after a resume."""
     step_rng = np.random.default_rng([cfg.seed, step])
     burn = int(step_rng.integers(1, cfg.burn_in + 1)) if cfg.burn_in and step_rng.random() < 0.5 else 0
-    batch = ds.batch(ids, burn + rollout).to(device)
+    batch = ds.batch(ids, burn + rollout, None if head_weights is None else head_weights[ids]).to(device)
     noise_std = None
     if cfg.context_noise > 0:
         draws = step_rng.random((2, batch.frames.shape[0]))

@@ -110,6 +110,9 @@ def rollout_loss(
                 pred = torch.round(out["frame"] * 255.0) / 255.0
                 ctx = torch.cat([ctx[:, 1:], pred[:, None]], dim=1)
     denom = float(rank_batch * rollout)
+    # how often things happen is learnt from the data as it is: the heads that say it (reward,
+    # future) weigh each window by 1 / how often the epoch draws it (windows.draw_weights)
+    hw = batch.weight
     pos_weight = torch.tensor(cfg.term_pos_weight, device=ctx.device)
     frame_l = term_l = rew_l = err_l = fut_l = torch.zeros((), device=ctx.device)
     # after a burn-in the dream no longer tracks the recording: with the frame model held fixed
@@ -123,7 +126,7 @@ def rollout_loss(
         pred = quantize(out["frame"])
         m = batch.mask[:, r]
         if after_burn == "heads":
-            rew_l = rew_l + (_reward_loss(model, out, batch.rewards[:, r], reward_weights) * m).sum()
+            rew_l = rew_l + (_reward_loss(model, out, batch.rewards[:, r], reward_weights) * m * hw).sum()
         elif after_burn == "frames":
             fit = (pred - nearest_real(bank, pred)).pow(2).mean(dim=(1, 2, 3))
             frame_l = frame_l + (torch.log(fit + cfg.log_eps) * m).sum()
@@ -151,7 +154,7 @@ def rollout_loss(
                 )  # (B, M)
                 log_fit = log_all.gather(1, out["future"][:, None])[:, 0]
                 log_fit = (1.0 - cfg.futures_relax) * log_fit + cfg.futures_relax * log_all.mean(dim=1)
-                fut_l = fut_l + (F.cross_entropy(out["future_logits"], out["future"], reduction="none") * m).sum()
+                fut_l = fut_l + (F.cross_entropy(out["future_logits"], out["future"], reduction="none") * m * hw).sum()
                 # the error head predicts the error of the future a dream draws, not of the one
                 # closest to reality: the mean over futures weighted by the head's probabilities
                 drawn = torch.softmax(out["future_logits"].detach(), dim=1)  # (B, M)
@@ -161,7 +164,7 @@ def rollout_loss(
                 out["term_logit"], batch.terminated[:, r], pos_weight=pos_weight, reduction="none"
             )
             term_l = term_l + (bce * m).sum()
-            rew_l = rew_l + (_reward_loss(model, out, batch.rewards[:, r], reward_weights) * m).sum()
+            rew_l = rew_l + (_reward_loss(model, out, batch.rewards[:, r], reward_weights) * m * hw).sum()
             err_l = err_l + ((out["log_err"] - torch.log(se.detach() + 1e-7)).pow(2) * m).sum()
         ctx = torch.cat([ctx[:, 1:], pred[:, None]], dim=1)
     loss = (frame_l + cfg.term_weight * term_l + cfg.head_weight * (rew_l + err_l + fut_l)) / denom

@@ -30,12 +30,15 @@ class Batch:
     rewards: torch.Tensor  # (B, R)
     terminated: torch.Tensor  # (B, R) float
     mask: torch.Tensor  # (B, R) float: 1 where the target frame exists
+    # (B,) how much each window counts where the heads learn how often things happen: 1 / how
+    # often an epoch draws it, so oversampled windows are practised more, not believed more
+    weight: torch.Tensor
 
     def to(self, device: torch.device) -> Batch:
         return Batch(
             *(
                 t.to(device, non_blocking=True)
-                for t in (self.frames, self.actions, self.rewards, self.terminated, self.mask)
+                for t in (self.frames, self.actions, self.rewards, self.terminated, self.mask, self.weight)
             )
         )
 
@@ -110,7 +113,9 @@ class WindowDataset:
             parts.append(np.repeat(ids[has], reward_oversample - 1))
         return np.concatenate(parts)
 
-    def batch(self, window_ids: np.ndarray, rollout: int) -> Batch:
+    def batch(self, window_ids: np.ndarray, rollout: int, weight: np.ndarray | None = None) -> Batch:
+        """The windows ``window_ids`` with ``rollout`` targets each; ``weight`` (B,) their
+        :attr:`Batch.weight` (default 1: see :func:`draw_weights`)."""
         k, r = self.k, rollout
         s = torch.from_numpy(self.starts[window_ids])[:, None]
         end = torch.from_numpy(self.ends[window_ids])[:, None]
@@ -119,7 +124,17 @@ class WindowDataset:
         aidx = (s + torch.arange(k + r - 1)[None]).clamp(max=end - 1)
         tidx = (s + k - 1 + torch.arange(r)[None]).clamp(max=end - 1)  # transitions into the targets
         mask = ((s + k - 1 + torch.arange(r)[None]) < end).float()
-        return Batch(frames, self.actions[aidx], self.rewards[tidx] * mask, self.terminated[tidx] * mask, mask)
+        w = torch.ones(len(window_ids)) if weight is None else torch.as_tensor(weight, dtype=torch.float32)
+        return Batch(frames, self.actions[aidx], self.rewards[tidx] * mask, self.terminated[tidx] * mask, mask, w)
+
+
+def draw_weights(population: np.ndarray, n: int) -> np.ndarray:
+    """(n,) per window id: 1 / how often ``population`` (one epoch's draws) holds it, scaled to
+    mean 1 over those draws. Weighing a head's loss by it undoes the oversampling: the head
+    learns how often an event happens in the data, while the frames still practise it often."""
+    counts = np.bincount(population, minlength=n).astype(np.float64)
+    weight = np.divide(1.0, counts, out=np.zeros(n), where=counts > 0)
+    return weight * len(population) / max(1, int((counts > 0).sum()))
 
 
 class EpochSampler:

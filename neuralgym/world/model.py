@@ -311,15 +311,15 @@ class WorldModel(nn.Module):
         # copy the bias into the 10x wider output)
         with torch.autocast(act.device.type, enabled=False):
             pixels = act.permute(0, 2, 3, 1).reshape(b * h * w, -1)  # (B h w, Wf): no copy
-            pixels = torch.cat(
-                [pixels.float(), pixels.new_ones(b * h * w, 1, dtype=torch.float32)], dim=1
-            )  # (B h w, Wf + 1)
+            pixels = torch.cat([pixels.float(), pixels.new_ones(b * h * w, 1, dtype=torch.float32)], 1)  # (B h w, Wf+1)
             weight = torch.cat([self.out.weight.flatten(1), self.out.bias[:, None]], dim=1)
             if c.futures > 1:
-                weight = torch.cat(
-                    [weight, torch.cat([self.alt_out.weight.flatten(1), self.alt_out.bias[:, None]], dim=1)]
-                )
-            maps = (pixels @ weight.float().t()).view(b, h, w, c.futures, c.channels, 10, p, p)  # (C*10*p*p per future)
+                weight = torch.cat([weight, torch.cat([self.alt_out.weight.flatten(1), self.alt_out.bias[:, None]], 1)])
+            if pick is None:  # every future: (B, h, w, M, C, 10, p, p)
+                maps = (pixels @ weight.float().t()).view(b, h, w, c.futures, c.channels, 10, p, p)
+            else:  # only each sample's drawn future's taps: (B, h, w, C, 10, p, p)
+                drawn = weight.float().view(c.futures, -1, weight.shape[1])[pick]  # (B, C*10*p*p, Wf + 1)
+                maps = torch.bmm(pixels.view(b, h * w, -1), drawn.transpose(1, 2)).view(b, h, w, c.channels, 10, p, p)
         padded = F.pad(last, (1, 1, 1, 1), mode="replicate")  # (B, C, H+2, W+2)
         # every (p+2) x (p+2) window of the padded frame around a patch, as a view (no copy)
         s_b, s_c, s_y, s_x = padded.stride()
@@ -333,10 +333,10 @@ class WorldModel(nn.Module):
                         @ torch.cat([self.mask_out.weight.flatten(1), self.mask_out.bias[:, None]], dim=1).float().t()
                     ).view(b, h, w, c.channels, p, p)
                 )
+        if pick is not None:
+            return self._blend(maps, windows, mask)
         if c.futures == 1:
             return self._blend(maps[:, :, :, 0], windows, mask)
-        if pick is not None:  # only the drawn future's taps are applied
-            return self._blend(maps[torch.arange(b, device=maps.device), :, :, pick], windows, mask)
         return torch.stack([self._blend(maps[:, :, :, m], windows, mask) for m in range(c.futures)], dim=1)
 
     def _blend(self, maps: torch.Tensor, windows: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
