@@ -446,8 +446,8 @@ def bad_weight_files(spec: WorldSpec, tmp_path: Path) -> dict[str, Path]:
 def force_termination(env_core) -> Callable[[], None]:
     inner = env_core.model.forward
 
-    def terminating(frames, actions, start=None):
-        out = dict(inner(frames, actions, start))
+    def terminating(frames, actions, *rest):  # rest: start, and a world with futures' draw
+        out = dict(inner(frames, actions, *rest))
         out["term_logit"] = torch.full_like(out["term_logit"], 60.0)
         return out
 
@@ -456,7 +456,7 @@ def force_termination(env_core) -> Callable[[], None]:
 
 
 # ================================================================== numerics
-def nan_outputs(frames: torch.Tensor, actions: torch.Tensor, start: int | None = None) -> dict[str, torch.Tensor]:
+def nan_outputs(frames: torch.Tensor, actions: torch.Tensor, *_: object) -> dict[str, torch.Tensor]:
     b, h, w = frames.shape[0], frames.shape[-2], frames.shape[-1]
     c = frames.shape[2] if frames.dim() == 5 else frames.shape[1] // actions.shape[1]  # a ring: K C channels
     nan = torch.full((b,), float("nan"))

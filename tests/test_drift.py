@@ -5,6 +5,7 @@ spec's ``[drift]`` table as the policy's defaults."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import gymnasium as gym
 import numpy as np
@@ -83,8 +84,8 @@ def never_terminating(core: DreamCore) -> Callable[[], None]:
     """Make the model's termination head say "no" always (so only drift and time limits end episodes)."""
     inner = core.model.forward
 
-    def forward(frames: torch.Tensor, actions: torch.Tensor, start: int | None = None) -> dict[str, torch.Tensor]:
-        out = dict(inner(frames, actions, start))
+    def forward(frames: torch.Tensor, actions: torch.Tensor, *rest: Any, **kw: Any) -> dict[str, torch.Tensor]:
+        out = dict(inner(frames, actions, *rest, **kw))  # rest: start, and a world with futures' draw
         out["term_logit"] = torch.full_like(out["term_logit"], -60.0)
         return out
 

@@ -220,8 +220,8 @@ def test_nan_log_err_still_gives_finite_drift(spec: WorldSpec) -> None:
     env.reset(seed=0)
     inner = env.unwrapped.core.model.forward
 
-    def nan_err(frames, actions, start=None):
-        out = dict(inner(frames, actions, start))
+    def nan_err(frames, actions, *rest):
+        out = dict(inner(frames, actions, *rest))
         out["log_err"] = torch.full_like(out["log_err"], float("nan"))
         return out
 
@@ -237,8 +237,8 @@ def test_out_of_range_frames_are_clamped(spec: WorldSpec, value: float, expected
     env.reset(seed=0)
     inner = env.unwrapped.core.model.forward
 
-    def out_of_range(frames, actions, start=None):
-        out = dict(inner(frames, actions, start))
+    def out_of_range(frames, actions, *rest):
+        out = dict(inner(frames, actions, *rest))
         out["frame"] = torch.full_like(out["frame"], value)
         return out
 

@@ -133,8 +133,8 @@ def test_nonfinite_lane_is_truncated_alone(spec: WorldSpec, broken: str) -> None
     b.reset(seed=0)
     inner = a.unwrapped.core.model.forward
 
-    def lane1_broken(frames, actions, start=None):
-        out = {k: v.clone() for k, v in inner(frames, actions, start).items()}
+    def lane1_broken(frames, actions, *rest):
+        out = {k: v.clone() for k, v in inner(frames, actions, *rest).items()}
         for key in ["frame", "reward", "term_logit"] if broken == "all" else [broken]:
             out[key][1] = float("inf") if key == "reward" else float("nan")
         return out

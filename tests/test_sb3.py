@@ -38,7 +38,7 @@ def test_make_sb3_vec_env_is_one_batched_dream(spec: WorldSpec) -> None:
     assert isinstance(obs, np.ndarray) and obs.shape == (4, *spec.obs_shape) and obs.dtype == np.uint8
     calls = []
     inner = env.core.model.forward
-    env.core.model.forward = lambda f, a, start=None: (calls.append(f.shape[0]), inner(f, a, start))[1]
+    env.core.model.forward = lambda f, a, *rest: (calls.append(f.shape[0]), inner(f, a, *rest))[1]
     for acts in actions_for(env, 0, 3):
         obs, rewards, dones, infos = env.step(acts)
         assert obs.shape == (4, *spec.obs_shape) and obs.dtype == np.uint8
@@ -78,8 +78,8 @@ def test_termination_is_not_a_time_limit_truncation(spec: WorldSpec) -> None:
     model = env.core.model
     inner = model.forward
 
-    def always_terminate(frames, actions, start=None):
-        out = dict(inner(frames, actions, start))
+    def always_terminate(frames, actions, *rest):
+        out = dict(inner(frames, actions, *rest))
         out["term_logit"] = torch.full_like(out["term_logit"], 60.0)  # p(terminate) ~ 1
         return out
 

@@ -117,7 +117,8 @@ def train(
     while step < cfg.steps:
         rollout = cfg.rollout(step)
         ids = sampler.next(cfg.batch_size)
-        batch, burn, noise_std = _draw(cfg, step, train_ds, ids, rollout, device, head_weights)
+        batch, burn, noise_std = _draw(cfg, step, train_ds, ids, rollout, device)
+        batch.weight = torch.as_tensor(head_weights[ids], dtype=torch.float32, device=device)
         for group in opt.param_groups:
             group["lr"] = cfg.lr_at(step)
         # each rank's loss is the mean over its slice; DDP averages the slices' gradients
@@ -305,20 +306,14 @@ def _resume(state: dict[str, Any] | None, model: WorldModel, opt: torch.optim.Op
 
 
 def _draw(
-    cfg: TrainConfig,
-    step: int,
-    ds: WindowDataset,
-    ids: np.ndarray,
-    rollout: int,
-    device: torch.device,
-    head_weights: np.ndarray | None = None,
+    cfg: TrainConfig, step: int, ds: WindowDataset, ids: np.ndarray, rollout: int, device: torch.device
 ) -> tuple[Batch, int, torch.Tensor | None]:
-    """The batch of ``step`` (windows ``ids``, a burn-in drawn for half the steps; the heads'
-    weights ``head_weights[ids]``, see :func:`draw_weights`) and the per-sample context noise,
-    from a generator of (seed, step): the same draws on every rank and after a resume."""
+    """The batch of ``step`` (windows ``ids``, a burn-in drawn for half the steps) and the
+    per-sample context noise, from a generator of (seed, step): the same draws on every rank
+    and after a resume."""
     step_rng = np.random.default_rng([cfg.seed, step])
     burn = int(step_rng.integers(1, cfg.burn_in + 1)) if cfg.burn_in and step_rng.random() < 0.5 else 0
-    batch = ds.batch(ids, burn + rollout, None if head_weights is None else head_weights[ids]).to(device)
+    batch = ds.batch(ids, burn + rollout).to(device)
     noise_std = None
     if cfg.context_noise > 0:
         draws = step_rng.random((2, batch.frames.shape[0]))
