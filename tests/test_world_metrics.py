@@ -18,6 +18,7 @@ from neuralgym.metrics.coherence import CoherenceRun, run_coherence, summarize_c
 from neuralgym.metrics.lockstep import Lockstep, object_fidelity, reward_events
 from neuralgym.metrics.objects import pong_ball, pong_paddle, within
 from neuralgym.training.losses import reward_class_values, reward_class_weights
+from neuralgym.world.catalog import get_spec
 from neuralgym.world.frameindex import RealFrameIndex
 from neuralgym.world.model import WorldModel, WorldModelConfig
 
@@ -346,3 +347,13 @@ def test_exploit_holds_each_box_dimension_high() -> None:
     assert gas.tolist() == [0.0, 1.0, 0.0] and {"noop", "random", "extremes", "high_steer", "high_brake"} <= set(
         patterns
     )
+
+
+def test_the_pong_world_serves_a_new_ball_when_it_runs_free() -> None:
+    """The shipped Pong world sees 20 frames, enough to time the serve 18-19 steps after a
+    point: left to run free (no prompt after the start, the ball-following driver), its dream
+    keeps showing a ball, where the 4-frame worlds before it showed none after the first point."""
+    spec = get_spec("pong")
+    index = RealFrameIndex(np.full((2, 64, 64, 1), 87, np.uint8), labels=np.zeros((2, 2), np.float32))
+    out = summarize_coherence(run_coherence(spec, steps=400, seed=0, device="cpu", temperature=1.0, index=index))
+    assert out["share_with_paddle"] > 0.8 and out["share_with_ball"] > 0.2, out
