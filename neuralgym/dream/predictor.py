@@ -40,7 +40,7 @@ class Predictor:
     ) -> dict[str, torch.Tensor]:
         """``frames``, ``start`` and ``noise`` as :meth:`WorldModel.forward` takes them (a
         compiled model: frames in time order, ``start`` None)."""
-        args = (frames, actions, start) if noise is None else (frames, actions, start, noise)
+        args = (frames, actions, start, noise)
         if not self._pending:
             return self._call(*args)
         try:

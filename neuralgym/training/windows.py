@@ -113,9 +113,9 @@ class WindowDataset:
             parts.append(np.repeat(ids[has], reward_oversample - 1))
         return np.concatenate(parts)
 
-    def batch(self, window_ids: np.ndarray, rollout: int, weight: np.ndarray | None = None) -> Batch:
-        """The windows ``window_ids`` with ``rollout`` targets each; ``weight`` (B,) their
-        :attr:`Batch.weight` (default 1: see :func:`draw_weights`)."""
+    def batch(self, window_ids: np.ndarray, rollout: int) -> Batch:
+        """The windows ``window_ids`` with ``rollout`` targets each, each weighing 1 for the
+        heads (training sets :attr:`Batch.weight` from :func:`draw_weights`)."""
         k, r = self.k, rollout
         s = torch.from_numpy(self.starts[window_ids])[:, None]
         end = torch.from_numpy(self.ends[window_ids])[:, None]
@@ -124,8 +124,8 @@ class WindowDataset:
         aidx = (s + torch.arange(k + r - 1)[None]).clamp(max=end - 1)
         tidx = (s + k - 1 + torch.arange(r)[None]).clamp(max=end - 1)  # transitions into the targets
         mask = ((s + k - 1 + torch.arange(r)[None]) < end).float()
-        w = torch.ones(len(window_ids)) if weight is None else torch.as_tensor(weight, dtype=torch.float32)
-        return Batch(frames, self.actions[aidx], self.rewards[tidx] * mask, self.terminated[tidx] * mask, mask, w)
+        weight = torch.ones(len(window_ids))
+        return Batch(frames, self.actions[aidx], self.rewards[tidx] * mask, self.terminated[tidx] * mask, mask, weight)
 
 
 def draw_weights(population: np.ndarray, n: int) -> np.ndarray:
