@@ -21,7 +21,7 @@ from neuralgym.training.data import DatasetError
 from neuralgym.training.loop import train
 from neuralgym.training.windows import Batch
 from neuralgym.world.spec import WorldSpec
-from neuralgym.world.weights import load_world
+from neuralgym.world.weights import load_world, read_metadata
 
 from cliargs import train_argv
 
@@ -213,6 +213,25 @@ def test_cli_train_reads_every_data_folder(
     missing = tmp_path / "missing"
     assert cli_main([*train_argv(tmp_path, tiny_dataset, missing), *small]) != 0
     assert str(missing) in capsys.readouterr().err
+
+
+def test_cli_train_hard_windows_and_futures_relax_reach_the_run(
+    tiny_dataset: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    small = ["--batch-size", "4", "--rollout-max", "1", "--json"]
+    extra = ["--hard-oversample", "3", "--hard-share", "0.1", "--futures-relax", "0"]
+    assert cli_main([*train_argv(tmp_path, tiny_dataset, steps=2), *small, *extra]) == 0
+    capsys.readouterr()
+    info = json.loads(read_metadata(tmp_path / "w.safetensors")["neuralgym.info"])["train"]
+    assert (info["hard_oversample"], info["hard_share"], info["futures_relax"]) == (3, 0.1, 0.0)
+    for flag, bad, expected in [
+        ("--hard-share", "0", "a positive number"),
+        ("--hard-share", "1.5", "a share in (0, 1]"),
+        ("--futures-relax", "1.5", "a number in [0, 1]"),
+        ("--hard-oversample", "0", "a positive integer"),
+    ]:
+        assert cli_main([*train_argv(tmp_path, tiny_dataset), flag, bad]) == 2
+        assert f"expected {expected}, got" in capsys.readouterr().err
 
 
 def test_cli_train_bad_data_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -56,6 +56,25 @@ def positive_float(text: str) -> float:
     return value
 
 
+def share(text: str) -> float:
+    """An argparse type: a number in (0, 1]."""
+    value = positive_float(text)
+    if value > 1:
+        raise argparse.ArgumentTypeError(f"expected a share in (0, 1], got {text}")
+    return value
+
+
+def unit_float(text: str) -> float:
+    """An argparse type: a number in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text}")
+    return value
+
+
 def _jsonable(value: Any) -> Any:
     """Plain JSON: paths as strings, numpy scalars as numbers, NaN/inf as null."""
     if isinstance(value, dict):

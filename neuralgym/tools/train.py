@@ -15,7 +15,9 @@ from neuralgym.tools.cliutil import (
     positive_float,
     positive_int,
     print_json,
+    share,
     stdout_to_stderr,
+    unit_float,
 )
 
 
@@ -109,6 +111,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument(
+        "--hard-oversample",
+        type=positive_int,
+        default=None,
+        help="draw the windows the starting world predicts worst (--hard-share of them, scored once, "
+        "teacher-forced) this many times per epoch: a rare decisive frame it averages away (default 1: not)",
+    )
+    p.add_argument(
+        "--hard-share",
+        type=share,
+        default=None,
+        help="with --hard-oversample, the share of the windows that count as hard (default 0.05)",
+    )
+    p.add_argument(
+        "--futures-relax",
+        type=unit_float,
+        default=None,
+        help="a world with several futures: the share of the frame loss spread over every future, the "
+        "rest on the one closest to reality (default 0.05; 0: winner takes all, the futures part most)",
+    )
+    p.add_argument(
         "--change-weight",
         type=float,
         default=None,
@@ -190,6 +212,9 @@ def cmd_train(args: argparse.Namespace) -> int:
         "context_noise": args.context_noise,
         "reward_classes": args.reward_classes,
         "change_weight": args.change_weight,
+        "hard_oversample": args.hard_oversample,
+        "hard_share": args.hard_share,
+        "futures_relax": args.futures_relax,
         "reward_balance": args.reward_balance,
         "reward_oversample": args.reward_oversample,
         "reward_window": args.reward_window,

@@ -58,6 +58,11 @@ class TrainConfig:
     # ... and, with S > 0, those whose first targets hold the step S after one (what a point
     # sets off after a fixed pause: Pong serves its next ball 18-19 steps later)
     reward_after: int = 0
+    # the hardest ``hard_share`` of the windows, as the starting world predicts them (their
+    # first target's weighted error, teacher-forced; training/hard_windows.py), are drawn
+    # ``hard_oversample`` times per epoch (1: not): a rare decisive frame it averages away
+    hard_oversample: int = 1
+    hard_share: float = 0.05
     # pixels that change between the newest context frame and the target (a moving ball, a
     # paddle's edge) weigh 1 + change_weight in the frame loss: a one-pixel object is then
     # no longer too cheap to drop (0: every pixel the same)
@@ -133,6 +138,8 @@ CONTINUED_FIELDS = (
     "reward_oversample",
     "reward_window",
     "reward_after",
+    "hard_oversample",
+    "hard_share",
     "change_weight",
     "futures_relax",
 )

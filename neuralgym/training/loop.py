@@ -33,6 +33,7 @@ from neuralgym.training.data import Episode, load_dataset
 from neuralgym.training.decoder_pretrain import pretrain_decoder
 from neuralgym.training.distributed import Dist, check_same_on_all_ranks, global_mean, init_distributed
 from neuralgym.training.eta import duration, eta_line, eta_seconds
+from neuralgym.training.hard_windows import epoch_population
 from neuralgym.training.losses import reward_class_values, reward_class_weights, rollout_loss
 from neuralgym.training.windows import Batch, EpochSampler, WindowDataset, draw_weights
 from neuralgym.world.frameindex import RealFrameIndex
@@ -86,12 +87,10 @@ def train(
             f"{cfg.batch_size}: collect more data or lower --batch-size"
         )
     _check_ranks(ddp, spec, episodes, len(train_ds), cfg)
+    population = epoch_population(train_ds, cfg, model, device)  # before the checkpoint's weights replace these
     step, sampler_state = _resume(state, model, opt)
     if state is None and resume and ddp.main:
         print(f"no checkpoint at {ckpt_path}; starting from scratch", file=sys.stderr)
-    population = train_ds.population(
-        cfg.terminal_oversample, cfg.terminal_window, cfg.reward_oversample, cfg.reward_window, cfg.reward_after
-    )
     sampler = EpochSampler(population, cfg.seed, ddp.rank, ddp.world_size, **sampler_state)
     head_weights = draw_weights(population, len(train_ds))
     net: torch.nn.Module = model

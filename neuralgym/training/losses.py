@@ -104,7 +104,8 @@ def rollout_loss(
         with torch.no_grad():
             for r in range(burn):
                 if follow:
-                    out = model(ctx, batch.actions[:, r : r + k], target=batch.frames[:, k + r])
+                    weight = target_weight(batch, k + r, cfg.change_weight)
+                    out = model(ctx, batch.actions[:, r : r + k], target=batch.frames[:, k + r], target_weight=weight)
                 else:
                     out = model(ctx, batch.actions[:, r : r + k], noise=_draw(model, ctx))
                 pred = torch.round(out["frame"] * 255.0) / 255.0
@@ -119,8 +120,13 @@ def rollout_loss(
     # (free_heads) only the reward is scored; else (with a bank) only the frames, against reality
     after_burn = "heads" if burn > 0 and free_heads else "frames" if burn > 0 and bank is not None else None
     for r in range(burn, burn + rollout):
-        if after_burn is None or follow:  # a world with several futures draws them all, keeps the closest to reality
-            out = model(ctx, batch.actions[:, r : r + k], target=batch.frames[:, k + r])
+        target = batch.frames[:, k + r]
+        if after_burn is None or follow:
+            # a world with several futures draws them all and keeps the one the frame loss below
+            # scores best: closest in plain squared error, a future without the 1-pixel ball but
+            # with slightly better paddles would win where the ball bounces
+            weight = target_weight(batch, k + r, cfg.change_weight)
+            out = model(ctx, batch.actions[:, r : r + k], target=target, target_weight=weight)
         else:
             out = model(ctx, batch.actions[:, r : r + k], noise=_draw(model, ctx))
         pred = quantize(out["frame"])
@@ -131,20 +137,19 @@ def rollout_loss(
             fit = (pred - nearest_real(bank, pred)).pow(2).mean(dim=(1, 2, 3))
             frame_l = frame_l + (torch.log(fit + cfg.log_eps) * m).sum()
         else:
-            target = batch.frames[:, k + r]
             se = (pred - target).pow(2).mean(dim=(1, 2, 3))  # (B,)
-            moved = (target - batch.frames[:, k + r - 1]).abs() > 1.5 / 255.0  # (B, C, H, W): changes in reality
+            moved = moved_pixels(batch, k + r)
             # log-MSE: each sample's loss is its PSNR up to constants, so a sample that is
             # nearly right counts as much as one that is far off (the metric is mean PSNR)
             if "futures" not in out:
-                log_fit = torch.log(_fit(pred, target, moved, cfg.change_weight) + cfg.log_eps)  # (B,)
+                log_fit = torch.log(weighted_fit(pred, target, moved, cfg.change_weight) + cfg.log_eps)  # (B,)
             else:
                 # winner takes all: the future closest to reality is scored, the others a little
                 # (so none is left behind where it never wins), and the head learns to name it
                 every = quantize(out["futures"])  # (B, M, C, H, W); ``pred`` is every[b, future[b]]
                 n_fut = every.shape[1]
                 log_all = torch.log(
-                    _fit(
+                    weighted_fit(
                         every.flatten(0, 1),
                         target.repeat_interleave(n_fut, 0),
                         moved.repeat_interleave(n_fut, 0),
@@ -178,7 +183,17 @@ def rollout_loss(
     return loss, stats
 
 
-def _fit(pred: torch.Tensor, target: torch.Tensor, moved: torch.Tensor, change_weight: float) -> torch.Tensor:
+def moved_pixels(batch: Batch, t: int) -> torch.Tensor:
+    """(B, C, H, W): the pixels of frame ``t`` that changed in reality since frame ``t - 1``."""
+    return (batch.frames[:, t] - batch.frames[:, t - 1]).abs() > 1.5 / 255.0
+
+
+def target_weight(batch: Batch, t: int, change_weight: float) -> torch.Tensor | None:
+    """How :func:`weighted_fit` weighs each pixel of frame ``t`` (B, C, H, W); None: all alike."""
+    return 1.0 + change_weight * moved_pixels(batch, t).float() if change_weight > 0 else None
+
+
+def weighted_fit(pred: torch.Tensor, target: torch.Tensor, moved: torch.Tensor, change_weight: float) -> torch.Tensor:
     """Per sample (B,): the mean squared error of ``pred`` against ``target`` (B, C, H, W), the
     pixels that ``moved`` in reality weighing 1 + ``change_weight``."""
     if change_weight <= 0:

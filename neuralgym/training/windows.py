@@ -83,6 +83,8 @@ class WindowDataset:
         reward_oversample: int = 1,
         reward_window: int = 8,
         reward_after: int = 0,
+        hard: np.ndarray | None = None,
+        hard_oversample: int = 1,
     ) -> np.ndarray:
         """Window ids for one epoch: every window once, the windows whose first target
         lies within ``terminal_window`` steps of a termination ``terminal_oversample``
@@ -92,7 +94,8 @@ class WindowDataset:
         step S after such an event in the same episode. Falls, crashes and points are rare in
         any behaviour policy's data, yet they are where the dynamics are least forgiving and
         what decides an agent's return; and what a point sets off after a fixed pause comes
-        once per point too (Pong serves its next ball 18-19 steps after a point)."""
+        once per point too (Pong serves its next ball 18-19 steps after a point). The window
+        ids ``hard`` (:mod:`~neuralgym.training.hard_windows`) are drawn ``hard_oversample`` times."""
         ids = np.arange(len(self.starts))
         parts = [ids]
         if terminal_oversample > 1:
@@ -111,6 +114,8 @@ class WindowDataset:
                 hi = np.maximum(first - reward_after + reward_window, self.origins)
                 has |= (csum[hi] - csum[lo]) > 0
             parts.append(np.repeat(ids[has], reward_oversample - 1))
+        if hard is not None and hard_oversample > 1:
+            parts.append(np.repeat(np.asarray(hard, dtype=ids.dtype), hard_oversample - 1))
         return np.concatenate(parts)
 
     def batch(self, window_ids: np.ndarray, rollout: int) -> Batch:
