@@ -178,30 +178,6 @@ def test_with_the_next_frame_every_future_is_drawn_and_the_closest_is_the_frame(
         assert torch.allclose(model(frames, actions, noise=noise)["frame"], every["futures"][:, 2], atol=1e-6)
 
 
-def test_the_closest_future_is_measured_with_the_pixel_weights_the_loss_uses() -> None:
-    """A future that draws the one moving pixel right beats one whose still pixels are a little
-    closer, when the loss weighs moving pixels more (a 1-pixel ball against the paddles)."""
-    model = perturbed(FUTURES)
-    frames, actions = inputs(FUTURES, batch=8)
-    target = frames[:, -1]
-    with torch.no_grad():
-        plain = model(frames, actions, target=target)
-        se = (plain["futures"] - target[:, None]).pow(2)  # (B, M, C, H, W)
-        # each sample's one heavy pixel is where the plain winner is worst
-        worst = se[torch.arange(8), plain["future"]].flatten(1).argmax(dim=1)  # (B,)
-        weight = torch.ones_like(target).flatten(1)
-        weight[torch.arange(8), worst] = 1e6
-        weight = weight.view_as(target)
-        weighted = model(frames, actions, target=target, target_weight=weight)
-        # the same model and futures, a different winner: argmin of the weighted squared error
-        assert torch.equal(weighted["futures"], plain["futures"])
-        expected = (se * weight[:, None]).flatten(2).sum(dim=2).argmin(dim=1)
-        assert torch.equal(weighted["future"], expected)
-        assert (weighted["future"] != plain["future"]).any()
-        model.cpu_block = 3  # the weights follow each sample into its CPU block
-        assert torch.equal(model(frames, actions, target=target, target_weight=weight)["future"], expected)
-
-
 def test_a_large_batch_in_cpu_blocks_keeps_each_samples_draw() -> None:
     model = perturbed(FUTURES)
     frames, actions = inputs(FUTURES, batch=5)

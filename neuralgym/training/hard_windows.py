@@ -16,12 +16,17 @@ import numpy as np
 import torch
 
 from neuralgym.training.config import TrainConfig
-from neuralgym.training.losses import moved_pixels, target_weight, weighted_fit
+from neuralgym.training.losses import moved_pixels, weighted_fit
 from neuralgym.training.windows import WindowDataset
 
 
 def window_errors(
-    model: torch.nn.Module, dataset: WindowDataset, change_weight: float, device: torch.device, batch: int = 64
+    model: torch.nn.Module,
+    dataset: WindowDataset,
+    change_weight: float,
+    device: torch.device,
+    batch: int = 64,
+    progress: bool = False,
 ) -> np.ndarray:
     """(len(dataset),): each window's first target's error as the frame loss measures it
     (pixels that moved weigh 1 + ``change_weight``), predicted from the real context; a world
@@ -29,14 +34,14 @@ def window_errors(
     k, errors = dataset.k, np.empty(len(dataset))
     was_training = model.training
     model.eval()
+    from tqdm import tqdm
+
     with torch.no_grad():
-        for i in range(0, len(dataset), batch):
+        for i in tqdm(range(0, len(dataset), batch), disable=not progress, desc="score windows", unit="batch"):
             ids = np.arange(i, min(i + batch, len(dataset)))
             b = dataset.batch(ids, 1).to(device)
             target = b.frames[:, k]
-            out = model(
-                b.frames[:, :k], b.actions[:, :k], target=target, target_weight=target_weight(b, k, change_weight)
-            )
+            out = model(b.frames[:, :k], b.actions[:, :k], target=target)
             pred = torch.round(out["frame"] * 255.0) / 255.0
             errors[ids] = weighted_fit(pred, target, moved_pixels(b, k), change_weight).double().cpu().numpy()
     model.train(was_training)
@@ -53,14 +58,15 @@ def hardest_windows(errors: np.ndarray, share: float) -> np.ndarray:
 
 
 def epoch_population(
-    dataset: WindowDataset, cfg: TrainConfig, model: torch.nn.Module, device: torch.device
+    dataset: WindowDataset, cfg: TrainConfig, model: torch.nn.Module, device: torch.device, progress: bool = False
 ) -> np.ndarray:
     """One epoch's window ids under ``cfg``'s oversampling (:meth:`WindowDataset.population`),
     the hard windows scored by ``model`` as it is now: the world the run starts from, also when
     it resumes (before the checkpoint's weights replace it), so a resumed run draws the same."""
     hard = None
     if cfg.hard_oversample > 1:
-        hard = hardest_windows(window_errors(model, dataset, cfg.change_weight, device), cfg.hard_share)
+        errors = window_errors(model, dataset, cfg.change_weight, device, progress=progress)
+        hard = hardest_windows(errors, cfg.hard_share)
     return dataset.population(
         cfg.terminal_oversample,
         cfg.terminal_window,

@@ -87,7 +87,7 @@ def train(
             f"{cfg.batch_size}: collect more data or lower --batch-size"
         )
     _check_ranks(ddp, spec, episodes, len(train_ds), cfg)
-    population = epoch_population(train_ds, cfg, model, device)  # before the checkpoint's weights replace these
+    population = epoch_population(train_ds, cfg, model, device, progress and ddp.main)  # before _resume
     step, sampler_state = _resume(state, model, opt)
     if state is None and resume and ddp.main:
         print(f"no checkpoint at {ckpt_path}; starting from scratch", file=sys.stderr)

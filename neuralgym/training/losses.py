@@ -104,8 +104,7 @@ def rollout_loss(
         with torch.no_grad():
             for r in range(burn):
                 if follow:
-                    weight = target_weight(batch, k + r, cfg.change_weight)
-                    out = model(ctx, batch.actions[:, r : r + k], target=batch.frames[:, k + r], target_weight=weight)
+                    out = model(ctx, batch.actions[:, r : r + k], target=batch.frames[:, k + r])
                 else:
                     out = model(ctx, batch.actions[:, r : r + k], noise=_draw(model, ctx))
                 pred = torch.round(out["frame"] * 255.0) / 255.0
@@ -121,12 +120,8 @@ def rollout_loss(
     after_burn = "heads" if burn > 0 and free_heads else "frames" if burn > 0 and bank is not None else None
     for r in range(burn, burn + rollout):
         target = batch.frames[:, k + r]
-        if after_burn is None or follow:
-            # a world with several futures draws them all and keeps the one the frame loss below
-            # scores best: closest in plain squared error, a future without the 1-pixel ball but
-            # with slightly better paddles would win where the ball bounces
-            weight = target_weight(batch, k + r, cfg.change_weight)
-            out = model(ctx, batch.actions[:, r : r + k], target=target, target_weight=weight)
+        if after_burn is None or follow:  # a world with several futures draws them all, keeps the closest to reality
+            out = model(ctx, batch.actions[:, r : r + k], target=target)
         else:
             out = model(ctx, batch.actions[:, r : r + k], noise=_draw(model, ctx))
         pred = quantize(out["frame"])
@@ -186,11 +181,6 @@ def rollout_loss(
 def moved_pixels(batch: Batch, t: int) -> torch.Tensor:
     """(B, C, H, W): the pixels of frame ``t`` that changed in reality since frame ``t - 1``."""
     return (batch.frames[:, t] - batch.frames[:, t - 1]).abs() > 1.5 / 255.0
-
-
-def target_weight(batch: Batch, t: int, change_weight: float) -> torch.Tensor | None:
-    """How :func:`weighted_fit` weighs each pixel of frame ``t`` (B, C, H, W); None: all alike."""
-    return 1.0 + change_weight * moved_pixels(batch, t).float() if change_weight > 0 else None
 
 
 def weighted_fit(pred: torch.Tensor, target: torch.Tensor, moved: torch.Tensor, change_weight: float) -> torch.Tensor:

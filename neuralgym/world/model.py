@@ -1,7 +1,8 @@
 """The world model: an action-conditioned next-frame predictor over the last K frames.
 
-Design (docs/design.md), shaped by what was measured on a 2-core CPU: a frozen frame is a
-strong baseline, so the model must copy what does not move pixel-exactly and move what does.
+Design (see docs/design.md), shaped by what was measured on a
+2-core CPU: a frozen frame is a strong baseline, so the model must copy what does not
+move pixel-exactly and move what does by the right sub-pixel amount.
 
 * Its output is a per-pixel 3x3 filter applied to the newest frame plus a residual
   (a dynamic-filter output): a sub-pixel shift of an edge is an exact blend of real
@@ -36,7 +37,8 @@ from neuralgym.world.decoder import FrameDecoder
 
 @dataclass
 class WorldModelConfig:
-    """The model's shape: frame size, context K, action width, grid widths, optional parts (in each world file)."""
+    """The model's shape: frame size, context K, action width, grid widths, and the optional
+    parts (learned background, reward classifier). Stored in every world file."""
 
     height: int = 64
     width: int = 64
@@ -59,7 +61,8 @@ class WorldModelConfig:
     # instead of filtering the newest frame, so a long dream cannot pile up debris (0: off)
     bottleneck: int = 0
     decoder_width: int = 48  # channels of the bottleneck decoder's maps
-    # > 1: M next frames and a head that predicts which comes; a dream draws one (filter worlds)
+    # > 1: the output stage draws this many next frames and a head predicts which comes, so a
+    # dream picks one future where the frames leave several open (filter worlds; 1: one future)
     futures: int = 1
 
     def validate(self) -> None:
@@ -229,7 +232,6 @@ class WorldModel(nn.Module):
         start: int | None = None,
         noise: torch.Tensor | None = None,
         target: torch.Tensor | None = None,
-        target_weight: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """frames and ``start`` as :meth:`features` takes them. Returns ``frame`` (B, C, H, W)
         in [0, 1] (not yet rounded to 8 bits), ``reward`` (B,), ``term_logit`` (B,), ``log_err`` (B,).
@@ -238,17 +240,15 @@ class WorldModel(nn.Module):
         argmax(logits + ``noise``) ((B, M) Gumbel noise, a dream's draw; None: the most likely);
         given the true next frame ``target`` (B, C, H, W) (training) it instead returns every
         future, ``futures`` (B, M, C, H, W), and as ``frame`` the closest to the target, whose
-        index is ``future`` (B,): closest in squared error, each pixel weighed by ``target_weight``
-        (B, C, H, W; None: all alike) as the training loss weighs it. One future ignores all this."""
+        index is ``future`` (B,). A world with one future ignores both."""
         n = frames.shape[0]
         if n > self.cpu_block and frames.device.type == "cpu" and not torch.is_grad_enabled():
 
             def cut(x: torch.Tensor | None, i: int) -> torch.Tensor | None:
                 return None if x is None else x[i : i + self.cpu_block]
 
-            rest = (noise, target, target_weight)  # each block is at most cpu_block long: one level deep
-            parts = [
-                self.forward(cut(frames, i), cut(actions, i), start, *(cut(x, i) for x in rest))
+            parts = [  # each block is at most cpu_block long: this recursion is one level deep
+                self.forward(cut(frames, i), cut(actions, i), start, cut(noise, i), cut(target, i))
                 for i in range(0, n, self.cpu_block)
             ]
             return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
@@ -271,8 +271,7 @@ class WorldModel(nn.Module):
             frame = self._filter(F.gelu(fine), last, pick)
             if frame.dim() == 5:  # every future (B, M, C, H, W): the one closest to the target is the frame
                 futures = frame.clamp(0.0, 1.0)
-                se = (futures - target[:, None].float()).pow(2)  # (B, M, C, H, W)
-                closest = (se if target_weight is None else se * target_weight[:, None]).flatten(2).sum(2).argmin(1)
+                closest = (futures - target[:, None].float()).pow(2).flatten(2).mean(dim=2).argmin(dim=1)  # (B,)
                 out.update(futures=futures, future=closest)
                 frame = futures[torch.arange(futures.shape[0], device=futures.device), closest]
         frame = frame.clamp(0.0, 1.0)
@@ -377,8 +376,9 @@ def future_noise(
 
 
 def predicted_rmse(log_err: torch.Tensor) -> torch.Tensor:
-    """The error head's estimate of a predicted frame's RMS error, in 8-bit grey levels (NaN counts
-    as the largest error it can say): the dream's drift score and threshold are built from it."""
+    """The error head's estimate of a predicted frame's RMS error, in 8-bit grey levels
+    (NaN counts as the largest error it can say). The dream's drift score and the drift
+    threshold training calibrates are both built from it."""
     return torch.exp(0.5 * torch.nan_to_num(log_err, nan=20.0).clamp(max=20.0)) * 255.0
 
 
