@@ -60,6 +60,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="write the coherence strip (every 250th frame over its nearest real frame) here, PNG",
     )
+    p.add_argument(
+        "--returns",
+        default=None,
+        metavar="DATA_DIR",
+        help="Pong: also count, teacher-forced on the recorded games in DATA_DIR, how often the world "
+        "draws the ball coming back off the player's paddle (neuralgym.metrics.returns)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object on stdout")
 
 
@@ -69,6 +76,8 @@ def main(args: argparse.Namespace) -> int:
     if args.coherence < 0 or args.coherence_lanes < 1:
         raise ValueError("--coherence must be >= 0 and --coherence-lanes >= 1")
     spec = get_spec(args.world)
+    if args.returns and spec.key != "pong":
+        raise ValueError(f"--returns counts the ball coming back off Pong's paddle; world {spec.key!r} has none")
     ls = run_lockstep(
         args.world,
         args.episodes,
@@ -106,6 +115,14 @@ def main(args: argparse.Namespace) -> int:
                     or k.startswith("share_with_")
                 }
             )
+    if args.returns:
+        from neuralgym.common.device import resolve_device
+        from neuralgym.metrics.returns import paddle_returns
+        from neuralgym.training.data import load_dataset
+        from neuralgym.world.weights import load_world
+
+        world = load_world(args.weights or spec.weights_path, spec, resolve_device(args.device))
+        result.update(paddle_returns(world.model.eval(), spec, load_dataset(Path(args.returns), spec)))
     if args.json:
         print_json(result)
     else:
