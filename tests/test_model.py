@@ -178,6 +178,30 @@ def test_with_the_next_frame_every_future_is_drawn_and_the_closest_is_the_frame(
         assert torch.allclose(model(frames, actions, noise=noise)["frame"], every["futures"][:, 2], atol=1e-6)
 
 
+def test_gated_futures_depart_from_future_0_only_where_their_gates_open() -> None:
+    config = WorldModelConfig(context=4, background=1, futures=3, gated_futures=1)
+    model = perturbed(config)
+    frames, actions = inputs(config, batch=4)
+    with torch.no_grad():
+        model.future_gate.bias.fill_(-40.0)  # shut everywhere: every future is future 0
+        shut = model(frames, actions, target=frames[:, -1])["futures"]
+        assert torch.equal(shut[:, 1], shut[:, 0]) and torch.equal(shut[:, 2], shut[:, 0])
+        model.future_gate.bias.fill_(40.0)  # open everywhere: the futures of the same taps without gates
+        opened = model(frames, actions, target=frames[:, -1])["futures"]
+        ungated = WorldModel(WorldModelConfig(context=4, background=1, futures=3))
+        ungated.load_state_dict({k: v for k, v in model.state_dict().items() if not k.startswith("future_gate")})
+        torch.testing.assert_close(ungated(frames, actions, target=frames[:, -1])["futures"], opened)
+        assert (opened[:, 1] - opened[:, 0]).abs().max() > 1e-3
+        # half open, per cell: a dream's drawn future is the same frame as in the list of every future
+        model.future_gate.weight.normal_(std=0.5)
+        model.future_gate.bias.zero_()
+        every = model(frames, actions, target=frames[:, -1])["futures"]
+        for m in range(3):
+            noise = torch.full((4, 3), -1e6)
+            noise[:, m] = 0.0
+            torch.testing.assert_close(model(frames, actions, noise=noise)["frame"], every[:, m].clamp(0, 1))
+
+
 def test_a_large_batch_in_cpu_blocks_keeps_each_samples_draw() -> None:
     model = perturbed(FUTURES)
     frames, actions = inputs(FUTURES, batch=5)

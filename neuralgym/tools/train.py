@@ -111,6 +111,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument(
+        "--gated-futures",
+        action="store_true",
+        help="with several futures: each other future departs from future 0 only where its gate (one per "
+        "4x4 cell) opens, so a rare outcome drawn right is not outweighed by the rest of the frame "
+        "(a world trained with it keeps it)",
+    )
+    p.add_argument(
         "--hard-oversample",
         type=positive_int,
         default=None,
@@ -232,6 +239,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg.model.decoder_width = args.decoder_width
     if args.futures is not None:
         cfg.model.futures = args.futures
+    if args.gated_futures:
+        cfg.model.gated_futures = 1
     with stdout_to_stderr(args.json):
         result = train(spec, data, out, run_dir, cfg, resume=args.resume, progress=not args.no_progress)
     if not is_main_process():

@@ -190,6 +190,9 @@ def model_config(cfg: TrainConfig, spec: WorldSpec, source_config: dict) -> Worl
         mcfg.decoder_width = int(source_config.get("decoder_width", mcfg.decoder_width))
     if int(source_config.get("futures", 1)) > 1 and mcfg.futures == 1:
         mcfg.futures = int(source_config["futures"])
+    if int(source_config.get("gated_futures", 0)) and not mcfg.gated_futures:
+        mcfg.gated_futures = 1
     if cfg.heads_only and cfg.init_from:  # the frame model stays exactly as it is
         mcfg.futures = int(source_config.get("futures", 1))
+        mcfg.gated_futures = int(source_config.get("gated_futures", 0))
     return mcfg

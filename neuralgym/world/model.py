@@ -33,6 +33,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from neuralgym.world.decoder import FrameDecoder
+from neuralgym.world.filter_output import filter_output
 
 
 @dataclass
@@ -64,6 +65,9 @@ class WorldModelConfig:
     # > 1: the output stage draws this many next frames and a head predicts which comes, so a
     # dream picks one future where the frames leave several open (filter worlds; 1: one future)
     futures: int = 1
+    # with several futures: each other future departs from future 0 only where its gate (one
+    # number per 4x4 cell) opens, so a rare outcome is not outweighed by the rest of the frame
+    gated_futures: int = 0  # 0 or 1
 
     def validate(self) -> None:
         if self.background not in (0, 1):
@@ -143,6 +147,10 @@ class WorldModel(nn.Module):
                 self.alt_out = nn.Conv2d(c.fine_width, (c.futures - 1) * c.channels * 10 * c.patch * c.patch, 1)
                 nn.init.normal_(self.alt_out.weight, std=1e-3)
                 nn.init.zeros_(self.alt_out.bias)
+                if c.gated_futures:  # half open at first (world/filter_output.py)
+                    self.future_gate = nn.Conv2d(c.fine_width, c.futures - 1, 1)
+                    nn.init.zeros_(self.future_gate.weight)
+                    nn.init.zeros_(self.future_gate.bias)
         # the heads see where things are (a 4x4 pooled grid), not just what is there: a
         # termination is a pole past an angle or a cart past an edge
         head_in = 16 * c.coarse_width + cond
@@ -268,7 +276,7 @@ class WorldModel(nn.Module):
                 out["future_logits"] = logits
                 if target is None:
                     pick = (logits if noise is None else logits + noise.float()).argmax(dim=1)  # (B,)
-            frame = self._filter(F.gelu(fine), last, pick)
+            frame = filter_output(self, F.gelu(fine), last, pick)
             if frame.dim() == 5:  # every future (B, M, C, H, W): the one closest to the target is the frame
                 futures = frame.clamp(0.0, 1.0)
                 closest = (futures - target[:, None].float()).pow(2).flatten(2).mean(dim=2).argmin(dim=1)  # (B,)
@@ -294,64 +302,6 @@ class WorldModel(nn.Module):
                 (logits - self.reward_logit_offset).argmax(dim=1)
             ]  # the most likely value
         return out
-
-    def _filter(self, act: torch.Tensor, last: torch.Tensor, pick: torch.Tensor | None = None) -> torch.Tensor:
-        """The dynamic-filter output: act (B, Wf, h, w) the fine grid's activations, last
-        (B, C, H, W) the newest frame -> the next frame (B, C, H, W), not yet clamped. A world
-        with several futures draws future ``pick`` (B,) of each sample, or with ``pick`` None
-        every future, (B, M, C, H, W).
-
-        It runs on the fine grid, channels last (the convolutions' layout): each tap's
-        window of the newest frame is a strided view folded 4x4 like the maps, so only the
-        1-channel result is unfolded to full size."""
-        c, p = self.config, self.config.patch
-        b, _, h, w = act.shape
-        # the 1x1 output conv as one fp32 matmul on channels-last pixels (the filter taps need
-        # fp32 even under autocast); a column of ones carries the bias (addmm would first
-        # copy the bias into the 10x wider output)
-        with torch.autocast(act.device.type, enabled=False):
-            pixels = act.permute(0, 2, 3, 1).reshape(b * h * w, -1)  # (B h w, Wf): no copy
-            pixels = torch.cat([pixels.float(), pixels.new_ones(b * h * w, 1, dtype=torch.float32)], 1)  # (B h w, Wf+1)
-            weight = torch.cat([self.out.weight.flatten(1), self.out.bias[:, None]], dim=1)
-            if c.futures > 1:
-                weight = torch.cat([weight, torch.cat([self.alt_out.weight.flatten(1), self.alt_out.bias[:, None]], 1)])
-            if pick is None:  # every future: (B, h, w, M, C, 10, p, p)
-                maps = (pixels @ weight.float().t()).view(b, h, w, c.futures, c.channels, 10, p, p)
-            else:  # only each sample's drawn future's taps: (B, h, w, C, 10, p, p)
-                drawn = weight.float().view(c.futures, -1, weight.shape[1])[pick]  # (B, C*10*p*p, Wf + 1)
-                maps = torch.bmm(pixels.view(b, h * w, -1), drawn.transpose(1, 2)).view(b, h, w, c.channels, 10, p, p)
-        padded = F.pad(last, (1, 1, 1, 1), mode="replicate")  # (B, C, H+2, W+2)
-        # every (p+2) x (p+2) window of the padded frame around a patch, as a view (no copy)
-        s_b, s_c, s_y, s_x = padded.stride()
-        windows = padded.as_strided((b, h, w, c.channels, p + 2, p + 2), (s_b, p * s_y, p * s_x, s_c, s_y, s_x))
-        mask = None
-        if c.background:
-            with torch.autocast(act.device.type, enabled=False):
-                mask = torch.sigmoid(
-                    (
-                        pixels
-                        @ torch.cat([self.mask_out.weight.flatten(1), self.mask_out.bias[:, None]], dim=1).float().t()
-                    ).view(b, h, w, c.channels, p, p)
-                )
-        if pick is not None:
-            return self._blend(maps, windows, mask)
-        if c.futures == 1:
-            return self._blend(maps[:, :, :, 0], windows, mask)
-        return torch.stack([self._blend(maps[:, :, :, m], windows, mask) for m in range(c.futures)], dim=1)
-
-    def _blend(self, maps: torch.Tensor, windows: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """One future's frame (B, C, H, W) from its taps (B, h, w, C, 10, p, p), the newest
-        frame's windows (B, h, w, C, p+2, p+2) and the background mask (B, h, w, C, p, p)."""
-        c, p = self.config, self.config.patch
-        b, h, w = maps.shape[:3]
-        frame = torch.add(windows[..., 1 : p + 1, 1 : p + 1], maps[..., 9, :, :])  # (B, h, w, C, p, p)
-        for k in range(9):
-            dy, dx = divmod(k, 3)
-            frame = torch.addcmul(frame, maps[..., k, :, :], windows[..., dy : dy + p, dx : dx + p])
-        if mask is not None:
-            bg = self.background.float().view(c.channels, h, p, w, p).permute(1, 3, 0, 2, 4)  # (h, w, C, p, p)
-            frame = torch.addcmul(bg, mask, frame - bg)  # mask 1: the filter's frame; 0: the background
-        return frame.permute(0, 3, 1, 4, 2, 5).reshape(b, c.channels, c.height, c.width)
 
     def encode(self, frames: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Flat features of a frame history, for agents (the latent observation mode):
