@@ -498,6 +498,22 @@ def test_a_world_with_futures_trains_loads_and_keeps_them(
             cartpole_spec, tiny_dataset, tmp_path / f"b{len(kw)}", steps=1, init_from=str(run.weights), **kw
         )
         assert load_world(again.weights, cartpole_spec).model.config.futures == 2
+    # gated: its gates start half open and learn; runs started from it, heads-only too, keep them
+    gated = run_train(
+        cartpole_spec,
+        tiny_dataset,
+        tmp_path / "g",
+        steps=3,
+        init_from=str(run.weights),
+        model=WorldModelConfig(background=1, gated_futures=1),
+    )
+    assert model_tensors(gated.weights)["model.future_gate.bias"].abs().sum() > 0
+    for kw in ({}, {"heads_only": True}):
+        again = run_train(
+            cartpole_spec, tiny_dataset, tmp_path / f"h{len(kw)}", steps=1, init_from=str(gated.weights), **kw
+        )
+        config = load_world(again.weights, cartpole_spec).model.config
+        assert (config.futures, config.gated_futures) == (2, 1)
 
 
 def test_decoder_pretraining_runs_once_not_again_on_resume(
