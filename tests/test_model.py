@@ -200,6 +200,11 @@ def test_gated_futures_depart_from_future_0_only_where_their_gates_open() -> Non
             noise = torch.full((4, 3), -1e6)
             noise[:, m] = 0.0
             torch.testing.assert_close(model(frames, actions, noise=noise)["frame"], every[:, m].clamp(0, 1))
+        picks = torch.tensor([0, 2, 1, 2])  # lanes that draw different futures in one batch
+        noise = torch.full((4, 3), -1e6).scatter(1, picks[:, None], 0.0)
+        torch.testing.assert_close(
+            model(frames, actions, noise=noise)["frame"], every[torch.arange(4), picks].clamp(0, 1)
+        )
 
 
 def test_a_large_batch_in_cpu_blocks_keeps_each_samples_draw() -> None:

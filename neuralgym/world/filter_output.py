@@ -40,7 +40,7 @@ def filter_output(
         weight = _dense(model.out)
         if c.futures > 1:
             weight = torch.cat([weight, _dense(model.alt_out)])
-        gate = None  # (B, h, w, M-1): how far each other future may depart from future 0, per cell
+        gate = alt = None  # gate (B, h, w, M-1): how far each other future may depart from future 0, per cell
         if c.futures > 1 and c.gated_futures:
             gate = torch.sigmoid(pixels @ _dense(model.future_gate).t()).view(b, h, w, c.futures - 1)
         if pick is None:  # every future: (B, h, w, M, C, 10, p, p)
@@ -52,11 +52,11 @@ def filter_output(
         else:  # only each sample's drawn future's taps: (B, h, w, C, 10, p, p)
             drawn = weight.view(c.futures, -1, weight.shape[1])[pick]  # (B, C*10*p*p, Wf + 1)
             maps = torch.bmm(pixels.view(b, h * w, -1), drawn.transpose(1, 2)).view(b, h, w, c.channels, 10, p, p)
-            if gate is not None:
-                base = (pixels @ _dense(model.out).t()).view(b, h, w, c.channels, 10, p, p)
-                g = torch.cat([gate.new_zeros(b, h, w, 1), gate], dim=3)  # future 0: no departure
-                g = g.gather(3, pick.view(b, 1, 1, 1).expand(b, h, w, 1))  # (B, h, w, 1)
-                maps = base + g[..., None, None, None] * (maps - base)
+            alt = (pick > 0).nonzero()[:, 0] if gate is not None else None  # lanes that drew another future
+            if alt is not None and len(alt):  # future 0's taps for them: they depart from it where gates open
+                n = len(alt)
+                base = (pixels.view(b, h * w, -1)[alt] @ _dense(model.out).t()).view(n, h, w, c.channels, 10, p, p)
+                g = gate[alt].gather(3, (pick[alt] - 1).view(n, 1, 1, 1).expand(n, h, w, 1))  # (n, h, w, 1)
     padded = F.pad(last, (1, 1, 1, 1), mode="replicate")  # (B, C, H+2, W+2)
     # every (p+2) x (p+2) window of the padded frame around a patch, as a view (no copy)
     s_b, s_c, s_y, s_x = padded.stride()
@@ -66,7 +66,13 @@ def filter_output(
         with torch.autocast(act.device.type, enabled=False):
             mask = torch.sigmoid((pixels @ _dense(model.mask_out).t()).view(b, h, w, c.channels, p, p))
     if pick is not None:
-        return _blend(model, maps, windows, mask)
+        frame = _blend(model, maps, windows, mask)
+        if alt is None or not len(alt):
+            return frame
+        # a frame is linear in its taps, so gating the frames per cell is gating the taps
+        base_frame = _blend(model, base, windows[alt], None if mask is None else mask[alt])
+        g = g.view(n, 1, h, 1, w, 1).expand(n, 1, h, p, w, p).reshape(n, 1, c.height, c.width)
+        return frame.index_copy(0, alt, base_frame + g * (frame[alt] - base_frame))
     if c.futures == 1:
         return _blend(model, maps[:, :, :, 0], windows, mask)
     return torch.stack([_blend(model, maps[:, :, :, m], windows, mask) for m in range(c.futures)], dim=1)
