@@ -50,12 +50,13 @@ def filter_output(
                 alt = base + gate[..., None, None, None, None] * (maps[:, :, :, 1:] - base)
                 maps = torch.cat([base, alt], dim=3)
         else:  # only each sample's drawn future's taps: (B, h, w, C, 10, p, p)
-            drawn = weight.view(c.futures, -1, weight.shape[1])[pick]  # (B, C*10*p*p, Wf + 1)
+            per_future = weight.view(c.futures, -1, weight.shape[1])  # (M, C*10*p*p, Wf + 1)
+            drawn = per_future[pick]  # (B, C*10*p*p, Wf + 1)
             maps = torch.bmm(pixels.view(b, h * w, -1), drawn.transpose(1, 2)).view(b, h, w, c.channels, 10, p, p)
             alt = (pick > 0).nonzero()[:, 0] if gate is not None else None  # lanes that drew another future
             if alt is not None and len(alt):  # future 0's taps for them: they depart from it where gates open
                 n = len(alt)
-                base = (pixels.view(b, h * w, -1)[alt] @ _dense(model.out).t()).view(n, h, w, c.channels, 10, p, p)
+                base = (pixels.view(b, h * w, -1)[alt] @ per_future[0].t()).view(n, h, w, c.channels, 10, p, p)
                 g = gate[alt].gather(3, (pick[alt] - 1).view(n, 1, 1, 1).expand(n, h, w, 1))  # (n, h, w, 1)
     padded = F.pad(last, (1, 1, 1, 1), mode="replicate")  # (B, C, H+2, W+2)
     # every (p+2) x (p+2) window of the padded frame around a patch, as a view (no copy)
