@@ -62,3 +62,33 @@ def test_a_world_that_draws_reality_is_right_and_one_that_freezes_is_not(pong_ga
     # a world that keeps the ball hidden (both futures the newest frame) never draws it
     frozen = paddle_returns(StandIn(lambda frames, target: frames[:, -1]), spec, [pong_game])
     assert frozen["returns_any"] == frozen["misses_any"] == frozen["returns_drawn"] == 0.0
+
+
+def test_a_world_with_object_cells_reports_where_its_head_places_the_ball(pong_game: Episode) -> None:
+    from types import SimpleNamespace
+
+    from neuralgym.world.object_cells import pong_ball_cells
+
+    class WithCells(StandIn):
+        """The oracle above, whose object head is sure of the cell where the ball shows (``right``)
+        or of the cell diagonally across the field."""
+
+        config = SimpleNamespace(object_cells=1, height=64, width=64, patch=4)
+
+        def __init__(self, right: bool):
+            super().__init__(lambda frames, target: target)
+            self.right = right
+
+        def forward(self, frames, actions, target=None):
+            out = super().forward(frames, actions, target)
+            cell = pong_ball_cells(target, 4)
+            cell = cell if self.right else torch.where(cell < 256, 255 - cell, cell)
+            out["object_logits"] = torch.nn.functional.one_hot(cell, 257).float() * 50.0
+            return out
+
+    spec = get_spec("pong")
+    right = paddle_returns(WithCells(True), spec, [pong_game])
+    assert right["returns_cell"] == pytest.approx(1.0) and right["misses_cell"] == pytest.approx(1.0)
+    wrong = paddle_returns(WithCells(False), spec, [pong_game])
+    assert wrong["returns_cell"] == pytest.approx(0.0, abs=1e-6) and wrong["misses_cell"] == pytest.approx(0.0, abs=1e-6)
+    assert "returns_cell" not in paddle_returns(StandIn(lambda frames, target: target), spec, [pong_game])

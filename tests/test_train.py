@@ -229,9 +229,13 @@ def test_cli_train_hard_windows_and_futures_relax_reach_the_run(
         ("--hard-share", "1.5", "a share in (0, 1]"),
         ("--futures-relax", "1.5", "a number in [0, 1]"),
         ("--hard-oversample", "0", "a positive integer"),
+        ("--object-weight", "0", "a positive number"),
     ]:
         assert cli_main([*train_argv(tmp_path, tiny_dataset), flag, bad]) == 2
         assert f"expected {expected}, got" in capsys.readouterr().err
+    # object cells need a locator of the world's object: CartPole has none
+    assert cli_main([*train_argv(tmp_path, tiny_dataset, steps=1), *small, "--object-cells"]) == 2
+    assert "'cartpole' has none (worlds with one: pong)" in capsys.readouterr().err
 
 
 def test_cli_train_bad_data_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -592,3 +596,28 @@ def test_a_spec_says_how_its_world_is_trained(tmp_path: Path) -> None:
     spec_path.write_text(base + "\n[train]\nstep = 10\n\n[train.model]\nbottle = 3\n")
     with pytest.raises(ValueError, match=r"unknown keys step, model\.bottle; expected .*steps"):
         train_config(get_spec(spec_path))
+
+
+def test_object_cells_learn_their_cells_and_runs_started_from_them_keep_them(
+    cartpole_spec: WorldSpec, tiny_dataset: Path, tmp_path: Path
+) -> None:
+    from neuralgym.world.model import WorldModelConfig
+    from neuralgym.world.object_cells import OBJECT_CELL_LOCATORS, pong_ball_cells
+
+    cells = WorldModelConfig(background=1, object_cells=1)
+    with pytest.raises(ValueError, match="'cartpole' has none"):
+        run_train(cartpole_spec, tiny_dataset, tmp_path / "none", steps=1, model=cells)
+    # CartPole's cart stands in for an object: the brightest thing off the background
+    with mock.patch.dict(OBJECT_CELL_LOCATORS, {"cartpole": pong_ball_cells}):
+        run = run_train(cartpole_spec, tiny_dataset, tmp_path / "o", steps=3, lr=0.01, warmup=1, model=cells)
+        tensors = model_tensors(run.weights)
+        assert tensors["model.object_head.2.weight"].abs().sum() > 0  # the head was taught the cells
+        assert tensors["model.object_stamp.weight"].abs().sum() > 0  # the frame learned to use the cell
+        assert load_world(run.weights, cartpole_spec).model.config.object_cells == 1
+        for kw in ({}, {"heads_only": True}):
+            again = run_train(
+                cartpole_spec, tiny_dataset, tmp_path / f"a{len(kw)}", steps=1, init_from=str(run.weights), **kw
+            )
+            assert load_world(again.weights, cartpole_spec).model.config.object_cells == 1
+        kept = model_tensors(again.weights)  # heads-only: the object head and stamp are frame parts
+        assert all(torch.equal(kept[k], v) for k, v in tensors.items() if k.startswith("model.object_"))

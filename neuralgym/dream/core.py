@@ -37,7 +37,7 @@ from neuralgym.dream.predictor import Predictor
 from neuralgym.dream.prompt import Prompt, validate_prompt
 from neuralgym.dream.sampling import sample_reward, sample_termination
 from neuralgym.world.drift import DriftResetPolicy
-from neuralgym.world.model import future_noise, predicted_rmse
+from neuralgym.world.model import draw_noise, predicted_rmse
 from neuralgym.world.spaces import (
     ResetNeededError,
     action_space_for,
@@ -338,7 +338,7 @@ class DreamCore:
         (N, C, H, W) uint8 and per-lane reward, terminated, truncated, drift, drift_step,
         drift_reset and nonfinite arrays (fresh, for the caller to edit)."""
         acts = torch.cat([self.actions, codes[:, None]], dim=1)  # (N, K, A)
-        noise = future_noise(self.model, codes.shape[0], self.temperature, self.generator)
+        noise = draw_noise(self.model, codes.shape[0], self.temperature, self.generator)
         with autocast(self.precision, self.device):
             if self.predict.compiled:  # one graph: the frames in time order
                 out = self.predict(self.history.ordered(), acts, noise=noise)

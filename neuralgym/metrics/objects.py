@@ -12,13 +12,15 @@ from collections.abc import Callable
 
 import numpy as np
 
-Locator = Callable[[np.ndarray], "tuple[float, float] | None"]
+# the ball's signature is defined once, for the model's object cells too
+from neuralgym.world.object_cells import (
+    PONG_BALL_MASS_MIN,
+    PONG_OPPONENT_COLUMNS,
+    PONG_PIXEL_MIN,
+    PONG_PLAYER_COLUMNS,
+)
 
-#: Pong at 64x64: the paddles' columns (opponent left, player right) and the ball's
-#: signature (a 2x2 block whose deviation from the background sums to ~190 grey levels)
-PONG_OPPONENT_COLUMNS, PONG_PLAYER_COLUMNS = (6, 8), (56, 58)
-PONG_PIXEL_MIN = 10  # a pixel this far from the background can be part of the ball
-PONG_BALL_MASS_MIN = 60.0  # a third of a real ball's summed deviation
+Locator = Callable[[np.ndarray], "tuple[float, float] | None"]
 
 
 def background(frame: np.ndarray) -> int:

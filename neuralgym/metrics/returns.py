@@ -8,7 +8,9 @@ returns and the misses of recorded episodes this counts the share in which some 
 the ball where reality does (the same side of the paddle, rows within ``ROW_TOLERANCE``), and
 the share of the future head's probability on such futures: what a dream at temperature 1
 draws. A world whose futures never draw the return loses the ball there and pays a point
-that reality did not (docs/worlds/pong.md).
+that reality did not (docs/worlds/pong.md). For a world with object cells it also reports the
+share of the object head's probability on the cells where reality shows the ball (their
+centres judged as a drawn ball is): where a dream at temperature 1 places it.
 """
 
 from __future__ import annotations
@@ -46,10 +48,13 @@ def paddle_arrivals(frames: np.ndarray) -> list[tuple[int, bool]]:
 def paddle_returns(model: torch.nn.Module, spec: WorldSpec, episodes: list[Episode]) -> dict[str, float | int]:
     """``returns`` and ``misses`` counted in ``episodes``; ``returns_any`` / ``misses_any``:
     the share in which some future draws the ball where reality shows it; ``returns_drawn`` /
-    ``misses_drawn``: the mean probability the future head gives such futures."""
+    ``misses_drawn``: the mean probability the future head gives such futures; for a world
+    with object cells, ``returns_cell`` / ``misses_cell``: the mean probability its object
+    head gives the cells where reality shows the ball."""
     k = spec.context_length
     device = next(model.parameters()).device
-    tally: dict[bool, list[tuple[bool, float]]] = {True: [], False: []}
+    tally: dict[bool, list[tuple[float, ...]]] = {True: [], False: []}
+    centres = _cell_centres(model) if getattr(getattr(model, "config", None), "object_cells", 0) else []
     for ep in episodes:
         actions = encode_actions(spec, ep.actions)
         for t, returned in paddle_arrivals(ep.frames):
@@ -63,13 +68,28 @@ def paddle_returns(model: torch.nn.Module, spec: WorldSpec, episodes: list[Episo
             probs = torch.softmax(out["future_logits"][0], 0) if "future_logits" in out else torch.ones(1)
             real = pong_ball(ep.frames[t])
             right = [_same_ball(_ball(f), real) for f in futures]
-            tally[returned].append((any(right), float(sum(p for p, r in zip(probs.tolist(), right) if r))))
+            row = (any(right), float(sum(p for p, r in zip(probs.tolist(), right) if r)))
+            if "object_logits" in out:
+                cells = torch.softmax(out["object_logits"][0, :-1].float(), 0).cpu().numpy()
+                row += (float(sum(p for p, c in zip(cells, centres) if _same_ball(c, real))),)
+            tally[returned].append(row)
     report: dict[str, float | int] = {"returns": len(tally[True]), "misses": len(tally[False])}
+    keys = ["any", "drawn"] + (["cell"] if centres else [])
     for returned, name in ((True, "returns"), (False, "misses")):
-        rows = np.array(tally[returned], dtype=np.float64).reshape(-1, 2)
-        report[f"{name}_any"] = float(rows[:, 0].mean()) if len(rows) else float("nan")
-        report[f"{name}_drawn"] = float(rows[:, 1].mean()) if len(rows) else float("nan")
+        rows = np.array(tally[returned], dtype=np.float64).reshape(-1, len(keys))
+        for i, key in enumerate(keys):
+            report[f"{name}_{key}"] = float(rows[:, i].mean()) if len(rows) else float("nan")
     return report
+
+
+def _cell_centres(model: torch.nn.Module) -> list[tuple[float, float]]:
+    """The centre (row, col) of each of a world's object cells, in their order."""
+    c = model.config
+    cols = c.width // c.patch
+    return [
+        ((i // cols) * c.patch + (c.patch - 1) / 2, (i % cols) * c.patch + (c.patch - 1) / 2)
+        for i in range((c.height // c.patch) * cols)
+    ]
 
 
 def _ball(frame: torch.Tensor) -> tuple[float, float] | None:

@@ -118,6 +118,18 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "(a world trained with it keeps it)",
     )
     p.add_argument(
+        "--object-cells",
+        action="store_true",
+        help="a head classifies which 4x4 cell of the next frame holds the world's small object (Pong's "
+        "ball), a dream draws one, and the frame is drawn around it (a world trained with it keeps it)",
+    )
+    p.add_argument(
+        "--object-weight",
+        type=positive_float,
+        default=None,
+        help="with object cells: the weight of the object head's loss against the frame loss (default 0.2)",
+    )
+    p.add_argument(
         "--hard-oversample",
         type=positive_int,
         default=None,
@@ -222,6 +234,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "hard_oversample": args.hard_oversample,
         "hard_share": args.hard_share,
         "futures_relax": args.futures_relax,
+        "object_weight": args.object_weight,
         "reward_balance": args.reward_balance,
         "reward_oversample": args.reward_oversample,
         "reward_window": args.reward_window,
@@ -241,6 +254,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         cfg.model.futures = args.futures
     if args.gated_futures:
         cfg.model.gated_futures = 1
+    if args.object_cells:
+        cfg.model.object_cells = 1
     with stdout_to_stderr(args.json):
         result = train(spec, data, out, run_dir, cfg, resume=args.resume, progress=not args.no_progress)
     if not is_main_process():

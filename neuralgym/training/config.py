@@ -70,6 +70,9 @@ class TrainConfig:
     # a world with several futures (model.futures > 1): the share of the frame loss spread over
     # every future; the rest scores only the future closest to reality (winner takes all)
     futures_relax: float = 0.05
+    # a world with object cells (model.object_cells): the weight of its object head's loss
+    # (the cross-entropy of the true cell) against the frame loss
+    object_weight: float = 0.2
     # a bottleneck world whose decoder starts fresh first learns to draw real frames, as the
     # decoder of a frame autoencoder, for this many steps (training/decoder_pretrain.py; 0: not)
     decoder_pretrain: int = 0
@@ -142,6 +145,7 @@ CONTINUED_FIELDS = (
     "hard_share",
     "change_weight",
     "futures_relax",
+    "object_weight",
 )
 
 
@@ -170,8 +174,8 @@ STEP_OVERHEAD = 1.0
 def model_config(cfg: TrainConfig, spec: WorldSpec, source_config: dict) -> WorldModelConfig:
     """The shape of the model a run trains: ``cfg.model`` sized to the world's frames, context
     and actions, reconciled with ``source_config`` (the config of the ``init_from`` world, or
-    {}): a heads-only run keeps its background setting and futures, and a bottleneck world or
-    one with several futures stays one."""
+    {}): a heads-only run keeps its background setting, futures and object cells, and a
+    bottleneck world, one with several futures or one with object cells stays one."""
     mcfg = WorldModelConfig(
         **{
             **asdict(cfg.model),
@@ -192,7 +196,10 @@ def model_config(cfg: TrainConfig, spec: WorldSpec, source_config: dict) -> Worl
         mcfg.futures = int(source_config["futures"])
     if int(source_config.get("gated_futures", 0)) and not mcfg.gated_futures:
         mcfg.gated_futures = 1
+    if int(source_config.get("object_cells", 0)) and not mcfg.object_cells:
+        mcfg.object_cells = 1
     if cfg.heads_only and cfg.init_from:  # the frame model stays exactly as it is
         mcfg.futures = int(source_config.get("futures", 1))
         mcfg.gated_futures = int(source_config.get("gated_futures", 0))
+        mcfg.object_cells = int(source_config.get("object_cells", 0))
     return mcfg

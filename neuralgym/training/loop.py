@@ -38,6 +38,7 @@ from neuralgym.training.losses import reward_class_values, reward_class_weights,
 from neuralgym.training.windows import Batch, EpochSampler, WindowDataset, draw_weights
 from neuralgym.world.frameindex import RealFrameIndex
 from neuralgym.world.model import WorldModel, WorldModelConfig, count_flops
+from neuralgym.world.object_cells import object_cell_locator
 from neuralgym.world.spaces import encode_actions
 from neuralgym.world.spec import WorldSpec
 from neuralgym.world.weights import read_metadata, save_world
@@ -106,6 +107,7 @@ def train(
 
         writer = SummaryWriter(str(run_dir / "tb"))
     flops = count_flops(WorldModel(mcfg))
+    locate = object_cell_locator(spec.key) if mcfg.object_cells else None
     t0, samples, loss_value = time.time(), 0, None
     bar = tqdm(
         total=cfg.steps, initial=step, disable=not (progress and ddp.main), desc=f"train {spec.key}", unit="step"
@@ -133,6 +135,7 @@ def train(
             reward_weights=reward_weights,
             bank=bank,
             free_heads=cfg.heads_only,
+            locate=locate,
         )
         loss_value, stats = global_mean(ddp, loss, stats, device)  # the same numbers on every rank
         if not math.isfinite(loss_value):

@@ -16,7 +16,8 @@ import torch.nn.functional as F
 from neuralgym.training.config import TrainConfig
 from neuralgym.training.windows import Batch
 from neuralgym.world.frameindex import RealFrameIndex
-from neuralgym.world.model import future_noise, quantize
+from neuralgym.world.model import draw_noise, quantize
+from neuralgym.world.object_cells import CellLocator
 
 
 def reward_class_values(rewards: np.ndarray, max_classes: int, gap_fraction: float = 0.1) -> np.ndarray:
@@ -76,6 +77,7 @@ def rollout_loss(
     reward_weights: torch.Tensor | None = None,
     bank: RealFrameIndex | None = None,
     free_heads: bool = False,
+    locate: CellLocator | None = None,
 ) -> tuple[torch.Tensor, dict[str, float]]:
     """Roll the model out on its own predictions for ``burn`` steps without gradient, then
     for ``rollout`` scored steps, and sum the losses of the scored steps. After a burn-in
@@ -85,6 +87,10 @@ def rollout_loss(
     is scored, against the reward the recording paid at that step, so it learns to pay what
     reality paid from what the dream shows many steps in (a still road that slowly blurs is
     not a car passing tiles); termination, whose timing is the recording's, is not scored.
+
+    A world with object cells draws each frame it is scored on around the true cell of its
+    object (found by ``locate`` in the recorded frame), and its object head is scored on
+    that cell; where it runs free, it draws the cell as a dream does.
 
     Losses are summed and divided by constants (this rank's share of the global batch,
     i.e. global batch / world size, and the rollout), never by per-rank statistics such
@@ -100,11 +106,19 @@ def rollout_loss(
     # futures (the one closest to each recorded frame), so the outcome the dream shows is the
     # one whose reward the recording paid; to train frames it draws them as a dream does
     follow = burn > 0 and free_heads
+    net = model.module if hasattr(model, "module") else model
+    if net.config.object_cells and locate is None:
+        raise ValueError("a world with object cells trains with a locator of its object (world/object_cells.py)")
+
+    def cells(t: int) -> torch.Tensor | None:  # the true object cells of recorded frame t
+        return locate(batch.frames[:, t], net.config.patch) if net.config.object_cells else None
+
     if burn:
         with torch.no_grad():
             for r in range(burn):
                 if follow:
-                    out = model(ctx, batch.actions[:, r : r + k], target=batch.frames[:, k + r])
+                    target = batch.frames[:, k + r]
+                    out = model(ctx, batch.actions[:, r : r + k], target=target, object_target=cells(k + r))
                 else:
                     out = model(ctx, batch.actions[:, r : r + k], noise=_draw(model, ctx))
                 pred = torch.round(out["frame"] * 255.0) / 255.0
@@ -114,18 +128,22 @@ def rollout_loss(
     # future) weigh each window by 1 / how often the epoch draws it (windows.draw_weights)
     hw = batch.weight
     pos_weight = torch.tensor(cfg.term_pos_weight, device=ctx.device)
-    frame_l = term_l = rew_l = err_l = fut_l = torch.zeros((), device=ctx.device)
+    frame_l = term_l = rew_l = err_l = fut_l = obj_l = torch.zeros((), device=ctx.device)
     # after a burn-in the dream no longer tracks the recording: with the frame model held fixed
     # (free_heads) only the reward is scored; else (with a bank) only the frames, against reality
     after_burn = "heads" if burn > 0 and free_heads else "frames" if burn > 0 and bank is not None else None
     for r in range(burn, burn + rollout):
         target = batch.frames[:, k + r]
+        true_cells = cells(k + r) if after_burn is None or follow else None
         if after_burn is None or follow:  # a world with several futures draws them all, keeps the closest to reality
-            out = model(ctx, batch.actions[:, r : r + k], target=target)
+            out = model(ctx, batch.actions[:, r : r + k], target=target, object_target=true_cells)
         else:
             out = model(ctx, batch.actions[:, r : r + k], noise=_draw(model, ctx))
         pred = quantize(out["frame"])
         m = batch.mask[:, r]
+        if true_cells is not None and after_burn is None:
+            ce = F.cross_entropy(out["object_logits"], true_cells, reduction="none")
+            obj_l = obj_l + (ce * m * hw).sum()
         if after_burn == "heads":
             rew_l = rew_l + (_reward_loss(model, out, batch.rewards[:, r], reward_weights) * m * hw).sum()
         elif after_burn == "frames":
@@ -167,13 +185,16 @@ def rollout_loss(
             rew_l = rew_l + (_reward_loss(model, out, batch.rewards[:, r], reward_weights) * m * hw).sum()
             err_l = err_l + ((out["log_err"] - torch.log(se.detach() + 1e-7)).pow(2) * m).sum()
         ctx = torch.cat([ctx[:, 1:], pred[:, None]], dim=1)
-    loss = (frame_l + cfg.term_weight * term_l + cfg.head_weight * (rew_l + err_l + fut_l)) / denom
+    loss = (
+        frame_l + cfg.term_weight * term_l + cfg.head_weight * (rew_l + err_l + fut_l) + cfg.object_weight * obj_l
+    ) / denom
     stats = {
         "frame": frame_l.item() / denom,
         "term": term_l.item() / denom,
         "reward": rew_l.item() / denom,
         "err": err_l.item() / denom,
         "future": fut_l.item() / denom,
+        "object": obj_l.item() / denom,
     }
     return loss, stats
 
@@ -195,7 +216,7 @@ def weighted_fit(pred: torch.Tensor, target: torch.Tensor, moved: torch.Tensor, 
 def _draw(model: torch.nn.Module, ctx: torch.Tensor) -> torch.Tensor | None:
     """The noise that draws a free-running step's future as a dream does (its true next frame
     is not the recording's); None for a world with one future."""
-    return future_noise(model.module if hasattr(model, "module") else model, ctx.shape[0])
+    return draw_noise(model.module if hasattr(model, "module") else model, ctx.shape[0])
 
 
 def _reward_loss(

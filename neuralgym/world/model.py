@@ -19,6 +19,10 @@ move pixel-exactly and move what does by the right sub-pixel amount.
 * Optionally M futures: where the frames leave the outcome open (a ball passing the paddle
   or bouncing off it), M sets of output taps draw M next frames instead of their average, a
   head predicts which comes, and a dream draws one (docs/design.md).
+* Optionally object cells: a small object whose next place is open (Pong's ball) is
+  placed first: a head classifies which 4x4 cell of the next frame holds it (or that none
+  does), a dream draws one cell, and the frame is drawn around the cell it was given
+  (world/object_cells.py).
 
 Shapes: B batch, K context, C channels, H x W frame, A action width.
 """
@@ -68,6 +72,10 @@ class WorldModelConfig:
     # with several futures: each other future departs from future 0 only where its gate (one
     # number per 4x4 cell) opens, so a rare outcome is not outweighed by the rest of the frame
     gated_futures: int = 0  # 0 or 1
+    # 1: a head classifies which cell of the fine grid holds the world's small object in the
+    # next frame (or that none does), a dream draws one, and the frame is drawn around it, so
+    # an object whose next place is open is drawn whole in one place, not smeared (filter worlds)
+    object_cells: int = 0  # 0 or 1
 
     def validate(self) -> None:
         if self.background not in (0, 1):
@@ -80,6 +88,11 @@ class WorldModelConfig:
             raise ValueError(
                 f"futures must be >= 1, and 1 in a bottleneck world (its frame is decoded from one code), "
                 f"got futures={self.futures!r} with bottleneck={self.bottleneck!r}"
+            )
+        if self.object_cells not in (0, 1) or (self.object_cells and self.bottleneck):
+            raise ValueError(
+                f"object_cells must be 0 or 1, and 0 in a bottleneck world, got {self.object_cells!r} "
+                f"with bottleneck={self.bottleneck!r}"
             )
         if self.bottleneck < 0 or (self.bottleneck and self.decoder_width < 1):
             raise ValueError(
@@ -151,6 +164,18 @@ class WorldModel(nn.Module):
                     self.future_gate = nn.Conv2d(c.fine_width, c.futures - 1, 1)
                     nn.init.zeros_(self.future_gate.weight)
                     nn.init.zeros_(self.future_gate.bias)
+            if c.object_cells:
+                # a logit per cell from its own features, and one for "no object" from the
+                # pooled context; the drawn cell enters the fine grid as a learned 3x3 stamp
+                # (zero at first: a world given object cells draws its frames as before)
+                self.object_head = nn.Sequential(
+                    nn.Conv2d(c.fine_width, c.fine_width, 1), nn.GELU(), nn.Conv2d(c.fine_width, 1, 1)
+                )
+                self.object_absent = nn.Linear(16 * c.coarse_width + cond, 1)
+                self.object_stamp = nn.Conv2d(1, c.fine_width, 3, padding=1)
+                for layer in (self.object_head[2], self.object_absent, self.object_stamp):  # uniform, no stamp
+                    nn.init.zeros_(layer.weight)
+                    nn.init.zeros_(layer.bias)
         # the heads see where things are (a 4x4 pooled grid), not just what is there: a
         # termination is a pole past an angle or a cart past an edge
         head_in = 16 * c.coarse_width + cond
@@ -240,6 +265,7 @@ class WorldModel(nn.Module):
         start: int | None = None,
         noise: torch.Tensor | None = None,
         target: torch.Tensor | None = None,
+        object_target: torch.Tensor | None = None,
     ) -> dict[str, torch.Tensor]:
         """frames and ``start`` as :meth:`features` takes them. Returns ``frame`` (B, C, H, W)
         in [0, 1] (not yet rounded to 8 bits), ``reward`` (B,), ``term_logit`` (B,), ``log_err`` (B,).
@@ -248,7 +274,12 @@ class WorldModel(nn.Module):
         argmax(logits + ``noise``) ((B, M) Gumbel noise, a dream's draw; None: the most likely);
         given the true next frame ``target`` (B, C, H, W) (training) it instead returns every
         future, ``futures`` (B, M, C, H, W), and as ``frame`` the closest to the target, whose
-        index is ``future`` (B,). A world with one future ignores both."""
+        index is ``future`` (B,). A world with one future ignores both.
+
+        A world with object cells also returns ``object_logits`` (B, cells + 1; the last: no
+        object) and ``object`` (B,), the cell it drew the frame around: ``object_target`` (B,)
+        where given (training: the true cell), else argmax(logits + its part of ``noise``).
+        ``noise`` is :func:`draw_noise`'s: the futures' columns first, then the cells'."""
         n = frames.shape[0]
         if n > self.cpu_block and frames.device.type == "cpu" and not torch.is_grad_enabled():
 
@@ -256,7 +287,9 @@ class WorldModel(nn.Module):
                 return None if x is None else x[i : i + self.cpu_block]
 
             parts = [  # each block is at most cpu_block long: this recursion is one level deep
-                self.forward(cut(frames, i), cut(actions, i), start, cut(noise, i), cut(target, i))
+                self.forward(
+                    cut(frames, i), cut(actions, i), start, cut(noise, i), cut(target, i), cut(object_target, i)
+                )
                 for i in range(0, n, self.cpu_block)
             ]
             return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
@@ -269,13 +302,17 @@ class WorldModel(nn.Module):
             frame = self.decoder(code)  # its convolutions under autocast too, its output stage fp32
         else:
             fine = fine + F.interpolate(self.up(coarse), scale_factor=2, mode="nearest")
+            n_fut = self.config.futures if self.config.futures > 1 else 0
+            if self.config.object_cells:
+                fine = fine + self._object_stamp(fine, pooled, out, object_target, noise, n_fut)
             fine = self.fine_out(fine, cond)
             pick = None
-            if self.config.futures > 1:
+            if n_fut:
                 logits = self.future_head(pooled).float()  # (B, M)
                 out["future_logits"] = logits
                 if target is None:
-                    pick = (logits if noise is None else logits + noise.float()).argmax(dim=1)  # (B,)
+                    drawn = logits if noise is None else logits + noise[:, :n_fut].float()
+                    pick = drawn.argmax(dim=1)  # (B,)
             frame = filter_output(self, F.gelu(fine), last, pick)
             if frame.dim() == 5:  # every future (B, M, C, H, W): the one closest to the target is the frame
                 futures = frame.clamp(0.0, 1.0)
@@ -303,6 +340,27 @@ class WorldModel(nn.Module):
             ]  # the most likely value
         return out
 
+    def _object_stamp(
+        self,
+        fine: torch.Tensor,
+        pooled: torch.Tensor,
+        out: dict[str, torch.Tensor],
+        target: torch.Tensor | None,
+        noise: torch.Tensor | None,
+        skip: int,
+    ) -> torch.Tensor:
+        """The object's cell, classified from the fine grid (B, Wf, h, w) and the pooled
+        context, or ``target``; returns its stamp on the fine grid (B, Wf, h, w) and records
+        ``object_logits`` and ``object`` in ``out``. ``noise``'s columns from ``skip`` on draw it."""
+        b, _, h, w = fine.shape
+        logits = torch.cat([self.object_head(fine).flatten(1), self.object_absent(pooled)], dim=1).float()
+        out["object_logits"] = logits  # (B, h w + 1)
+        if target is None:
+            target = (logits if noise is None else logits + noise[:, skip:].float()).argmax(dim=1)
+        out["object"] = target
+        onehot = F.one_hot(target.long(), h * w + 1)[:, : h * w].view(b, 1, h, w).to(fine.dtype)
+        return self.object_stamp(onehot.contiguous(memory_format=torch.channels_last))
+
     def encode(self, frames: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Flat features of a frame history, for agents (the latent observation mode):
         the context grid pooled to 4x4 (where things are; 16 Wc) and its mean and max over
@@ -312,13 +370,17 @@ class WorldModel(nn.Module):
         return torch.cat([grid, coarse.mean(dim=(2, 3)), coarse.amax(dim=(2, 3))], dim=1)  # (B, 18 Wc)
 
 
-def future_noise(
+def draw_noise(
     model: WorldModel, n: int, temperature: float = 1.0, generator: torch.Generator | None = None
 ) -> torch.Tensor | None:
-    """Gumbel noise (n, futures) x ``temperature``: ``forward`` then draws each future from
-    softmax(logits / temperature). None with one future or at temperature 0 (the most likely)."""
-    size = model.config.futures
-    if size == 1 or temperature <= 0:
+    """Gumbel noise x ``temperature`` for what ``forward`` draws, (n, futures + object cells + 1)
+    (each part only where the world has it): it then draws each future and object cell from
+    softmax(logits / temperature). None where it draws nothing, or at temperature 0 (the most likely)."""
+    c = model.config
+    size = (c.futures if c.futures > 1 else 0) + (
+        (c.height // c.patch) * (c.width // c.patch) + 1 if c.object_cells else 0
+    )
+    if size == 0 or temperature <= 0:
         return None
     device = next(model.parameters()).device
     u = torch.rand((n, size), generator=generator, device=device).clamp(1e-9, 1.0 - 1e-9)

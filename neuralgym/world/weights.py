@@ -168,7 +168,7 @@ def _json_metadata(path: Path, meta: dict[str, str], key: str, default: str | No
 
 
 #: model config fields whose 0 means "this part is absent", and their largest sane value
-OPTIONAL_PARTS = {"background": 1, "reward_classes": 64, "bottleneck": 1024, "gated_futures": 1}
+OPTIONAL_PARTS = {"background": 1, "reward_classes": 64, "bottleneck": 1024, "gated_futures": 1, "object_cells": 1}
 
 
 def _check_config(path: Path, config: WorldModelConfig) -> None:
