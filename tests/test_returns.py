@@ -90,5 +90,5 @@ def test_a_world_with_object_cells_reports_where_its_head_places_the_ball(pong_g
     right = paddle_returns(WithCells(True), spec, [pong_game])
     assert right["returns_cell"] == pytest.approx(1.0) and right["misses_cell"] == pytest.approx(1.0)
     wrong = paddle_returns(WithCells(False), spec, [pong_game])
-    assert wrong["returns_cell"] == pytest.approx(0.0, abs=1e-6) and wrong["misses_cell"] == pytest.approx(0.0, abs=1e-6)
+    assert wrong["returns_cell"] < 1e-6 and wrong["misses_cell"] < 1e-6
     assert "returns_cell" not in paddle_returns(StandIn(lambda frames, target: target), spec, [pong_game])
