@@ -106,3 +106,22 @@ def test_object_cells_are_checked() -> None:
         WorldModelConfig(object_cells=2).validate()
     with pytest.raises(ValueError, match="0 in a bottleneck world"):
         WorldModelConfig(object_cells=1, bottleneck=32).validate()
+
+
+def test_jittered_cells_move_to_a_neighbour_and_none_stays_none() -> None:
+    from neuralgym.training.losses import jitter_cells
+
+    config = WorldModelConfig()
+    torch.manual_seed(0)
+    cells = torch.tensor([17 * 5, 120, NONE, 0] * 500)
+    assert torch.equal(jitter_cells(cells, config, 0.0), cells)
+    moved = jitter_cells(cells, config, 1.0)
+    rows, cols = moved // 16 - cells // 16, moved % 16 - cells % 16
+    inner = (cells == 17 * 5) | (cells == 120)
+    assert bool((rows[inner].abs() <= 1).all() and (cols[inner].abs() <= 1).all())
+    assert bool(((rows[inner] != 0) | (cols[inner] != 0)).all())  # away from the grid's edge: always a neighbour
+    assert len(set(moved[cells == 120].tolist())) == 8  # every neighbour drawn
+    assert bool((moved[cells == NONE] == NONE).all())
+    assert bool((moved[cells == 0] < 18).all())  # a corner cell stays on the grid
+    some = jitter_cells(cells, config, 0.25)
+    assert 0.15 < float((some != cells)[inner].float().mean()) < 0.35

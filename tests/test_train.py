@@ -230,6 +230,7 @@ def test_cli_train_hard_windows_and_futures_relax_reach_the_run(
         ("--futures-relax", "1.5", "a number in [0, 1]"),
         ("--hard-oversample", "0", "a positive integer"),
         ("--object-weight", "0", "a positive number"),
+        ("--object-jitter", "1.5", "a number in [0, 1]"),
     ]:
         assert cli_main([*train_argv(tmp_path, tiny_dataset), flag, bad]) == 2
         assert f"expected {expected}, got" in capsys.readouterr().err

@@ -130,6 +130,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="with object cells: the weight of the object head's loss against the frame loss (default 0.2)",
     )
     p.add_argument(
+        "--object-jitter",
+        type=unit_float,
+        default=None,
+        help="with object cells: the share of training frames drawn around a cell next to the object's "
+        "true one, so a frame places the object by its motion and takes from the cell which way it went "
+        "(default 0)",
+    )
+    p.add_argument(
         "--hard-oversample",
         type=positive_int,
         default=None,
@@ -235,6 +243,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "hard_share": args.hard_share,
         "futures_relax": args.futures_relax,
         "object_weight": args.object_weight,
+        "object_jitter": args.object_jitter,
         "reward_balance": args.reward_balance,
         "reward_oversample": args.reward_oversample,
         "reward_window": args.reward_window,

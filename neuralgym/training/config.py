@@ -73,6 +73,10 @@ class TrainConfig:
     # a world with object cells (model.object_cells): the weight of its object head's loss
     # (the cross-entropy of the true cell) against the frame loss
     object_weight: float = 0.2
+    # ... and the share of the frames it is scored on that are drawn around a cell next to the
+    # true one (the object head often names a neighbour of the right cell; the frame then still
+    # places the object by its motion, and takes from the cell which way it went)
+    object_jitter: float = 0.0
     # a bottleneck world whose decoder starts fresh first learns to draw real frames, as the
     # decoder of a frame autoencoder, for this many steps (training/decoder_pretrain.py; 0: not)
     decoder_pretrain: int = 0
@@ -146,6 +150,7 @@ CONTINUED_FIELDS = (
     "change_weight",
     "futures_relax",
     "object_weight",
+    "object_jitter",
 )
 
 

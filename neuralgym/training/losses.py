@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from neuralgym.training.config import TrainConfig
 from neuralgym.training.windows import Batch
 from neuralgym.world.frameindex import RealFrameIndex
-from neuralgym.world.model import draw_noise, quantize
+from neuralgym.world.model import WorldModelConfig, draw_noise, quantize
 from neuralgym.world.object_cells import CellLocator
 
 
@@ -113,6 +113,9 @@ def rollout_loss(
     def cells(t: int) -> torch.Tensor | None:  # the true object cells of recorded frame t
         return locate(batch.frames[:, t], net.config.patch) if net.config.object_cells else None
 
+    def drawn_around(true_cells: torch.Tensor | None) -> torch.Tensor | None:
+        return None if true_cells is None else jitter_cells(true_cells, net.config, cfg.object_jitter)
+
     if burn:
         with torch.no_grad():
             for r in range(burn):
@@ -136,7 +139,7 @@ def rollout_loss(
         target = batch.frames[:, k + r]
         true_cells = cells(k + r) if after_burn is None or follow else None
         if after_burn is None or follow:  # a world with several futures draws them all, keeps the closest to reality
-            out = model(ctx, batch.actions[:, r : r + k], target=target, object_target=true_cells)
+            out = model(ctx, batch.actions[:, r : r + k], target=target, object_target=drawn_around(true_cells))
         else:
             out = model(ctx, batch.actions[:, r : r + k], noise=_draw(model, ctx))
         pred = quantize(out["frame"])
@@ -197,6 +200,21 @@ def rollout_loss(
         "object": obj_l.item() / denom,
     }
     return loss, stats
+
+
+def jitter_cells(cells: torch.Tensor, config: WorldModelConfig, share: float) -> torch.Tensor:
+    """``cells`` (B,) with a random ``share`` of those that hold an object moved to one of their
+    up to 8 neighbouring cells (clamped at the grid's edge)."""
+    rows, cols = config.height // config.patch, config.width // config.patch
+    present = cells < rows * cols
+    if share <= 0 or not bool(present.any()):
+        return cells
+    move = present & (torch.rand(cells.shape, device=cells.device) < share)
+    step = torch.randint(0, 8, cells.shape, device=cells.device)
+    step = step + (step >= 4).long()  # 0..8 without 4, the cell itself
+    r = (cells // cols + step // 3 - 1).clamp(0, rows - 1)
+    c = (cells % cols + step % 3 - 1).clamp(0, cols - 1)
+    return torch.where(move, r * cols + c, cells)
 
 
 def moved_pixels(batch: Batch, t: int) -> torch.Tensor:

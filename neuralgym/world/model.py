@@ -165,11 +165,12 @@ class WorldModel(nn.Module):
                     nn.init.zeros_(self.future_gate.weight)
                     nn.init.zeros_(self.future_gate.bias)
             if c.object_cells:
-                # a logit per cell from its own features, and one for "no object" from the
-                # pooled context; the drawn cell enters the fine grid as a learned 3x3 stamp
-                # (zero at first: a world given object cells draws its frames as before)
+                # a logit per cell from its own and its neighbours' features (where the object
+                # comes from), and one for "no object" from the pooled context; the drawn cell
+                # enters the fine grid as a learned 3x3 stamp (zero at first: a world given
+                # object cells draws its frames as before)
                 self.object_head = nn.Sequential(
-                    nn.Conv2d(c.fine_width, c.fine_width, 1), nn.GELU(), nn.Conv2d(c.fine_width, 1, 1)
+                    nn.Conv2d(c.fine_width, c.fine_width, 3, padding=1), nn.GELU(), nn.Conv2d(c.fine_width, 1, 1)
                 )
                 self.object_absent = nn.Linear(16 * c.coarse_width + cond, 1)
                 self.object_stamp = nn.Conv2d(1, c.fine_width, 3, padding=1)
