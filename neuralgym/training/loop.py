@@ -53,8 +53,7 @@ def train(
     resume: bool = False,
     progress: bool = True,
 ) -> dict[str, Any]:
-    """Train a world on the episodes in ``data_dir`` (one folder or several); write ``out``
-    (safetensors) at the end."""
+    """Train a world on the episodes in ``data_dir`` (one folder or several); write ``out`` (safetensors) at the end."""
     from tqdm import tqdm
 
     device, ddp = _setup(cfg)

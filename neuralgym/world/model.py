@@ -38,6 +38,7 @@ import torch.nn.functional as F
 
 from neuralgym.world.decoder import FrameDecoder
 from neuralgym.world.filter_output import filter_output
+from neuralgym.world.object_stamp import object_stamp
 
 
 @dataclass
@@ -305,7 +306,7 @@ class WorldModel(nn.Module):
             fine = fine + F.interpolate(self.up(coarse), scale_factor=2, mode="nearest")
             n_fut = self.config.futures if self.config.futures > 1 else 0
             if self.config.object_cells:
-                fine = fine + self._object_stamp(fine, pooled, out, object_target, noise, n_fut)
+                fine = fine + object_stamp(self, fine, pooled, out, object_target, noise, n_fut)
             fine = self.fine_out(fine, cond)
             pick = None
             if n_fut:
@@ -340,27 +341,6 @@ class WorldModel(nn.Module):
                 (logits - self.reward_logit_offset).argmax(dim=1)
             ]  # the most likely value
         return out
-
-    def _object_stamp(
-        self,
-        fine: torch.Tensor,
-        pooled: torch.Tensor,
-        out: dict[str, torch.Tensor],
-        target: torch.Tensor | None,
-        noise: torch.Tensor | None,
-        skip: int,
-    ) -> torch.Tensor:
-        """The object's cell, classified from the fine grid (B, Wf, h, w) and the pooled
-        context, or ``target``; returns its stamp on the fine grid (B, Wf, h, w) and records
-        ``object_logits`` and ``object`` in ``out``. ``noise``'s columns from ``skip`` on draw it."""
-        b, _, h, w = fine.shape
-        logits = torch.cat([self.object_head(fine).flatten(1), self.object_absent(pooled)], dim=1).float()
-        out["object_logits"] = logits  # (B, h w + 1)
-        if target is None:
-            target = (logits if noise is None else logits + noise[:, skip:].float()).argmax(dim=1)
-        out["object"] = target
-        onehot = F.one_hot(target.long(), h * w + 1)[:, : h * w].view(b, 1, h, w).to(fine.dtype)
-        return self.object_stamp(onehot.contiguous(memory_format=torch.channels_last))
 
     def encode(self, frames: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """Flat features of a frame history, for agents (the latent observation mode):
