@@ -232,8 +232,8 @@ def weighted_fit(pred: torch.Tensor, target: torch.Tensor, moved: torch.Tensor, 
 
 
 def _draw(model: torch.nn.Module, ctx: torch.Tensor) -> torch.Tensor | None:
-    """The noise that draws a free-running step's future as a dream does (its true next frame
-    is not the recording's); None for a world with one future."""
+    """The noise that draws a free-running step's future and object cell as a dream does (its
+    true next frame is not the recording's); None for a world that draws neither."""
     return draw_noise(model.module if hasattr(model, "module") else model, ctx.shape[0])
 
 
