@@ -49,6 +49,14 @@ def run_train(spec: WorldSpec, data: Path, root: Path, resume: bool = False, **c
     return Run(out, run_dir, result)
 
 
+def continued(spec: WorldSpec, data: Path, root: Path, source: Path) -> tuple[Run, Run]:
+    """One step from ``source``, as a plain run and as a heads-only run (whatever the config asks,
+    a run started from a world keeps the parts that world's frames depend on)."""
+    plain = run_train(spec, data, root / "plain", steps=1, init_from=str(source))
+    heads = run_train(spec, data, root / "heads", steps=1, init_from=str(source), heads_only=True)
+    return plain, heads
+
+
 @pytest.fixture(scope="module", autouse=True)
 def cheap_validation():
     """``validate`` rolls 128 held-out windows 25 steps open loop: seconds on a busy
@@ -498,10 +506,7 @@ def test_a_world_with_futures_trains_loads_and_keeps_them(
     out_w, alt_w = tensors["model.out.weight"], tensors["model.alt_out.weight"]
     assert out_w.abs().max() > 1e-3 and torch.allclose(alt_w, out_w, atol=0.2 * float(out_w.abs().max()))
     assert not torch.equal(alt_w, out_w)
-    for kw in ({}, {"heads_only": True}):
-        again = run_train(
-            cartpole_spec, tiny_dataset, tmp_path / f"b{len(kw)}", steps=1, init_from=str(run.weights), **kw
-        )
+    for again in continued(cartpole_spec, tiny_dataset, tmp_path / "b", run.weights):
         assert load_world(again.weights, cartpole_spec).model.config.futures == 2
     # gated: its gates start half open and learn; runs started from it, heads-only too, keep them
     gated = run_train(
@@ -513,10 +518,7 @@ def test_a_world_with_futures_trains_loads_and_keeps_them(
         model=WorldModelConfig(background=1, gated_futures=1),
     )
     assert model_tensors(gated.weights)["model.future_gate.bias"].abs().sum() > 0
-    for kw in ({}, {"heads_only": True}):
-        again = run_train(
-            cartpole_spec, tiny_dataset, tmp_path / f"h{len(kw)}", steps=1, init_from=str(gated.weights), **kw
-        )
+    for again in continued(cartpole_spec, tiny_dataset, tmp_path / "h", gated.weights):
         config = load_world(again.weights, cartpole_spec).model.config
         assert (config.futures, config.gated_futures) == (2, 1)
 
@@ -615,10 +617,8 @@ def test_object_cells_learn_their_cells_and_runs_started_from_them_keep_them(
         assert tensors["model.object_head.2.weight"].abs().sum() > 0  # the head was taught the cells
         assert tensors["model.object_stamp.weight"].abs().sum() > 0  # the frame learned to use the cell
         assert load_world(run.weights, cartpole_spec).model.config.object_cells == 1
-        for kw in ({}, {"heads_only": True}):
-            again = run_train(
-                cartpole_spec, tiny_dataset, tmp_path / f"a{len(kw)}", steps=1, init_from=str(run.weights), **kw
-            )
+        plain, heads = continued(cartpole_spec, tiny_dataset, tmp_path / "a", run.weights)
+        for again in (plain, heads):
             assert load_world(again.weights, cartpole_spec).model.config.object_cells == 1
-        kept = model_tensors(again.weights)  # heads-only: the object head and stamp are frame parts
+        kept = model_tensors(heads.weights)  # heads-only: the object head and stamp are frame parts
         assert all(torch.equal(kept[k], v) for k, v in tensors.items() if k.startswith("model.object_"))
